@@ -1,0 +1,1 @@
+"""azmem.azure"""

@@ -1,0 +1,5 @@
+"""The `azmem` command line."""
+
+
+def main() -> None:
+    raise SystemExit("azmem: CLI not built yet")
