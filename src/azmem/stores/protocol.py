@@ -1,0 +1,128 @@
+"""What the memory engine needs from a store, so that a PostgreSQL store can follow SQLite.
+
+Contract shared by every implementation:
+
+* Errors come from `azmem.azure.errors`: bad arguments (filters, cursor, vectors of
+  the wrong size, NUL bytes, lone surrogates, oversized text) raise
+  `InvalidInputError` before anything is written; an update/delete of an unknown id
+  raises `MemoryNotFoundError` and the whole `apply` batch is rolled back; a store
+  that cannot be opened or written raises `StoreError` (never a raw driver error);
+  an embedder that differs from the one the vectors were made with raises
+  `EmbedderMismatchError`.
+* Vectors are L2-normalised by the store on write, so cosine == dot product.
+* Filters use the language of `azmem.stores.filters` (mem0-compatible).
+* Scope: every id given in a `Scope` must match; reads with an empty scope see
+  everything, writes need at least one id.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from azmem.stores.models import HistoryEvent, MemoryRecord, Op, Page, Scope, SearchHit, SearchMode, Vector
+
+__all__ = ["Filters", "MemoryStore"]
+
+Filters = Mapping[str, Any]
+
+
+@runtime_checkable
+class MemoryStore(Protocol):
+    # -- lifecycle ---------------------------------------------------------------------
+    def open(self, embedder_name: str, dimension: int) -> None:
+        """Bind the embedder the caller will use for vectors.
+
+        The first call on a new (or empty) store records name and dimension; later calls
+        with a different pair raise EmbedderMismatchError naming both and suggesting
+        `azmem reindex`. Reads that need no vectors (get, list, history, count,
+        iter_all) work without it; apply and search require it.
+        """
+        ...
+
+    @property
+    def embedder(self) -> tuple[str, int] | None:
+        """(name, dimension) recorded in the store, None for a store that never held vectors."""
+        ...
+
+    def close(self) -> None: ...
+
+    # -- writes ------------------------------------------------------------------------
+    def apply(self, ops: Sequence[Op]) -> builtins.list[HistoryEvent]:
+        """Apply every op in one transaction (memory + vector + full-text + history).
+
+        Either all ops take effect or none does. Returns the history events written,
+        in op order.
+        """
+        ...
+
+    def delete_all(self, scope: Scope) -> int:
+        """Delete every memory in `scope` (which must not be empty) in one transaction,
+        with a DELETE history event each; returns how many."""
+        ...
+
+    def reset(self) -> None:
+        """Delete all memories and all history. The embedder binding is kept."""
+        ...
+
+    # -- reads -------------------------------------------------------------------------
+    def get(self, memory_id: str) -> MemoryRecord | None: ...
+
+    def list(
+        self,
+        scope: Scope,
+        filters: Filters | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        """Newest first (created_at, then insertion order); stable under concurrent
+        inserts. The cursor is opaque; a malformed one raises InvalidInputError."""
+        ...
+
+    def search(
+        self,
+        query_text: str | None,
+        query_vector: Vector | None,
+        scope: Scope,
+        filters: Filters | None = None,
+        limit: int = 10,
+        mode: SearchMode = "hybrid",
+        threshold: float | None = None,
+    ) -> builtins.list[SearchHit]:
+        """Rank memories in `scope` matching `filters` (applied before ranking).
+
+        Scores (`SearchHit.score`, best first):
+        * dense: cosine similarity (needs `query_vector`); `threshold` is a minimum cosine.
+        * bm25: `s / (1 + s)` with `s = -bm25()` of FTS5 (needs `query_text`);
+          `threshold` applies to that score.
+        * hybrid (needs both): reciprocal rank fusion (k=60) of the dense and BM25
+          candidate lists, divided by its maximum so that a memory ranked first by
+          every method scores 1.0; `threshold` is a minimum *cosine similarity*
+          (a BM25-only hit below it is dropped too).
+        Any text is a valid query: it is reduced to plain search terms, never parsed
+        as FTS5 syntax.
+        """
+        ...
+
+    def history(self, memory_id: str) -> builtins.list[HistoryEvent]:
+        """Every event for the id, oldest first; [] for an unknown id."""
+        ...
+
+    def count(self, scope: Scope | None = None, filters: Filters | None = None) -> int: ...
+
+    # -- reindex -----------------------------------------------------------------------
+    def iter_all(self, batch_size: int = 256) -> Iterator[builtins.list[MemoryRecord]]:
+        """Every memory, in batches; reads page by page so it holds no lock between batches."""
+        ...
+
+    def replace_vectors(
+        self, embedder_name: str, dimension: int, vectors: Iterable[tuple[str, Vector]]
+    ) -> int:
+        """Re-embed: give every memory a new vector and record the new embedder, atomically.
+
+        `vectors` must cover every memory exactly once (typically built from
+        `iter_all`); otherwise StoreError and nothing changes. Needs no `open` (the
+        old embedder is what mismatches). Returns the number of vectors written.
+        """
+        ...
