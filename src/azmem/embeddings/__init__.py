@@ -1,1 +1,17 @@
-"""azmem.embeddings"""
+"""Embedders: turn texts into unit float32 vectors.
+
+The local MiniLM model is the zero-setup default; it is imported lazily by
+:class:`LocalEmbedder` so that importing this package costs nothing.
+"""
+
+from azmem.embeddings.local import LOCAL_EMBEDDER_NAME, EmbeddingModelError, LocalEmbedder
+from azmem.embeddings.protocol import AsyncEmbedder, Embedder, aembed
+
+__all__ = [
+    "LOCAL_EMBEDDER_NAME",
+    "AsyncEmbedder",
+    "Embedder",
+    "EmbeddingModelError",
+    "LocalEmbedder",
+    "aembed",
+]

