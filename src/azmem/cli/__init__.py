@@ -1,5 +1,5 @@
-"""The `azmem` command line."""
+"""The ``azmem`` command line (typer + rich). See docs/cli.md."""
 
+from azmem.cli.app import app, main
 
-def main() -> None:
-    raise SystemExit("azmem: CLI not built yet")
+__all__ = ["app", "main"]

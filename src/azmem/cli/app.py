@@ -1,0 +1,118 @@
+"""The ``azmem`` application: one typer app, one flat list of commands.
+
+Commands live in small modules that know nothing about this one; they are registered
+here so the import graph stays a tree. Heavy imports (the SDK, the embedding model,
+the store) happen inside the commands, so ``azmem --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from azmem import __version__
+from azmem.cli import demo, doctor, emulator, importer, memories
+from azmem.cli.options import GLOBAL_PANEL, CliState
+from azmem.cli.output import ExitCode, debug_enabled, err_console, exit_code_for, print_error
+
+__all__ = ["app", "main"]
+
+
+class AzmemGroup(TyperGroup):
+    """Turns every exception a command raises into a printed message and an exit code.
+
+    Done once here instead of in each command (like httpx's single exception-mapping
+    context manager), and inside ``invoke`` rather than in :func:`main` so that tests
+    driving the app through ``CliRunner`` see exactly what users see.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except KeyboardInterrupt:
+            err_console().print("[yellow]Interrupted.[/yellow]")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except Exception as exc:
+            if debug_enabled():
+                raise
+            print_error(exc)
+            raise typer.Exit(int(exit_code_for(exc))) from None
+
+
+app = typer.Typer(
+    name="azmem",
+    cls=AzmemGroup,
+    help="Long-term memory for AI agents on Azure OpenAI.\n\nStart with [bold]azmem demo[/bold].",
+    epilog="Exit codes: 0 ok, 1 doctor found problems, 2 bad command line, 3 configuration, "
+    "4 input, 5 Azure OpenAI service, 6 store. Docs: docs/cli.md",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"azmem {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config file (YAML or TOML) with the Azure OpenAI settings.",
+            dir_okay=False,
+            rich_help_panel=GLOBAL_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            "-s",
+            help="SQLite store file (default: the one in the config, else the user data directory).",
+            dir_okay=False,
+            rich_help_panel=GLOBAL_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Show the version and exit.", callback=_version, is_eager=True),
+    ] = False,
+) -> None:
+    ctx.obj = CliState(config=config, store=store)
+
+
+_MEMORY_PANEL = "Memories"
+_SETUP_PANEL = "Set-up and tools"
+
+app.command("add", rich_help_panel=_MEMORY_PANEL)(memories.add)
+app.command("search", rich_help_panel=_MEMORY_PANEL)(memories.search)
+app.command("list", rich_help_panel=_MEMORY_PANEL)(memories.list_)
+app.command("get", rich_help_panel=_MEMORY_PANEL)(memories.get)
+app.command("history", rich_help_panel=_MEMORY_PANEL)(memories.history)
+app.command("delete", rich_help_panel=_MEMORY_PANEL)(memories.delete)
+app.command("import", rich_help_panel=_MEMORY_PANEL)(importer.import_)
+app.command("reindex", rich_help_panel=_MEMORY_PANEL)(memories.reindex)
+app.command("demo", rich_help_panel=_SETUP_PANEL)(demo.demo)
+app.command("doctor", rich_help_panel=_SETUP_PANEL)(doctor.doctor)
+app.command("emulator", rich_help_panel=_SETUP_PANEL)(emulator.emulator)
+
+
+def main() -> None:
+    """Console-script entry point (``azmem = "azmem.cli:main"``)."""
+    app()

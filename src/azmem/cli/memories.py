@@ -1,0 +1,336 @@
+"""The memory commands: add, search, list, get, history, delete, reindex.
+
+Each one is a thin face over one ``Memory`` method: parse options, call, render. The
+library owns validation (empty text, missing scope, bad filters) and its errors carry
+the fix, so the commands do not second-guess it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from azmem.cli.options import AgentOpt, ConfigOpt, JsonOpt, RunOpt, Scope, StoreOpt, UserOpt, state
+from azmem.cli.output import (
+    ExitCode,
+    InputFileError,
+    fail,
+    memories_table,
+    out_console,
+    print_json,
+    print_notice,
+    to_jsonable,
+)
+from azmem.cli.runtime import open_memory
+
+__all__ = ["add", "delete", "get", "history", "list_", "parse_filters", "parse_metadata", "reindex", "search"]
+
+FilterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--filter",
+        "-f",
+        help='Metadata filter as JSON, e.g. \'{"topic": "food"}\' or \'{"AND": [{"n": {"gte": 2}}]}\'.',
+        show_default=False,
+    ),
+]
+
+
+def parse_filters(raw: str | None) -> dict[str, Any] | None:
+    """Decode ``--filter``: JSON is the only syntax, so any filter the library accepts can be typed."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InputFileError(
+            f"--filter is not valid JSON: {exc.msg} at position {exc.pos}.",
+            suggestion='Quote the whole filter for the shell, e.g. --filter \'{"topic": "food"}\'.',
+        ) from None
+    if not isinstance(value, dict):
+        raise InputFileError(
+            "--filter must be a JSON object.", suggestion='For example --filter \'{"topic": "food"}\'.'
+        )
+    return value
+
+
+def parse_metadata(pairs: list[str] | None) -> dict[str, Any] | None:
+    """Turn ``--meta key=value`` pairs into a dict; values that parse as JSON keep their type.
+
+    ``--meta n=2`` stores the number 2 (so ``{"n": {"gte": 2}}`` filters work) while
+    ``--meta topic=food`` stores the string, without making people quote JSON.
+    """
+    if not pairs:
+        return None
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputFileError(
+                f"--meta {pair!r} is not KEY=VALUE.", suggestion="Write it as --meta topic=food (repeatable)."
+            )
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def _read_text(text: list[str] | None) -> str:
+    """The memory text from the arguments, or from stdin when it is ``-`` or piped in."""
+    if text and text != ["-"]:
+        return " ".join(text)
+    if text == ["-"] or not sys.stdin.isatty():
+        return sys.stdin.read()
+    raise fail(
+        "Nothing to add.", suggestion='Pass the text: azmem add "I like tea" --user alex (or pipe it in).'
+    )
+
+
+_EVENT_STYLE = {"ADD": "green", "UPDATE": "yellow", "DELETE": "red", "NONE": "dim"}
+
+
+def add(
+    ctx: typer.Context,
+    text: Annotated[
+        list[str] | None, typer.Argument(help="What to remember ('-' or a pipe: read stdin).")
+    ] = None,
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    run: RunOpt = None,
+    meta: Annotated[
+        list[str] | None,
+        typer.Option("--meta", "-m", help="Metadata KEY=VALUE (repeatable).", show_default=False),
+    ] = None,
+    role: Annotated[str, typer.Option(help="Role of the message: user, assistant or system.")] = "user",
+    infer: Annotated[
+        bool | None,
+        typer.Option(
+            "--infer/--no-infer",
+            help="Extract facts with the chat deployment, or store the text verbatim. "
+            "Default: infer when a chat deployment is configured.",
+            show_default=False,
+        ),
+    ] = None,
+    json_: JsonOpt = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Remember something for a user, agent or run."""
+    content = _read_text(text)
+    metadata = parse_metadata(meta)
+    scope = Scope(user, agent, run)
+    with open_memory(state(ctx, config, store)) as memory:
+        result = memory.add(
+            [{"role": role, "content": content}], metadata=metadata, infer=infer, **scope.kwargs()
+        )
+    if json_:
+        print_json(result)
+        return
+    events = list(result.results)
+    if not events:
+        print_notice("Nothing new to remember: the memories already cover it.")
+        return
+    table = Table(show_header=True)
+    table.add_column("event", no_wrap=True)
+    table.add_column("memory", overflow="fold")
+    table.add_column("id", style="dim", no_wrap=True)
+    for event in events:
+        label = Text(event.event, style=_EVENT_STYLE.get(event.event, ""))
+        memory_text = event.memory
+        if event.previous_memory and event.event == "UPDATE":
+            memory_text = f"{event.memory}  (was: {event.previous_memory})"
+        table.add_row(label, Text(memory_text), event.id)
+    out_console().print(table)
+
+
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    run: RunOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most results to return.")] = 10,
+    threshold: Annotated[
+        float | None, typer.Option(help="Minimum cosine similarity of a result.", show_default=False)
+    ] = None,
+    filter_: FilterOpt = None,
+    json_: JsonOpt = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Find the memories most relevant to a query (hybrid: meaning and keywords)."""
+    filters = parse_filters(filter_)
+    with open_memory(state(ctx, config, store)) as memory:
+        result = memory.search(
+            query, filters=filters, limit=limit, threshold=threshold, **Scope(user, agent, run).kwargs()
+        )
+    if json_:
+        print_json(result)
+        return
+    if not result.results:
+        print_notice("No matching memories.")
+        return
+    out_console().print(memories_table(result.results, show_score=True))
+
+
+def list_(
+    ctx: typer.Context,
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    run: RunOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most memories to show.")] = 50,
+    cursor: Annotated[
+        str | None, typer.Option(help="Continue from a previous page's next_cursor.", show_default=False)
+    ] = None,
+    filter_: FilterOpt = None,
+    json_: JsonOpt = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """List memories, newest first (one page; --cursor for the next)."""
+    filters = parse_filters(filter_)
+    with open_memory(state(ctx, config, store)) as memory:
+        page = memory.get_all(filters=filters, limit=limit, cursor=cursor, **Scope(user, agent, run).kwargs())
+    if json_:
+        print_json(page)
+        return
+    if not page.results:
+        print_notice("No memories in this scope.")
+        return
+    out_console().print(memories_table(page.results))
+    if page.next_cursor:
+        print_notice(f"More: azmem list --cursor {page.next_cursor} (with the same scope and filter)")
+
+
+def get(
+    ctx: typer.Context,
+    memory_id: Annotated[str, typer.Argument(metavar="ID", help="The memory's id.")],
+    json_: JsonOpt = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Show one memory with its metadata."""
+    with open_memory(state(ctx, config, store)) as memory:
+        item = memory.get(memory_id)
+    if json_:
+        print_json(item)
+        return
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in to_jsonable(item).items():
+        if value in (None, {}, []):
+            continue
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+        table.add_row(key, Text(shown))
+    out_console().print(table)
+
+
+def history(
+    ctx: typer.Context,
+    memory_id: Annotated[str, typer.Argument(metavar="ID", help="The memory's id.")],
+    json_: JsonOpt = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Every change to one memory (ADD, UPDATE, DELETE), oldest first."""
+    with open_memory(state(ctx, config, store)) as memory:
+        entries = memory.history(memory_id)
+    if json_:
+        print_json({"results": entries})
+        return
+    if not entries:
+        print_notice(f"No history for {memory_id}.")
+        return
+    table = Table()
+    table.add_column("when", style="dim", no_wrap=True)
+    table.add_column("event", no_wrap=True)
+    table.add_column("before", overflow="fold")
+    table.add_column("after", overflow="fold")
+    for entry in entries:
+        table.add_row(
+            entry.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            Text(entry.event, style=_EVENT_STYLE.get(entry.event, "")),
+            Text(entry.old_memory or ""),
+            Text(entry.new_memory or ""),
+        )
+    out_console().print(table)
+
+
+def delete(
+    ctx: typer.Context,
+    memory_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="The memory to delete.", show_default=False)
+    ] = None,
+    all_: Annotated[
+        bool,
+        typer.Option("--all", help="Delete every memory in the given scope (needs --user/--agent/--run)."),
+    ] = False,
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    run: RunOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_: JsonOpt = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Delete one memory by id, or all memories of a scope with --all."""
+    scope = Scope(user, agent, run)
+    if (memory_id is None) == (not all_):
+        raise fail(
+            "Give either a memory ID or --all with a scope.",
+            suggestion="azmem delete ID, or azmem delete --all --user alex",
+            code=ExitCode.USAGE,
+        )
+    if all_ and scope.is_empty():
+        raise fail(
+            "--all needs a scope, so that one typo cannot wipe every user's memories.",
+            suggestion="Add --user, --agent or --run (or use the Python API's reset() to clear a store).",
+            code=ExitCode.USAGE,
+        )
+    if memory_id is not None and not scope.is_empty():
+        raise fail("A memory ID already names one memory: drop --user/--agent/--run.", code=ExitCode.USAGE)
+    with open_memory(state(ctx, config, store)) as memory:
+        if memory_id is not None:
+            memory.delete(memory_id)
+            outcome: dict[str, Any] = {"deleted": 1, "id": memory_id}
+        else:
+            if not yes:
+                what = " ".join(f"{k}={v}" for k, v in scope.kwargs().items())
+                typer.confirm(f"Delete every memory of {what}?", abort=True, err=True)
+            count = memory.delete_all(**scope.kwargs())
+            outcome = {"deleted": count, **scope.kwargs()}
+    if json_:
+        print_json(outcome)
+    else:
+        noun = "memory" if outcome["deleted"] == 1 else "memories"
+        out_console().print(f"Deleted {outcome['deleted']} {noun}.")
+
+
+def reindex(
+    ctx: typer.Context,
+    json_: JsonOpt = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Re-embed every memory with the embedder configured now (after changing embedders)."""
+    with open_memory(state(ctx, config, store), check_embedder=False) as memory:
+        result = memory.reindex()
+    if json_:
+        print_json(result)
+        return
+    before = (
+        f" (was {result.previous_embedder}, {result.previous_dimension} dimensions)"
+        if result.previous_embedder and result.previous_embedder != result.embedder
+        else ""
+    )
+    out_console().print(
+        f"Re-embedded {result.count} memories with {result.embedder} ({result.dimension} dimensions){before}."
+    )

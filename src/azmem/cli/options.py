@@ -1,0 +1,94 @@
+"""Options shared by several commands, declared once so their names and help never drift.
+
+``--config`` and ``--store`` are accepted both before the command (``azmem --store x.db
+list``) and after it (``azmem list --store x.db``): people type them in either place,
+and refusing one of the two is the kind of friction a CLI should not have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = [
+    "AgentOpt",
+    "CliState",
+    "ConfigOpt",
+    "JsonOpt",
+    "RunOpt",
+    "Scope",
+    "StoreOpt",
+    "UserOpt",
+    "state",
+]
+
+SCOPE_PANEL = "Scope"
+GLOBAL_PANEL = "Configuration"
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (YAML or TOML) with the Azure OpenAI settings.",
+        dir_okay=False,
+        rich_help_panel=GLOBAL_PANEL,
+        show_default=False,
+    ),
+]
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        "-s",
+        help="SQLite store file (default: the one in the config, else the user data directory).",
+        dir_okay=False,
+        rich_help_panel=GLOBAL_PANEL,
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+UserOpt = Annotated[
+    str | None, typer.Option("--user", "-u", help="User id.", rich_help_panel=SCOPE_PANEL, show_default=False)
+]
+AgentOpt = Annotated[
+    str | None,
+    typer.Option("--agent", "-a", help="Agent id.", rich_help_panel=SCOPE_PANEL, show_default=False),
+]
+RunOpt = Annotated[
+    str | None, typer.Option("--run", "-r", help="Run id.", rich_help_panel=SCOPE_PANEL, show_default=False)
+]
+
+
+@dataclass
+class CliState:
+    """What the top-level options set, for the commands to read through ``ctx.obj``."""
+
+    config: Path | None = None
+    store: Path | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The ``--user/--agent/--run`` triple, passed on as the library's keyword arguments."""
+
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+
+    def kwargs(self) -> dict[str, str]:
+        """Only the ids that were given, so the library can tell "not passed" from an empty id."""
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+    def is_empty(self) -> bool:
+        return not self.kwargs()
+
+
+def state(ctx: typer.Context, config: Path | None = None, store: Path | None = None) -> CliState:
+    """The effective ``--config``/``--store``: the command's own option wins over the global one."""
+    root = ctx.find_root().obj
+    base = root if isinstance(root, CliState) else CliState()
+    return CliState(config=config or base.config, store=store or base.store)
