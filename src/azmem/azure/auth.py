@@ -1,0 +1,291 @@
+"""API key or Microsoft Entra ID, decided once per role.
+
+Entra ID always goes through ``get_bearer_token_provider`` (the ``azure.identity.aio`` one
+for async clients): it caches the token and refreshes it before expiry, and the SDK calls
+it on every attempt. We never call ``credential.get_token(...)`` ourselves (the seed's
+mistake: an AccessToken is neither callable nor a str, and a fixed token dies in an hour).
+
+Placeholder keys (see :data:`PLACEHOLDER_PATTERNS`) count as "no key": the samples people
+copy ship with ``your-api-key``, ``<your-key>`` or ``xxxx``, and sending those gives a 401
+that hides the real intent (use Entra ID).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import SecretStr
+
+from .errors import ConfigurationError, register_secret
+from .settings import AzureOpenAISettings
+
+__all__ = [
+    "PLACEHOLDER_PATTERNS",
+    "AuthPlan",
+    "is_placeholder_key",
+    "plan_auth",
+]
+
+logger = logging.getLogger("azmem.azure.auth")
+
+#: Values (case-insensitive, whole string after trimming) that mean "no key was set".
+PLACEHOLDER_PATTERNS: tuple[str, ...] = (
+    r"",                                   # empty or whitespace only
+    r"<.*>",                               # <your-api-key>, <API_KEY>
+    r"\{\{?.*\}?\}",                       # {api_key}, {{ key }}
+    r"\$\{.*\}",                           # ${AZURE_OPENAI_API_KEY} left unexpanded
+    r"x{3,}[x\-_.]*",                      # xxx, XXXX-XXXX
+    r"\*{3,}",                             # ****
+    r"\.{3,}",                             # ...
+    # your-api-key, your_key_here, my-azure-openai-key
+    r"(your|my)[-_ ]?(azure[-_ ]?)?(openai[-_ ]?)?(api[-_ ]?)?key([-_ ]?here)?",
+    r"(insert|enter|put|add)[-_ ]?(your[-_ ]?)?(api[-_ ]?)?key([-_ ]?here)?",
+    r"(api[-_ ]?)?key[-_ ]?here",
+    r"change[-_ ]?me",
+    r"replace[-_ ]?me",
+    r"placeholder",
+    r"todo",
+    r"none|null|nil|undefined",
+    r"(example|sample)[-_ ]?(api[-_ ]?)?key",
+)
+# Deliberately absent: "test-key", "dummy", "fake". Emulator setups use such keys for real.
+_PLACEHOLDER_RE = re.compile("|".join(f"(?:{p})" for p in PLACEHOLDER_PATTERNS), re.IGNORECASE)
+
+DEFAULT_AZURE_OPENAI_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+_logged: set[tuple[str, str | None]] = set()
+_logged_lock = threading.Lock()
+
+
+def is_placeholder_key(value: str | SecretStr | None) -> bool:
+    """True when ``value`` is missing or a sample-config placeholder rather than a key."""
+    if value is None:
+        return True
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return _PLACEHOLDER_RE.fullmatch(raw.strip()) is not None
+
+
+TokenProvider = Callable[[], str]
+AsyncTokenProvider = Callable[[], Awaitable[str]]
+
+
+@dataclass
+class AuthPlan:
+    """How one role authenticates; the provider turns this into SDK arguments.
+
+    Credentials built here (not the user's own) are closed by :meth:`close` / :meth:`aclose`.
+    """
+
+    kind: Literal["api_key", "entra"]
+    api_key: str | None = None
+    scope: str = DEFAULT_AZURE_OPENAI_SCOPE
+    source: str = ""
+    """Human description ("api key", "DefaultAzureCredential", "your credential"), for logs."""
+    _settings: AzureOpenAISettings | None = field(default=None, repr=False)
+    _sync_credential: Any = field(default=None, repr=False)
+    _async_credential: Any = field(default=None, repr=False)
+    _owned: list[Any] = field(default_factory=list, repr=False)
+
+    def sync_token_provider(self) -> TokenProvider:
+        """A str-returning provider for sync clients (``get_bearer_token_provider``)."""
+        user = self._settings.credential if self._settings else None
+        if callable(user) and not _is_credential(user):
+            if inspect.iscoroutinefunction(user):
+                raise ConfigurationError(
+                    "An async token provider cannot serve a sync client.",
+                    error_code="async_credential_for_sync_client",
+                    suggestion="Use AsyncLLMClient, or pass a sync callable / TokenCredential.",
+                )
+            return _checked_provider(user)
+        from azure.identity import get_bearer_token_provider
+
+        if self._sync_credential is None:
+            if user is not None and _is_async_credential(user):
+                raise ConfigurationError(
+                    "An AsyncTokenCredential (azure.identity.aio) cannot serve a sync client.",
+                    error_code="async_credential_for_sync_client",
+                    suggestion="Pass the azure.identity (sync) credential, or use the async client.",
+                )
+            self._sync_credential = user if user is not None else self._build(asynchronous=False)
+        return _checked_provider(get_bearer_token_provider(self._sync_credential, self.scope))
+
+    def async_token_provider(self) -> AsyncTokenProvider:
+        """An awaitable provider for async clients (``azure.identity.aio.get_bearer_token_provider``).
+
+        A sync credential or callable is accepted too: its provider caches the token, so the
+        rare blocking refresh costs less than a thread hop on every request.
+        """
+        user = self._settings.credential if self._settings else None
+        if callable(user) and not _is_credential(user):
+            if inspect.iscoroutinefunction(user):
+                return _checked_async_provider(user)
+            return _as_async(_checked_provider(user))
+        if user is not None and not _is_async_credential(user):
+            return _as_async(self.sync_token_provider())
+        from azure.identity.aio import get_bearer_token_provider
+
+        if self._async_credential is None:
+            self._async_credential = user if user is not None else self._build(asynchronous=True)
+        return _checked_async_provider(get_bearer_token_provider(self._async_credential, self.scope))
+
+    def _build(self, *, asynchronous: bool) -> Any:
+        settings = self._settings
+        assert settings is not None
+        if asynchronous:
+            from azure.identity import aio as identity
+        else:
+            import azure.identity as identity  # type: ignore[no-redef]
+        cred: Any
+        if settings.tenant_id and settings.client_id and settings.client_secret:
+            cred = identity.ClientSecretCredential(
+                settings.tenant_id, settings.client_id, settings.client_secret.get_secret_value()
+            )
+        elif settings.use_managed_identity:
+            cred = identity.ManagedIdentityCredential(client_id=settings.managed_identity_client_id)
+        else:
+            kwargs = {}
+            if settings.managed_identity_client_id:
+                kwargs["managed_identity_client_id"] = settings.managed_identity_client_id
+            cred = identity.DefaultAzureCredential(**kwargs)
+        self._owned.append(cred)
+        return cred
+
+    def close(self) -> None:
+        for cred in self._owned:
+            close = getattr(cred, "close", None)
+            if close is not None and not inspect.iscoroutinefunction(close):
+                close()
+
+    async def aclose(self) -> None:
+        for cred in self._owned:
+            close = getattr(cred, "close", None)
+            if close is None:
+                continue
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+
+
+def _is_credential(obj: Any) -> bool:
+    return callable(getattr(obj, "get_token", None)) or callable(getattr(obj, "get_token_info", None))
+
+
+def _is_async_credential(obj: Any) -> bool:
+    get_token = getattr(obj, "get_token", None) or getattr(obj, "get_token_info", None)
+    return get_token is not None and inspect.iscoroutinefunction(get_token)
+
+
+_GET_TOKEN_MISTAKE = (
+    "The token provider returned {kind}, not a str. This is the `credential.get_token(scope)` "
+    "mistake: pass the credential itself (credential=DefaultAzureCredential()) and azmem wraps it "
+    "with get_bearer_token_provider, or pass get_bearer_token_provider(credential, scope)."
+)
+
+
+def _check_token(token: Any) -> str:
+    if isinstance(token, str) and token:
+        register_secret(token)
+        return token
+    kind = type(token).__name__
+    raise ConfigurationError(
+        _GET_TOKEN_MISTAKE.format(kind=f"a {kind}" if token is not None else "None"),
+        error_code="bad_token_provider",
+    )
+
+
+def _checked_provider(provider: Callable[[], Any]) -> TokenProvider:
+    def call() -> str:
+        return _check_token(provider())
+
+    return call
+
+
+def _checked_async_provider(provider: Callable[[], Awaitable[Any]]) -> AsyncTokenProvider:
+    async def call() -> str:
+        return _check_token(await provider())
+
+    return call
+
+
+def _as_async(provider: TokenProvider) -> AsyncTokenProvider:
+    async def call() -> str:
+        return provider()
+
+    return call
+
+
+def _validate_credential(credential: Any) -> None:
+    if credential is None or _is_credential(credential):
+        return
+    if hasattr(credential, "token") and hasattr(credential, "expires_on"):
+        raise ConfigurationError(
+            "credential is an AccessToken (the result of credential.get_token(...)), which expires in "
+            "about an hour and cannot be refreshed.",
+            error_code="bad_token_provider",
+            suggestion="Pass the credential object itself, e.g. credential=DefaultAzureCredential().",
+        )
+    if isinstance(credential, str):
+        raise ConfigurationError(
+            "credential is a fixed token string, which expires in about an hour.",
+            error_code="bad_token_provider",
+            suggestion="Pass a TokenCredential, or a callable returning a fresh token "
+            "(get_bearer_token_provider).",
+        )
+    if not callable(credential):
+        raise ConfigurationError(
+            "credential must be a TokenCredential or a token-provider callable, "
+            f"not {type(credential).__name__}.",
+            error_code="bad_token_provider",
+        )
+
+
+def plan_auth(settings: AzureOpenAISettings) -> AuthPlan:
+    """Decide between the API key and Entra ID for one role.
+
+    ``auth="api_key"`` with no real key is a ConfigurationError; ``auth="auto"`` falls back
+    to Entra ID with one INFO line per role and endpoint so the switch is never silent.
+    """
+    _validate_credential(settings.credential)
+    key = settings.api_key
+    has_key = not is_placeholder_key(key)
+    if settings.auth == "api_key" or (settings.auth == "auto" and has_key and settings.credential is None):
+        if not has_key:
+            raise ConfigurationError(
+                f"auth='api_key' but no usable API key is set for the {settings.role} role.",
+                error_code="missing_api_key",
+                suggestion=_key_hint(settings.role),
+            )
+        assert key is not None
+        secret = key.get_secret_value().strip()
+        register_secret(secret)
+        return AuthPlan(kind="api_key", api_key=secret, source="api key", _settings=settings)
+
+    source = (
+        "your credential" if settings.credential is not None
+        else "ClientSecretCredential" if settings.tenant_id and settings.client_id and settings.client_secret
+        else "ManagedIdentityCredential" if settings.use_managed_identity
+        else "DefaultAzureCredential"
+    )
+    if settings.auth == "auto" and settings.credential is None:
+        marker = (settings.role, settings.endpoint)
+        with _logged_lock:
+            first = marker not in _logged
+            _logged.add(marker)
+        if first:
+            why = "no API key is set" if key is None else "the API key looks like a placeholder"
+            logger.info(
+                "azmem: %s for the %s deployment at %s; using Microsoft Entra ID (%s, scope %s).",
+                why, settings.role, settings.endpoint, source, settings.token_scope,
+            )
+    return AuthPlan(kind="entra", scope=settings.token_scope, source=source, _settings=settings)
+
+
+def _key_hint(role: str) -> str:
+    env = "EMBEDDING_AZURE_OPENAI_API_KEY" if role == "embedding" else "LLM_AZURE_OPENAI_API_KEY"
+    return f"Set {env} or AZURE_OPENAI_API_KEY, pass api_key=..., or use auth='entra'."

@@ -1,0 +1,225 @@
+"""The one place SDK clients are built (mem0 copies this setup into three files that drifted).
+
+Dated API: ``AzureOpenAI(azure_endpoint=..., api_version=...)`` WITHOUT
+``azure_deployment``, so the base URL is ``{endpoint}/openai`` and the ``model=`` we send
+(:meth:`AzureProvider.model_arg`, the deployment name) routes the request to
+``/deployments/{model}/...``. One client per role, and a caller's own client built with
+``azure_deployment=`` keeps working because then ``model`` no longer affects the URL.
+
+v1 API: plain ``OpenAI(base_url="{endpoint}/openai/v1/")`` (``AzureOpenAI`` with that
+base URL builds wrong paths); the key is the ``api_key``, or for Entra ID a token provider
+is the ``api_key`` callable (sync for ``OpenAI``, async for ``AsyncOpenAI``), which the SDK
+calls before every request.
+
+SDK retries are always off (``max_retries=0``): :mod:`azmem.azure.retry` decides.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx2
+import openai
+
+from .auth import AuthPlan, plan_auth
+from .errors import ConfigurationError, RequestContext
+from .settings import AzureOpenAISettings, Capabilities
+
+__all__ = ["AzureProvider"]
+
+
+class AzureProvider:
+    """Owns one role's endpoint, auth, API mode and the lifetime of its SDK clients."""
+
+    def __init__(
+        self,
+        settings: AzureOpenAISettings,
+        *,
+        client: openai.OpenAI | None = None,
+        async_client: openai.AsyncOpenAI | None = None,
+    ) -> None:
+        self.settings = settings
+        self._client = client
+        self._async_client = async_client
+        self._owns_client = client is None
+        self._owns_async_client = async_client is None
+        self._lock = threading.Lock()
+        self._auth: AuthPlan | None = None
+        if client is None and async_client is None:
+            settings.require()
+            self._auth = plan_auth(settings)
+        elif not settings.deployment:
+            settings.require()  # the deployment is still needed for `model=`
+
+    # -- facts ---------------------------------------------------------------------
+
+    @property
+    def deployment(self) -> str:
+        return self.settings.deployment or ""
+
+    @property
+    def endpoint(self) -> str:
+        if self.settings.endpoint:
+            return self.settings.endpoint
+        wrapped = self._client or self._async_client
+        return str(wrapped.base_url).rstrip("/") if wrapped is not None else ""
+
+    @property
+    def api_version(self) -> str | None:
+        return self.settings.api_version if self.settings.api_mode == "dated" else None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.settings.resolved_capabilities()
+
+    @property
+    def auth_kind(self) -> str | None:
+        return self._auth.kind if self._auth else None
+
+    def model_arg(self) -> str:
+        """The ``model=`` value: the deployment name, for both API modes."""
+        return self.deployment
+
+    def context(self, operation: str, attempt: int = 1) -> RequestContext:
+        """A RequestContext for error mapping and logs."""
+        return RequestContext(
+            operation=operation,
+            deployment=self.deployment,
+            endpoint=self.endpoint,
+            api_version=self.api_version,
+            attempt=attempt,
+            auth=self.auth_kind,
+        )
+
+    # -- clients -------------------------------------------------------------------
+
+    def sync_client(self) -> openai.OpenAI:
+        """The sync SDK client (``AzureOpenAI`` for dated, ``OpenAI`` for v1); built once, lazily."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._build_sync()
+        return self._client
+
+    def async_client(self) -> openai.AsyncOpenAI:
+        """The async SDK client (``AsyncAzureOpenAI`` / ``AsyncOpenAI``); built once, lazily."""
+        if self._async_client is None:
+            with self._lock:
+                if self._async_client is None:
+                    self._async_client = self._build_async()
+        return self._async_client
+
+    def _timeout(self) -> httpx2.Timeout:
+        s = self.settings
+        return httpx2.Timeout(s.timeout, connect=s.connect_timeout)
+
+    def _http_client(self) -> httpx2.Client | None:
+        proxy = self.settings.proxy
+        if proxy is None:
+            return None
+        if isinstance(proxy, str):
+            return openai.DefaultHttpx2Client(proxy=proxy, timeout=self._timeout())
+        mounts: dict[str, httpx2.BaseTransport | None] = {
+            scheme: httpx2.HTTPTransport(proxy=url) for scheme, url in proxy.items()
+        }
+        return openai.DefaultHttpx2Client(mounts=mounts, timeout=self._timeout())
+
+    def _async_http_client(self) -> httpx2.AsyncClient | None:
+        proxy = self.settings.proxy
+        if proxy is None:
+            return None
+        if isinstance(proxy, str):
+            return openai.DefaultAsyncHttpx2Client(proxy=proxy, timeout=self._timeout())
+        mounts: dict[str, httpx2.AsyncBaseTransport | None] = {
+            scheme: httpx2.AsyncHTTPTransport(proxy=url) for scheme, url in proxy.items()
+        }
+        return openai.DefaultAsyncHttpx2Client(mounts=mounts, timeout=self._timeout())
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "max_retries": 0,
+            "timeout": self._timeout(),
+            "default_headers": dict(self.settings.default_headers) or None,
+        }
+
+    def _build_sync(self) -> openai.OpenAI:
+        s, auth = self.settings, self._auth
+        if auth is None or s.endpoint is None:
+            raise ConfigurationError(
+                "Only an async SDK client was passed to AzureProvider; there is no sync client to use.",
+                suggestion="Pass client= as well, or let azmem build both from settings.",
+            )
+        common = self._common()
+        http_client = self._http_client()
+        if http_client is not None:
+            common["http_client"] = http_client
+        if s.api_mode == "v1":
+            api_key: Any = auth.api_key if auth.kind == "api_key" else auth.sync_token_provider()
+            return openai.OpenAI(base_url=f"{s.endpoint}/openai/v1/", api_key=api_key, **common)
+        creds: dict[str, Any] = (
+            {"api_key": auth.api_key} if auth.kind == "api_key"
+            else {"azure_ad_token_provider": auth.sync_token_provider()}
+        )
+        return openai.AzureOpenAI(azure_endpoint=s.endpoint, api_version=s.api_version, **creds, **common)
+
+    def _build_async(self) -> openai.AsyncOpenAI:
+        s, auth = self.settings, self._auth
+        if auth is None or s.endpoint is None:
+            raise ConfigurationError(
+                "Only a sync SDK client was passed to AzureProvider; there is no async client to use.",
+                suggestion="Pass async_client= as well, or let azmem build both from settings.",
+            )
+        common = self._common()
+        http_client = self._async_http_client()
+        if http_client is not None:
+            common["http_client"] = http_client
+        if s.api_mode == "v1":
+            api_key: Any = auth.api_key if auth.kind == "api_key" else auth.async_token_provider()
+            return openai.AsyncOpenAI(base_url=f"{s.endpoint}/openai/v1/", api_key=api_key, **common)
+        creds: dict[str, Any] = (
+            {"api_key": auth.api_key} if auth.kind == "api_key"
+            else {"azure_ad_token_provider": auth.async_token_provider()}
+        )
+        return openai.AsyncAzureOpenAI(
+            azure_endpoint=s.endpoint, api_version=s.api_version, **creds, **common
+        )
+
+    # -- lifetime ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the sync client and credentials this provider created (never a caller's)."""
+        if self._owns_client and self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._auth is not None:
+            self._auth.close()
+
+    async def aclose(self) -> None:
+        """Close every client and credential this provider created (never a caller's)."""
+        if self._owns_async_client and self._async_client is not None:
+            await self._async_client.close()
+            self._async_client = None
+        if self._owns_client and self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._auth is not None:
+            await self._auth.aclose()
+
+    def __enter__(self) -> AzureProvider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> AzureProvider:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"AzureProvider(deployment={self.deployment!r}, endpoint={self.endpoint!r}, "
+            f"api_mode={self.settings.api_mode!r}, auth={self.auth_kind!r})"
+        )
