@@ -1,0 +1,156 @@
+"""OpenTelemetry spans for LLM and embedding calls, through ``opentelemetry-api`` only.
+
+Without an SDK installed by the application every span is a no-op. Attribute names follow
+the GenAI semantic conventions (``gen_ai.*``) plus the names Graphiti users already chart
+(``llm.provider``, ``model.size``, ``cache.hit``, ``prompt.name``).
+
+The one rule that matters: an exception raised inside :func:`llm_span` leaves it as the
+very same object. Graphiti's span helper turned every error into ``RuntimeError``, so its
+callers could no longer catch a rate limit by type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode, Tracer
+
+from .errors import AzmemError, redact
+
+__all__ = ["TRACER_NAME", "get_tracer", "llm_span", "sanitize_attributes", "set_tracer"]
+
+TRACER_NAME = "azmem"
+
+_tracer: Tracer | None = None
+
+_SECRET_ATTR = ("api_key", "api-key", "authorization", "token", "secret", "password", "credential")
+_ALLOWED_TOKEN_ATTRS = ("usage.input_tokens", "usage.output_tokens", "max_tokens", "tokens")
+
+
+def set_tracer(tracer: Tracer | None) -> None:
+    """Use ``tracer`` for every azmem span from now on (``None`` restores the global provider's)."""
+    global _tracer
+    _tracer = tracer
+
+
+def get_tracer(tracer: Tracer | None = None) -> Tracer:
+    """The tracer to use: the one passed, else the one set with :func:`set_tracer`, else the global one.
+
+    The global tracer is looked up at call time, so an application that installs its
+    TracerProvider after importing azmem still gets our spans.
+    """
+    if tracer is not None:
+        return tracer
+    if _tracer is not None:
+        return _tracer
+    return trace.get_tracer(TRACER_NAME)
+
+
+def _is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    if any(lowered.endswith(ok) for ok in _ALLOWED_TOKEN_ATTRS):
+        return False
+    return any(word in lowered for word in _SECRET_ATTR)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        items = [_clean(v) for v in value if v is not None]
+        kinds = {type(v) for v in items}
+        if len(kinds) <= 1:
+            return items
+        return [str(v) for v in items]
+    return redact(str(value))
+
+
+def sanitize_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes OpenTelemetry accepts, with secrets removed and ``None`` dropped.
+
+    Keys that name a secret (api_key, authorization, token, ...) are dropped whole;
+    string values are scrubbed of registered secrets and bearer/JWT shapes.
+    """
+    out: dict[str, Any] = {}
+    for name, value in attributes.items():
+        if value is None or _is_secret_name(name):
+            continue
+        out[name] = _clean(value)
+    return out
+
+
+class _SafeSpan:
+    """A thin proxy that sanitises whatever callers set on the span later."""
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        cleaned = sanitize_attributes({key: value})
+        if key in cleaned:
+            self._span.set_attribute(key, cleaned[key])
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        self._span.set_attributes(sanitize_attributes(attributes))
+
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        self._span.add_event(name, sanitize_attributes(attributes or {}))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._span, name)
+
+
+@contextmanager
+def llm_span(tracer: Tracer | None, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Any]:
+    """A span around one LLM or embedding call that records, and re-raises, any exception as is.
+
+    Yields a span-like object whose ``set_attribute`` / ``add_event`` sanitise values.
+    ``llm.provider=azure`` and ``gen_ai.system=az.ai.openai`` are always set. The span
+    is closed on exit even when the caller never consumes the rest of a generator.
+    """
+    base: dict[str, Any] = {
+        "gen_ai.system": "az.ai.openai",
+        "gen_ai.provider.name": "azure.ai.openai",
+        "llm.provider": "azure",
+    }
+    base.update(attributes or {})
+    with get_tracer(tracer).start_as_current_span(
+        name,
+        kind=trace.SpanKind.CLIENT,
+        attributes=sanitize_attributes(base),
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield _SafeSpan(span)
+        except BaseException as exc:
+            _record_error(span, exc)
+            raise  # the same object, never wrapped
+
+
+def _record_error(span: Span, exc: BaseException) -> None:
+    if isinstance(exc, GeneratorExit):
+        return  # the caller stopped early; that is not a failure
+    try:
+        attrs: dict[str, Any] = {
+            "exception.type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+            "exception.message": redact(str(exc))[:2000],
+        }
+        span.add_event("exception", attrs)
+        span.set_attribute("error.type", type(exc).__name__)
+        if isinstance(exc, AzmemError):
+            if exc.status_code is not None:
+                span.set_attribute("http.response.status_code", exc.status_code)
+            if exc.error_code:
+                span.set_attribute("azmem.error_code", exc.error_code)
+            request_id = exc.debug_info.get("apim-request-id") or exc.debug_info.get("x-request-id")
+            if request_id:
+                span.set_attribute("azmem.request_id", str(request_id))
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}"))
+    except Exception:  # a broken exporter must not replace the caller's exception
+        pass
