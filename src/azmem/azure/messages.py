@@ -227,8 +227,10 @@ def to_wire(messages: Sequence[Message]) -> list[dict[str, Any]]:
         elif isinstance(message, SystemMessage):
             item = {"role": message.role, "content": clean_text(message.content)}
         elif isinstance(message, AssistantMessage):
-            item = {"role": "assistant", "content": None if message.content is None
-                    else clean_text(message.content)}
+            item = {
+                "role": "assistant",
+                "content": None if message.content is None else clean_text(message.content),
+            }
             if message.tool_calls:
                 item["tool_calls"] = [
                     {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
@@ -237,7 +239,11 @@ def to_wire(messages: Sequence[Message]) -> list[dict[str, Any]]:
             if message.refusal is not None:
                 item["refusal"] = message.refusal
         else:
-            item = {"role": "tool", "content": clean_text(message.content), "tool_call_id": message.tool_call_id}
+            item = {
+                "role": "tool",
+                "content": clean_text(message.content),
+                "tool_call_id": message.tool_call_id,
+            }
         name = getattr(message, "name", None)
         if name:
             item["name"] = name

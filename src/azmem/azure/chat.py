@@ -1,0 +1,323 @@
+"""The chat call flows (generate, stream opening), written once as sans-IO generators.
+
+``generate_flow`` owns the whole policy of a call: cache lookup, the output mode and
+its fallback when a deployment rejects json_schema (remembered per deployment), the
+validation re-ask budget, usage and the span. The clients in :mod:`azmem.azure.llm`
+only perform the steps it yields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import openai
+from openai.types.chat import ChatCompletion
+from pydantic import BaseModel, ValidationError
+
+from azmem.azure.cache import ResponseCache
+from azmem.azure.errors import (
+    ContentFilterError,
+    JsonSchemaUnsupportedError,
+    RequestContext,
+    StructuredOutputError,
+    debug_headers,
+)
+from azmem.azure.flow import Flow, Send, send_with_retries
+from azmem.azure.messages import Message, ToolCall
+from azmem.azure.request import (
+    ChatOptions,
+    OutputMode,
+    build_chat_kwargs,
+    cache_request,
+    choose_mode,
+    reask_messages,
+)
+from azmem.azure.response import (
+    LLMResult,
+    ValidationFailure,
+    interpret_completion,
+    validation_failure_from,
+)
+from azmem.azure.retry import RetryPolicy
+from azmem.azure.tracing import llm_span
+from azmem.azure.usage import Usage, UsageTracker
+
+__all__ = ["ChatEnv", "Target", "generate_flow", "open_stream_flow", "span_attributes"]
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One deployment as the flows see it: where to send, and what it can do."""
+
+    deployment: str
+    endpoint: str
+    api_version: str | None
+    model_arg: str
+    model_name: str
+    reasoning: bool
+    json_schema: bool
+    auth: str | None = None
+
+    def context(self, operation: str) -> RequestContext:
+        return RequestContext(
+            operation=operation,
+            deployment=self.deployment,
+            endpoint=self.endpoint,
+            api_version=self.api_version,
+            auth=self.auth,
+        )
+
+
+@dataclass(slots=True)
+class ChatEnv:
+    """The client-wide collaborators of every call."""
+
+    policy: RetryPolicy
+    tracer: Any
+    usage: UsageTracker | None = None
+    cache: ResponseCache | None = None
+    no_json_schema: set[tuple[str, str]] = field(default_factory=set)
+    """(endpoint, deployment) pairs that answered "json_schema unsupported": remembered so
+    later calls go straight to the fallback instead of paying for a 400 each time."""
+
+
+def span_attributes(
+    target: Target, options: ChatOptions, *, cache_enabled: bool, operation: str
+) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "gen_ai.operation.name": operation,
+        "gen_ai.provider.name": "azure.ai.openai",
+        "gen_ai.system": "az.ai.openai",
+        "gen_ai.request.model": target.deployment,
+        "llm.provider": "azure",
+        "model.size": options.model_size,
+        "cache.enabled": cache_enabled,
+        "cache.hit": False,
+        "azmem.reasoning": target.reasoning,
+    }
+    if options.max_tokens is not None:
+        attrs["max_tokens"] = options.max_tokens
+        attrs["gen_ai.request.max_tokens"] = options.max_tokens
+    if options.temperature is not None and not target.reasoning:
+        attrs["gen_ai.request.temperature"] = options.temperature
+    if options.prompt_name:
+        attrs["prompt.name"] = options.prompt_name
+    if options.group_id:
+        attrs["azmem.group_id"] = options.group_id
+    return attrs
+
+
+def _record_result(span: Any, result: LLMResult[Any], mode: OutputMode) -> None:
+    span.set_attribute("gen_ai.usage.input_tokens", result.usage.input_tokens)
+    span.set_attribute("gen_ai.usage.output_tokens", result.usage.output_tokens)
+    span.set_attribute("azmem.output_mode", mode)
+    span.set_attribute("azmem.attempts", result.attempts)
+    if result.model:
+        span.set_attribute("gen_ai.response.model", result.model)
+    if result.request_id:
+        span.set_attribute("gen_ai.response.id", result.request_id)
+    if result.finish_reason:
+        span.set_attribute("gen_ai.response.finish_reasons", [result.finish_reason])
+
+
+def _record_usage(env: ChatEnv, target: Target, options: ChatOptions, usage: Usage, *, cached: bool) -> None:
+    if env.usage is not None:
+        env.usage.record(
+            deployment=target.deployment,
+            model=target.model_name,
+            prompt_name=options.prompt_name,
+            group_id=options.group_id,
+            usage=usage,
+            cached=cached,
+        )
+
+
+def _to_cache(result: LLMResult[Any]) -> dict[str, Any]:
+    return {
+        "text": result.text,
+        "data": result.data,
+        "tool_calls": [c.model_dump() for c in result.tool_calls],
+        "usage": result.usage.model_dump(),
+        "model": result.model,
+        "request_id": result.request_id,
+        "finish_reason": result.finish_reason,
+    }
+
+
+def _from_cache(
+    hit: Mapping[str, Any], target: Target, response_model: type[T] | None
+) -> LLMResult[T] | None:
+    """Rebuild a cached result; None when the entry no longer fits (e.g. the model class changed)."""
+    try:
+        parsed = None
+        if response_model is not None:
+            if hit.get("data") is None:
+                return None
+            parsed = response_model.model_validate(hit["data"])
+        usage = Usage.model_validate({**hit["usage"], "cached": True})
+        return LLMResult[T](
+            text=hit.get("text"),
+            data=hit.get("data"),
+            parsed=parsed,
+            tool_calls=tuple(ToolCall.model_validate(c) for c in hit.get("tool_calls") or ()),
+            usage=usage,
+            deployment=target.deployment,
+            model=hit.get("model"),
+            request_id=hit.get("request_id"),
+            finish_reason=hit.get("finish_reason"),
+            cached=True,
+            attempts=0,
+        )
+    except (ValidationError, KeyError, TypeError):
+        return None
+
+
+def _read_raw(raw: Any) -> tuple[ChatCompletion, ValidationFailure | None, Mapping[str, str]]:
+    """Parse a raw SDK response, keeping the completion even when ``parse``'s own checks throw.
+
+    ``chat.completions.parse`` raises on finish_reason length / content_filter and on a
+    model validation error; we want our own exceptions (with usage recorded) and a
+    re-ask for validation errors, so the completion is recovered from the exception or
+    from the body.
+    """
+    headers = raw.headers
+    try:
+        return raw.parse(), None, headers
+    except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
+        if exc.completion is None:
+            raise
+        return exc.completion, None, headers
+    except (ValidationError, ValueError) as exc:
+        completion = ChatCompletion.model_validate(raw.http_response.json())
+        content = completion.choices[0].message.content if completion.choices else None
+        return completion, validation_failure_from(exc, content), headers
+
+
+def generate_flow(
+    target: Target,
+    env: ChatEnv,
+    messages: Sequence[Message],
+    options: ChatOptions,
+) -> Flow[LLMResult[Any]]:
+    """One ``generate`` call from cache lookup to a validated result."""
+    response_model = options.response_model
+    with llm_span(
+        env.tracer,
+        f"chat {target.deployment}",
+        span_attributes(target, options, cache_enabled=env.cache is not None, operation="chat"),
+    ) as span:
+        memory_key = (target.endpoint, target.deployment)
+        mode = choose_mode(
+            options, json_schema_supported=target.json_schema and memory_key not in env.no_json_schema
+        )
+        convo: list[Message] = list(messages)
+        reasks = 0
+        attempts = 0
+        cache_key: str | None = None
+        while True:
+            kwargs = build_chat_kwargs(
+                model=target.model_arg, messages=convo, options=options, mode=mode, reasoning=target.reasoning
+            )
+            if env.cache is not None and reasks == 0:
+                cache_key = ResponseCache.key(
+                    "chat", target.deployment, cache_request(kwargs, endpoint=target.endpoint, mode=mode)
+                )
+                hit = env.cache.get(cache_key)
+                if isinstance(hit, Mapping):
+                    cached = _from_cache(hit, target, response_model)
+                    if cached is not None:
+                        span.set_attribute("cache.hit", True)
+                        _record_result(span, cached, mode)
+                        _record_usage(env, target, options, cached.usage, cached=True)
+                        return cached
+            ctx = target.context("chat")
+            step = Send("chat", "parse" if mode == "json_schema" else "create", kwargs)
+            try:
+                raw, used = yield from send_with_retries(step, ctx=ctx, policy=env.policy, span=span)
+            except JsonSchemaUnsupportedError:
+                if mode != "json_schema":
+                    raise
+                env.no_json_schema.add(memory_key)
+                span.add_event("azmem.json_schema_fallback", {"deployment": target.deployment})
+                mode = "schema_in_prompt"
+                attempts += 1
+                continue
+            attempts += used
+            completion, failure, headers = _read_raw(raw)
+            ctx = RequestContext(
+                operation="chat",
+                deployment=target.deployment,
+                endpoint=target.endpoint,
+                api_version=target.api_version,
+                attempt=attempts,
+                auth=target.auth,
+            )
+            _record_usage(env, target, options, _usage(completion), cached=False)
+            outcome: LLMResult[Any] | ValidationFailure
+            if failure is not None:
+                outcome = failure
+            else:
+                try:
+                    outcome = interpret_completion(
+                        completion,
+                        mode=mode,
+                        response_model=response_model,
+                        ctx=ctx,
+                        headers=headers,
+                        max_tokens=options.max_tokens,
+                        attempts=attempts,
+                    )
+                except ContentFilterError as exc:
+                    span.set_attribute("azmem.content_filter", ",".join(exc.filtered_categories))
+                    raise
+            if isinstance(outcome, ValidationFailure):
+                if reasks >= options.max_reasks:
+                    raise StructuredOutputError(
+                        f"The answer from '{target.deployment}' still failed validation after "
+                        f"{reasks} re-ask(s): {outcome.error}",
+                        error_code="validation_failed",
+                        details={"reasks": reasks, "last_error": outcome.error},
+                        debug_info={**ctx.debug_info(), **debug_headers(headers)},
+                        suggestion="Simplify the response model, raise max_reasks, or use a deployment "
+                        "that supports json_schema (api_version 2024-08-01-preview or later).",
+                    )
+                reasks += 1
+                span.add_event("azmem.reask", {"reask": reasks, "error": outcome.error[:500]})
+                convo = reask_messages(convo, bad_output=outcome.content, error=outcome.error)
+                continue
+            _record_result(span, outcome, mode)
+            if env.cache is not None and cache_key is not None:
+                env.cache.set(cache_key, _to_cache(outcome), namespace="chat")
+            return outcome
+
+
+def _usage(completion: ChatCompletion) -> Usage:
+    from azmem.azure.response import usage_of
+
+    return usage_of(completion)
+
+
+def open_stream_flow(
+    target: Target, env: ChatEnv, messages: Sequence[Message], options: ChatOptions, span: Any
+) -> Flow[tuple[Any, Mapping[str, str]]]:
+    """Open a streaming completion under the retry policy; returns (SDK stream, headers).
+
+    Only the opening is retried: once text has reached the caller a retry would repeat it.
+    """
+    kwargs = build_chat_kwargs(
+        model=target.model_arg,
+        messages=messages,
+        options=options,
+        mode="text",
+        reasoning=target.reasoning,
+        stream=True,
+    )
+    raw, attempts = yield from send_with_retries(
+        Send("chat", "create", kwargs), ctx=target.context("chat"), policy=env.policy, span=span
+    )
+    span.set_attribute("azmem.attempts", attempts)
+    return raw.parse(), raw.headers

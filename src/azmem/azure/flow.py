@@ -1,0 +1,134 @@
+"""The sans-IO core shared by the sync and async clients.
+
+A call is a generator that yields *steps* ("send this SDK request", "sleep this long")
+and receives their outcomes; it never touches the network or the clock itself. The
+sync and async clients are drivers that perform the steps (httpx's auth flows work
+the same way), so retries, error mapping, spans, usage, cache and the structured-output
+fallback exist exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TypeVar
+
+import openai
+
+from azmem.azure.errors import AzmemError, QuotaExceededError, RequestContext, map_sdk_error
+from azmem.azure.retry import RetryPolicy, log_attempt
+
+__all__ = ["Flow", "Outcome", "Send", "Sleep", "Step", "drive", "drive_async", "send_with_retries"]
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Perform ``client.<resource>.with_raw_response.<method>(**kwargs)``; the outcome is the raw response."""
+
+    resource: Literal["chat", "embeddings"]
+    method: Literal["create", "parse"]
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a driver hands back for a :class:`Send`: the value, or the exception it raised."""
+
+    value: Any = None
+    error: Exception | None = None
+
+
+Step = Send | Sleep
+Flow = Generator[Step, Outcome | None, R]
+
+
+def _ours_to_map(exc: BaseException) -> bool:
+    """SDK and credential failures are mapped and maybe retried; a bug elsewhere propagates untouched."""
+    if isinstance(exc, AzmemError | openai.OpenAIError):
+        return True
+    return any(c.__module__.startswith("azure.") for c in type(exc).__mro__ if c is not Exception)
+
+
+def send_with_retries(
+    step: Send, *, ctx: RequestContext, policy: RetryPolicy, span: Any | None
+) -> Generator[Step, Outcome | None, tuple[Any, int]]:
+    """Send ``step`` until it succeeds or the policy gives up; returns (raw response, attempts).
+
+    Each failure is mapped to our tree exactly once, logged and recorded on the span
+    before the policy decides; the raised error keeps the SDK exception as ``__cause__``.
+    """
+    attempt = 1
+    while True:
+        outcome = yield step
+        assert outcome is not None
+        if outcome.error is None:
+            return outcome.value, attempt
+        exc = outcome.error
+        if not _ours_to_map(exc):
+            raise exc
+        at = replace(ctx, attempt=attempt)
+        error = map_sdk_error(exc, at)
+        try:
+            delay = policy.next_delay(error, attempt)
+        except QuotaExceededError as quota:
+            log_attempt(at, quota, None, span=span)
+            raise quota from exc
+        log_attempt(at, error, delay, span=span)
+        if delay is None:
+            if error is exc:
+                raise error
+            raise error from exc
+        yield Sleep(delay)
+        attempt += 1
+
+
+def drive(flow: Flow[R], perform: Callable[[Send], Any]) -> R:
+    """Run a flow with blocking I/O."""
+    try:
+        step = next(flow)
+        while True:
+            outcome: Outcome | None
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                outcome = None
+            else:
+                try:
+                    outcome = Outcome(value=perform(step))
+                except Exception as exc:
+                    outcome = Outcome(error=exc)
+            step = flow.send(outcome)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        flow.close()
+
+
+async def drive_async(flow: Flow[R], perform: Callable[[Send], Awaitable[Any]]) -> R:
+    """Run a flow on the event loop; cancellation closes the flow (its span ends, nothing leaks)."""
+    import asyncio
+
+    try:
+        step = next(flow)
+        while True:
+            outcome: Outcome | None
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                outcome = None
+            else:
+                try:
+                    outcome = Outcome(value=await perform(step))
+                except Exception as exc:
+                    outcome = Outcome(error=exc)
+            step = flow.send(outcome)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    finally:
+        flow.close()

@@ -1,0 +1,454 @@
+"""``LLMClient`` and ``AsyncLLMClient``: thin drivers over the flows in :mod:`azmem.azure.chat`.
+
+Everything that decides something (parameters per capability, retries, fallback,
+re-asks, cache, usage, spans) lives in the shared base class and the sans-IO flows;
+the two public classes differ only in how they perform a step (a blocking SDK call
+or an awaited one) and how they sleep, like httpx's ``Client``/``AsyncClient``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, Generic, Literal, TypedDict, TypeVar, overload
+
+import httpx2
+import openai
+from pydantic import BaseModel
+from typing_extensions import Unpack
+
+from azmem.azure.cache import ResponseCache
+from azmem.azure.chat import ChatEnv, Target, generate_flow, open_stream_flow, span_attributes
+from azmem.azure.errors import AzmemError, InvalidInputError, NetworkError, map_sdk_error
+from azmem.azure.flow import Send, drive, drive_async
+from azmem.azure.messages import Message, MessageInput, normalize_messages
+from azmem.azure.provider import AzureProvider
+from azmem.azure.request import ChatOptions, ModelSize, ReasoningEffort, ToolSpec, tool_param
+from azmem.azure.response import LLMResult, StreamState
+from azmem.azure.retry import RetryPolicy
+from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
+from azmem.azure.tracing import get_tracer, llm_span
+from azmem.azure.usage import UsageTracker
+
+__all__ = ["AsyncLLMClient", "GenerateParams", "LLMClient"]
+
+T = TypeVar("T", bound=BaseModel)
+SDKClient = TypeVar("SDKClient", openai.OpenAI, openai.AsyncOpenAI)
+
+
+class GenerateParams(TypedDict, total=False):
+    """The keyword arguments of ``generate`` and ``stream`` besides the messages and the response model.
+
+    Unset values fall back to the role's settings (``temperature``, ``max_tokens``, ...),
+    then to the service's defaults.
+    """
+
+    json: bool
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    seed: int | None
+    stop: Sequence[str] | None
+    model_size: ModelSize
+    prompt_name: str | None
+    group_id: str | None
+    tools: Sequence[ToolSpec] | None
+    tool_choice: Literal["auto", "none", "required"] | dict[str, Any] | None
+    reasoning_effort: ReasoningEffort | None
+    max_reasks: int | None
+
+
+_ProviderArg = AzureOpenAISettings | AzureProvider | None
+
+
+def _provider(arg: _ProviderArg, fallback: AzureOpenAISettings | None) -> AzureProvider | None:
+    if isinstance(arg, AzureProvider):
+        return arg
+    cfg = arg if arg is not None else fallback
+    return AzureProvider(cfg) if cfg is not None else None
+
+
+class _BaseLLMClient(Generic[SDKClient]):
+    """Configuration and option handling shared by both clients (no I/O)."""
+
+    def __init__(
+        self,
+        settings: AzmemSettings | None = None,
+        *,
+        chat: AzureOpenAISettings | AzureProvider | None = None,
+        small_chat: AzureOpenAISettings | AzureProvider | None = None,
+        client: openai.OpenAI | openai.AsyncOpenAI | None = None,
+        tracer: Any | None = None,
+        usage: UsageTracker | None = None,
+        cache: ResponseCache | None = None,
+        retry: RetryPolicy | None = None,
+        max_reasks: int = 2,
+    ) -> None:
+        if settings is None and chat is None and client is None:
+            settings = AzmemSettings.load()
+        chat_cfg = settings.chat if settings is not None else None
+        if client is not None:
+            if isinstance(chat, AzureProvider):
+                raise InvalidInputError(
+                    "pass either client= or a chat AzureProvider, not both",
+                    suggestion="Build the provider with AzureProvider(settings, client=...) instead.",
+                )
+            cfg = chat if chat is not None else chat_cfg
+            if cfg is None:
+                raise InvalidInputError(
+                    "client= needs chat settings naming the deployment",
+                    suggestion="Pass chat=AzureOpenAISettings(deployment='<name>', ...) with the client.",
+                )
+            self._chat = self._wrap_client(cfg, client)
+        else:
+            chat_provider = _provider(chat, chat_cfg)
+            if chat_provider is None:
+                assert settings is not None
+                settings.role("chat")  # raises the ConfigurationError that names the env vars
+                raise AssertionError("unreachable")
+            self._chat = chat_provider
+        small = _provider(small_chat, settings.small_chat if settings is not None else None)
+        self._small = small if small is not None else self._chat
+        self._own_providers = [
+            p
+            for p in {id(self._chat): self._chat, id(self._small): self._small}.values()
+            if not isinstance(chat if p is self._chat else small_chat, AzureProvider)
+        ]
+        if cache is None and settings is not None and settings.cache.enabled:
+            cache = ResponseCache(settings.cache_path, ttl_seconds=settings.cache.ttl_seconds)
+        policy = retry or (settings.retry if settings is not None else RetryPolicy())
+        self._env = ChatEnv(policy=policy, tracer=get_tracer(tracer), usage=usage, cache=cache)
+        self._max_reasks = max_reasks
+        self._targets: dict[ModelSize, Target] = {}
+
+    @staticmethod
+    def _wrap_client(cfg: AzureOpenAISettings, client: Any) -> AzureProvider:
+        if isinstance(client, openai.AsyncOpenAI):
+            return AzureProvider(cfg, async_client=client)
+        return AzureProvider(cfg, client=client)
+
+    @property
+    def usage(self) -> UsageTracker | None:
+        return self._env.usage
+
+    @property
+    def cache(self) -> ResponseCache | None:
+        return self._env.cache
+
+    def _provider_for(self, size: ModelSize) -> AzureProvider:
+        if size == "small":
+            return self._small
+        if size == "medium":
+            return self._chat
+        raise InvalidInputError(f"model_size must be 'small' or 'medium', not {size!r}")
+
+    def _target(self, size: ModelSize) -> Target:
+        target = self._targets.get(size)
+        if target is None:
+            provider = self._provider_for(size)
+            caps = provider.capabilities
+            cfg = provider.settings
+            target = Target(
+                deployment=provider.deployment,
+                endpoint=provider.endpoint,
+                api_version=provider.api_version,
+                model_arg=provider.model_arg(),
+                model_name=cfg.model_name,
+                reasoning=caps.reasoning,
+                json_schema=caps.json_schema,
+                auth=provider.auth_kind,
+            )
+            self._targets[size] = target
+        return target
+
+    def _options(self, response_model: type[BaseModel] | None, params: GenerateParams) -> ChatOptions:
+        unknown = set(params) - set(GenerateParams.__annotations__)
+        if unknown:
+            raise InvalidInputError(f"unknown generate() argument(s): {', '.join(sorted(unknown))}")
+        size: ModelSize = params.get("model_size", "medium")
+        cfg = self._provider_for(size).settings
+        tools = params.get("tools")
+        stop = params.get("stop")
+        max_reasks = params.get("max_reasks")
+        max_tokens = params.get("max_tokens")
+        temperature = params.get("temperature")
+        top_p = params.get("top_p")
+        effort = params.get("reasoning_effort")
+        return ChatOptions(
+            response_model=response_model,
+            json=bool(params.get("json", False)),
+            max_tokens=max_tokens if max_tokens is not None else cfg.max_tokens,
+            temperature=temperature if temperature is not None else cfg.temperature,
+            top_p=top_p if top_p is not None else cfg.top_p,
+            seed=params.get("seed"),
+            stop=tuple(stop) if stop else None,
+            tools=tuple(tool_param(t) for t in tools) if tools else None,
+            tool_choice=params.get("tool_choice"),
+            reasoning_effort=effort if effort is not None else cfg.reasoning_effort,
+            model_size=size,
+            prompt_name=params.get("prompt_name"),
+            group_id=params.get("group_id"),
+            max_reasks=self._max_reasks if max_reasks is None else max_reasks,
+        )
+
+    def _prepare(
+        self,
+        messages: str | Sequence[MessageInput],
+        response_model: type[BaseModel] | None,
+        params: GenerateParams,
+    ) -> tuple[Target, list[Message], ChatOptions]:
+        options = self._options(response_model, params)
+        return self._target(options.model_size), normalize_messages(messages), options
+
+
+def _stream_error(exc: Exception, state: StreamState) -> AzmemError:
+    """A failure in the middle of a stream; never retried (text already reached the caller)."""
+    if isinstance(exc, httpx2.TransportError):
+        return NetworkError(
+            f"The stream from '{state.ctx.deployment}' broke off: {type(exc).__name__}",
+            debug_info=state.ctx.debug_info(),
+        )
+    return map_sdk_error(exc, state.ctx)
+
+
+def _finish_stream(span: Any, env: ChatEnv, target: Target, options: ChatOptions, state: StreamState) -> None:
+    if state.usage is not None:
+        span.set_attribute("gen_ai.usage.input_tokens", state.usage.input_tokens)
+        span.set_attribute("gen_ai.usage.output_tokens", state.usage.output_tokens)
+        if env.usage is not None:
+            env.usage.record(
+                deployment=target.deployment,
+                model=target.model_name,
+                prompt_name=options.prompt_name,
+                group_id=options.group_id,
+                usage=state.usage,
+                cached=False,
+            )
+    if state.finish_reason:
+        span.set_attribute("gen_ai.response.finish_reasons", [state.finish_reason])
+    state.check_finish()
+
+
+class LLMClient(_BaseLLMClient[openai.OpenAI]):
+    """Chat completions on Azure OpenAI, blocking."""
+
+    def __init__(
+        self,
+        settings: AzmemSettings | None = None,
+        *,
+        chat: AzureOpenAISettings | AzureProvider | None = None,
+        small_chat: AzureOpenAISettings | AzureProvider | None = None,
+        client: openai.OpenAI | None = None,
+        tracer: Any | None = None,
+        usage: UsageTracker | None = None,
+        cache: ResponseCache | None = None,
+        retry: RetryPolicy | None = None,
+        max_reasks: int = 2,
+    ) -> None:
+        super().__init__(
+            settings,
+            chat=chat,
+            small_chat=small_chat,
+            client=client,
+            tracer=tracer,
+            usage=usage,
+            cache=cache,
+            retry=retry,
+            max_reasks=max_reasks,
+        )
+        self._performers: dict[ModelSize, Callable[[Send], Any]] = {}
+
+    def _perform(self, size: ModelSize) -> Callable[[Send], Any]:
+        perform = self._performers.get(size)
+        if perform is None:
+            sdk = self._provider_for(size).sync_client()
+            resources = {
+                "chat": sdk.chat.completions.with_raw_response,
+                "embeddings": sdk.embeddings.with_raw_response,
+            }
+
+            def perform(step: Send) -> Any:
+                return getattr(resources[step.resource], step.method)(**step.kwargs)
+
+            self._performers[size] = perform
+        return perform
+
+    @overload
+    def generate(
+        self,
+        messages: str | Sequence[MessageInput],
+        *,
+        response_model: type[T],
+        **params: Unpack[GenerateParams],
+    ) -> LLMResult[T]: ...
+    @overload
+    def generate(
+        self,
+        messages: str | Sequence[MessageInput],
+        *,
+        response_model: None = None,
+        **params: Unpack[GenerateParams],
+    ) -> LLMResult[Any]: ...
+    def generate(
+        self,
+        messages: str | Sequence[MessageInput],
+        *,
+        response_model: type[T] | None = None,
+        **params: Unpack[GenerateParams],
+    ) -> LLMResult[Any]:
+        """Ask the deployment for one answer: text, a JSON dict (``json=True``) or a ``response_model``."""
+        target, msgs, options = self._prepare(messages, response_model, params)
+        return drive(generate_flow(target, self._env, msgs, options), self._perform(options.model_size))
+
+    def stream(
+        self, messages: str | Sequence[MessageInput], **params: Unpack[GenerateParams]
+    ) -> Iterator[str]:
+        """Yield the answer's text as it arrives; usage is recorded when the stream ends."""
+        target, msgs, options = self._prepare(messages, None, params)
+        if options.json or options.tools:
+            raise InvalidInputError("stream() yields text; use generate() for JSON or tool calls")
+        return self._stream(target, msgs, options)
+
+    def _stream(self, target: Target, msgs: list[Message], options: ChatOptions) -> Iterator[str]:
+        env = self._env
+        attrs = span_attributes(target, options, cache_enabled=False, operation="chat")
+        attrs["gen_ai.request.stream"] = True
+        with llm_span(env.tracer, f"chat {target.deployment}", attrs) as span:
+            sdk_stream, _headers = drive(
+                open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
+            )
+            state = StreamState(target.context("chat"), max_tokens=options.max_tokens)
+            try:
+                for chunk in sdk_stream:
+                    text = state.feed(chunk)
+                    if text:
+                        yield text
+            except (openai.OpenAIError, httpx2.TransportError) as exc:
+                raise _stream_error(exc, state) from exc
+            finally:
+                sdk_stream.close()
+            _finish_stream(span, env, target, options, state)
+
+    def close(self) -> None:
+        """Close the SDK clients this client created (never a caller's own)."""
+        for provider in self._own_providers:
+            provider.close()
+
+    def __enter__(self) -> LLMClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncLLMClient(_BaseLLMClient[openai.AsyncOpenAI]):
+    """Chat completions on Azure OpenAI, awaitable; the same flows as :class:`LLMClient`."""
+
+    def __init__(
+        self,
+        settings: AzmemSettings | None = None,
+        *,
+        chat: AzureOpenAISettings | AzureProvider | None = None,
+        small_chat: AzureOpenAISettings | AzureProvider | None = None,
+        client: openai.AsyncOpenAI | None = None,
+        tracer: Any | None = None,
+        usage: UsageTracker | None = None,
+        cache: ResponseCache | None = None,
+        retry: RetryPolicy | None = None,
+        max_reasks: int = 2,
+    ) -> None:
+        super().__init__(
+            settings,
+            chat=chat,
+            small_chat=small_chat,
+            client=client,
+            tracer=tracer,
+            usage=usage,
+            cache=cache,
+            retry=retry,
+            max_reasks=max_reasks,
+        )
+        self._performers: dict[ModelSize, Callable[[Send], Awaitable[Any]]] = {}
+
+    def _perform(self, size: ModelSize) -> Callable[[Send], Awaitable[Any]]:
+        perform = self._performers.get(size)
+        if perform is None:
+            sdk = self._provider_for(size).async_client()
+            resources = {
+                "chat": sdk.chat.completions.with_raw_response,
+                "embeddings": sdk.embeddings.with_raw_response,
+            }
+
+            async def perform(step: Send) -> Any:
+                return await getattr(resources[step.resource], step.method)(**step.kwargs)
+
+            self._performers[size] = perform
+        return perform
+
+    @overload
+    async def generate(
+        self,
+        messages: str | Sequence[MessageInput],
+        *,
+        response_model: type[T],
+        **params: Unpack[GenerateParams],
+    ) -> LLMResult[T]: ...
+    @overload
+    async def generate(
+        self,
+        messages: str | Sequence[MessageInput],
+        *,
+        response_model: None = None,
+        **params: Unpack[GenerateParams],
+    ) -> LLMResult[Any]: ...
+    async def generate(
+        self,
+        messages: str | Sequence[MessageInput],
+        *,
+        response_model: type[T] | None = None,
+        **params: Unpack[GenerateParams],
+    ) -> LLMResult[Any]:
+        """Same contract as :meth:`LLMClient.generate`."""
+        target, msgs, options = self._prepare(messages, response_model, params)
+        return await drive_async(
+            generate_flow(target, self._env, msgs, options), self._perform(options.model_size)
+        )
+
+    def stream(
+        self, messages: str | Sequence[MessageInput], **params: Unpack[GenerateParams]
+    ) -> AsyncIterator[str]:
+        """Same contract as :meth:`LLMClient.stream`, as an async iterator."""
+        target, msgs, options = self._prepare(messages, None, params)
+        if options.json or options.tools:
+            raise InvalidInputError("stream() yields text; use generate() for JSON or tool calls")
+        return self._stream(target, msgs, options)
+
+    async def _stream(self, target: Target, msgs: list[Message], options: ChatOptions) -> AsyncIterator[str]:
+        env = self._env
+        attrs = span_attributes(target, options, cache_enabled=False, operation="chat")
+        attrs["gen_ai.request.stream"] = True
+        with llm_span(env.tracer, f"chat {target.deployment}", attrs) as span:
+            sdk_stream, _headers = await drive_async(
+                open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
+            )
+            state = StreamState(target.context("chat"), max_tokens=options.max_tokens)
+            try:
+                async for chunk in sdk_stream:
+                    text = state.feed(chunk)
+                    if text:
+                        yield text
+            except (openai.OpenAIError, httpx2.TransportError) as exc:
+                raise _stream_error(exc, state) from exc
+            finally:
+                await sdk_stream.close()
+            _finish_stream(span, env, target, options, state)
+
+    async def aclose(self) -> None:
+        """Close the SDK clients this client created (never a caller's own)."""
+        for provider in self._own_providers:
+            await provider.aclose()
+
+    async def __aenter__(self) -> AsyncLLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

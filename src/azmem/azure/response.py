@@ -1,0 +1,231 @@
+"""Reading chat completions into typed results; pure, shared by both clients.
+
+Every outcome the service can produce becomes either an :class:`LLMResult` or one of
+our exceptions (refusal, truncation, output filter, empty answer), and output that
+fails validation becomes a :class:`ValidationFailure` the call flow can re-ask with.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from azmem.azure.errors import (
+    ContentFilterError,
+    EmptyResponseError,
+    OutputTruncatedError,
+    RefusalError,
+    RequestContext,
+    debug_headers,
+)
+from azmem.azure.messages import ToolCall
+from azmem.azure.request import OutputMode
+from azmem.azure.usage import Usage
+
+__all__ = ["LLMResult", "StreamState", "ValidationFailure", "interpret_completion", "usage_of"]
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class LLMResult(BaseModel, Generic[T]):
+    """What one ``generate`` call produced.
+
+    Exactly one of ``text`` (plain), ``data`` (JSON mode) or ``parsed`` (a validated
+    ``response_model`` instance; ``data`` then holds its dict) is the answer; tool
+    calls may come with or without text.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    text: str | None = None
+    data: dict[str, Any] | None = None
+    parsed: T | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage
+    deployment: str
+    model: str | None = None
+    request_id: str | None = None
+    finish_reason: str | None = None
+    cached: bool = False
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationFailure:
+    """Output that parsed badly; ``content`` is what the model wrote, for the re-ask turn."""
+
+    content: str | None
+    error: str
+
+
+def usage_of(completion: ChatCompletion | ChatCompletionChunk) -> Usage:
+    u = completion.usage
+    if u is None:
+        return Usage(input_tokens=0, output_tokens=0, total_tokens=0)
+    prompt_details = u.prompt_tokens_details
+    completion_details = u.completion_tokens_details
+    return Usage(
+        input_tokens=u.prompt_tokens,
+        output_tokens=u.completion_tokens,
+        total_tokens=u.total_tokens,
+        cached_input_tokens=(prompt_details.cached_tokens or 0) if prompt_details else 0,
+        reasoning_tokens=(completion_details.reasoning_tokens or 0) if completion_details else 0,
+    )
+
+
+def _extra(obj: BaseModel, name: str) -> Any:
+    extra = obj.model_extra or {}
+    return extra.get(name)
+
+
+def _validation_text(exc: ValidationError | ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        lines = []
+        for err in exc.errors(include_url=False)[:20]:
+            where = ".".join(str(p) for p in err["loc"]) or "(root)"
+            lines.append(f"- {where}: {err['msg']}")
+        return "\n".join(lines)
+    return str(exc)
+
+
+def interpret_completion(
+    completion: ChatCompletion,
+    *,
+    mode: OutputMode,
+    response_model: type[T] | None,
+    ctx: RequestContext,
+    headers: Mapping[str, str] | None,
+    max_tokens: int | None,
+    attempts: int,
+) -> LLMResult[T] | ValidationFailure:
+    """Turn a completion into a result, an exception, or a validation failure to re-ask."""
+    info = {**ctx.debug_info(), **debug_headers(headers)}
+    if not completion.choices:
+        raise EmptyResponseError(f"Deployment '{ctx.deployment}' returned no choices.", debug_info=info)
+    choice = completion.choices[0]
+    message = choice.message
+    finish = choice.finish_reason
+    if finish == "content_filter":
+        raise ContentFilterError.from_results(
+            _extra(choice, "content_filter_results"), source="output", ctx=ctx, debug_info=info
+        )
+    if finish == "length":
+        limit = f"max_tokens={max_tokens}" if max_tokens is not None else "the deployment's default limit"
+        raise OutputTruncatedError(
+            f"The answer from '{ctx.deployment}' was cut off at {limit} (finish_reason 'length').",
+            error_code="length",
+            debug_info=info,
+            details={"output_tokens": completion.usage.completion_tokens if completion.usage else None},
+            suggestion="Raise max_tokens for this call (reasoning models spend part of it on reasoning).",
+        )
+    if message.refusal:
+        raise RefusalError(
+            f"The model refused to answer: {message.refusal}", refusal=message.refusal, debug_info=info
+        )
+    tool_calls = tuple(
+        ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
+        for c in (message.tool_calls or ())
+        if c.type == "function"
+    )
+    content = message.content
+    if content is None and not tool_calls:
+        raise EmptyResponseError(
+            f"Deployment '{ctx.deployment}' returned neither content nor tool calls.", debug_info=info
+        )
+    common: dict[str, Any] = {
+        "tool_calls": tool_calls,
+        "usage": usage_of(completion),
+        "deployment": ctx.deployment,
+        "model": completion.model or None,
+        "request_id": info.get("apim-request-id") or info.get("x-request-id") or completion.id or None,
+        "finish_reason": finish,
+        "attempts": attempts,
+    }
+    if mode == "text" or (content is None and tool_calls):
+        return LLMResult[T](text=content, **common)
+    assert content is not None
+    if mode == "json_schema":
+        parsed = getattr(message, "parsed", None)
+        if parsed is not None:
+            return LLMResult[T](text=content, data=parsed.model_dump(mode="json"), parsed=parsed, **common)
+    try:
+        data = json.loads(content)
+    except ValueError as exc:
+        return ValidationFailure(content, f"The reply is not valid JSON: {exc}")
+    if not isinstance(data, dict):
+        return ValidationFailure(content, f"Expected a JSON object, got {type(data).__name__}.")
+    if response_model is None:
+        return LLMResult[T](text=content, data=data, **common)
+    try:
+        parsed = response_model.model_validate(data)
+    except ValidationError as exc:
+        return ValidationFailure(content, _validation_text(exc))
+    return LLMResult[T](text=content, data=data, parsed=parsed, **common)
+
+
+def validation_failure_from(exc: ValidationError | ValueError, content: str | None) -> ValidationFailure:
+    return ValidationFailure(content, _validation_text(exc))
+
+
+class StreamState:
+    """Accumulates a streamed answer chunk by chunk; the drivers only move bytes.
+
+    Azure's first chunk has no choices (only prompt_filter_results) and, with
+    ``include_usage``, so does the last (it carries the usage): both are expected.
+    """
+
+    __slots__ = ("ctx", "finish_reason", "max_tokens", "model", "parts", "request_id", "usage")
+
+    def __init__(self, ctx: RequestContext, *, max_tokens: int | None) -> None:
+        self.ctx = ctx
+        self.max_tokens = max_tokens
+        self.parts: list[str] = []
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.model: str | None = None
+        self.request_id: str | None = None
+
+    def feed(self, chunk: ChatCompletionChunk) -> str | None:
+        """The text delta in ``chunk`` (None if none); raises on an output filter or refusal."""
+        if chunk.usage is not None:
+            self.usage = usage_of(chunk)
+        if chunk.model:
+            self.model = chunk.model
+        if chunk.id and self.request_id is None:
+            self.request_id = chunk.id
+        if not chunk.choices:
+            return None
+        choice = chunk.choices[0]
+        if choice.finish_reason:
+            self.finish_reason = choice.finish_reason
+            if choice.finish_reason == "content_filter":
+                raise ContentFilterError.from_results(
+                    _extra(choice, "content_filter_results"), source="output", ctx=self.ctx
+                )
+        delta = choice.delta
+        if delta is not None and delta.refusal:
+            raise RefusalError(
+                f"The model refused to answer: {delta.refusal}",
+                refusal=delta.refusal,
+                debug_info=self.ctx.debug_info(),
+            )
+        text = delta.content if delta is not None else None
+        if text:
+            self.parts.append(text)
+            return text
+        return None
+
+    def check_finish(self) -> None:
+        """Truncation is only known at the end of a stream; say so instead of returning half an answer."""
+        if self.finish_reason == "length":
+            raise OutputTruncatedError(
+                f"The streamed answer from '{self.ctx.deployment}' was cut off (finish_reason 'length').",
+                error_code="length",
+                debug_info=self.ctx.debug_info(),
+                suggestion="Raise max_tokens for this call.",
+            )
