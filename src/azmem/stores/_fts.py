@@ -1,0 +1,38 @@
+"""Turn arbitrary user text into a safe FTS5 MATCH expression.
+
+The user's text is never parsed as FTS5 syntax: quotes, `AND`/`OR`/`NOT`/`NEAR`,
+`*`, `^`, column filters and parentheses would either raise or change the meaning.
+Instead the text is split into word tokens (the same notion of "word" as the
+unicode61 tokenizer), each one is quoted as a plain string, and they are ORed so
+that BM25 ranks memories by how many (and how rare) query words they contain.
+Common English function words are dropped unless nothing else is left: they add
+little to BM25 and make every query touch most of the index.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[^\W_]+")  # unicode61 separates on '_' as well
+MAX_TERMS = 64
+MAX_TERM_CHARS = 64
+
+_STOPWORDS_TEXT = """a an and are as at be been but by did do does for from had has have he her his how i if
+in into is it its me my no not of on or our she so than that the their them then there these they
+this to was we were what when where which who whom why will with you your"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+
+
+def match_expression(text: str | None) -> str | None:
+    """The MATCH string for `text`, or None when it holds no searchable word."""
+    if not text:
+        return None
+    seen: dict[str, None] = {}
+    for token in _WORD.findall(text):
+        term = token[:MAX_TERM_CHARS].lower()
+        if term not in seen:
+            seen[term] = None
+    terms = [t for t in seen if t not in STOPWORDS] or list(seen)
+    if not terms:
+        return None
+    return " OR ".join(f'"{t}"' for t in terms[:MAX_TERMS])

@@ -1,0 +1,139 @@
+"""SQLite schema as append-only, named migrations (the simonw/llm pattern).
+
+Never edit or reorder a migration that has shipped: add a new one. Each migration
+runs in its own `BEGIN IMMEDIATE` transaction and is recorded in `_migrations` in
+that same transaction, so two processes opening a fresh file at once cannot both
+apply it, and a crash mid-migration leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+_TRIGGERS = (
+    """CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+        INSERT INTO memories_fts (rowid, memory) VALUES (new.rid, new.memory);
+        INSERT INTO changes (rid) VALUES (new.rid);
+    END""",
+    """CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, memory) VALUES ('delete', old.rid, old.memory);
+        INSERT INTO changes (rid) VALUES (old.rid);
+    END""",
+    """CREATE TRIGGER memories_au_text AFTER UPDATE OF memory ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, memory) VALUES ('delete', old.rid, old.memory);
+        INSERT INTO memories_fts (rowid, memory) VALUES (new.rid, new.memory);
+    END""",
+    """CREATE TRIGGER memories_au_vector AFTER UPDATE OF vector ON memories BEGIN
+        INSERT INTO changes (rid) VALUES (new.rid);
+    END""",
+)
+
+
+def _m001_initial(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    # rid is AUTOINCREMENT so a deleted memory's rowid is never reused: the in-memory
+    # vector index and the change log identify rows by it.
+    conn.execute(
+        """
+        CREATE TABLE memories (
+            rid INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            memory TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            user_id TEXT,
+            agent_id TEXT,
+            run_id TEXT,
+            actor_id TEXT,
+            role TEXT,
+            metadata TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            vector BLOB NOT NULL
+        )
+        """
+    )
+    for name, cols in (
+        ("memories_user", "user_id, created_at"),
+        ("memories_agent", "agent_id, created_at"),
+        ("memories_run", "run_id, created_at"),
+        ("memories_created", "created_at, rid"),
+        ("memories_hash", "hash"),
+    ):
+        conn.execute(f"CREATE INDEX {name} ON memories ({cols})")
+    # No foreign key to memories: history outlives a deleted memory.
+    conn.execute(
+        """
+        CREATE TABLE history (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            memory_id TEXT NOT NULL,
+            event TEXT NOT NULL CHECK (event IN ('ADD', 'UPDATE', 'DELETE')),
+            old_memory TEXT,
+            new_memory TEXT,
+            created_at TEXT NOT NULL,
+            actor_id TEXT,
+            role TEXT,
+            metadata TEXT NOT NULL DEFAULT '{}'
+        )
+        """
+    )
+    conn.execute("CREATE INDEX history_memory ON history (memory_id, seq)")
+    # External-content FTS5 kept in step by triggers, i.e. inside the writing transaction.
+    conn.execute(
+        """
+        CREATE VIRTUAL TABLE memories_fts USING fts5(
+            memory, content='memories', content_rowid='rid',
+            tokenize='porter unicode61 remove_diacritics 2'
+        )
+        """
+    )
+    # The change log lets every process refresh its in-memory vector index
+    # incrementally after anyone's write (its own included).
+    conn.execute("CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, rid INTEGER NOT NULL)")
+    # (executescript would COMMIT the migration's transaction, hence one execute each.)
+    for trigger in _TRIGGERS:
+        conn.execute(trigger)
+    conn.execute("INSERT INTO meta (key, value) VALUES ('pruned_through', '0')")
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("001_initial", _m001_initial),
+]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply pending migrations; returns their names. Raises RuntimeError for a newer store."""
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    known = {name for name, _ in MIGRATIONS}
+    applied_names = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
+    unknown = sorted(applied_names - known)
+    if unknown:
+        raise RuntimeError(f"store has migrations this azmem does not know: {', '.join(unknown)}")
+    done: list[str] = []
+    for name, fn in MIGRATIONS:
+        if name in applied_names:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone() is None:
+                fn(conn)
+                conn.execute(
+                    "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                    (name, datetime.now(UTC).isoformat()),
+                )
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) "
+                    "SELECT 'schema_version', CAST(count(*) AS TEXT) FROM _migrations"
+                )
+                done.append(name)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return done

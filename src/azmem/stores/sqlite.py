@@ -1,0 +1,823 @@
+"""The embedded default store: one SQLite file with rows, vectors, FTS5 and history.
+
+Guarantees and the choices behind them:
+
+* **Atomic writes.** Every `apply`/`delete_all`/`reset`/`replace_vectors` is one
+  `BEGIN IMMEDIATE` transaction; the FTS5 index and the change log are maintained by
+  triggers inside it, and history rows are written in it. WAL with
+  `synchronous=NORMAL`: a kill -9 at any moment leaves the last committed state
+  (a power cut may lose the last few commits, never consistency).
+* **Several processes.** WAL lets readers run beside one writer; writers queue on
+  `busy_timeout`. Each process keeps an in-memory vector index and refreshes it
+  before every search from the `changes` log (rows touched since the index's last
+  sequence number), so another process's writes are visible at once; a process that
+  fell behind a pruned log, a reset or a reindex rebuilds the index from the table.
+* **Threads.** One connection per store object, serialised by a re-entrant lock:
+  safe to share across threads, one call at a time. For parallel reads open one
+  `SQLiteStore` per thread. Do not share one across `fork()`.
+* **Search.** Scope and filters are SQL; dense search runs on the index restricted
+  to the matching rowids; BM25 runs in FTS5 with the same WHERE; the two lists are
+  fused by reciprocal rank fusion (k=60). See `MemoryStore.search` for the scores.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from azmem.azure.errors import EmbedderMismatchError, InvalidInputError, MemoryNotFoundError, StoreError
+from azmem.stores import _validate as v
+from azmem.stores._fts import match_expression
+from azmem.stores._schema import migrate
+from azmem.stores.filters import compile_filters, format_time, register_sql_functions
+from azmem.stores.models import (
+    AddOp,
+    DeleteOp,
+    HistoryEvent,
+    MemoryRecord,
+    Op,
+    Page,
+    Scope,
+    SearchHit,
+    SearchMode,
+    UpdateOp,
+    Vector,
+    memory_hash,
+    utcnow,
+)
+
+try:
+    from azmem.stores.vectors import VectorIndex
+except ImportError:  # pragma: no cover - until stores/vectors.py is committed
+    from azmem.stores._exact_index import VectorIndex  # type: ignore[assignment]
+
+__all__ = ["RRF_K", "SQLiteStore"]
+
+RRF_K = 60
+MAX_SEARCH_LIMIT = 1000
+MAX_LIST_LIMIT = 10_000
+_CHANGES_KEEP = 10_000
+_CHANGES_PRUNE_AT = 20_000
+_IN_CHUNK = 500
+
+_COLS = (
+    "m.id, m.memory, m.hash, m.user_id, m.agent_id, m.run_id, m.actor_id, m.role, "
+    "m.metadata, m.created_at, m.updated_at"
+)
+_HISTORY_COLS = "id, memory_id, event, old_memory, new_memory, created_at, actor_id, role, metadata"
+_RECOVER = (
+    "move the file aside (azmem then starts a new, empty store there) or restore it from a backup; "
+    "`sqlite3 FILE 'PRAGMA integrity_check'` shows what is damaged"
+)
+
+
+def _record(row: Sequence[Any]) -> MemoryRecord:
+    # Rows were validated on the way in; model_construct skips re-validation on hot paths.
+    return MemoryRecord.model_construct(
+        id=row[0],
+        memory=row[1],
+        hash=row[2],
+        user_id=row[3],
+        agent_id=row[4],
+        run_id=row[5],
+        actor_id=row[6],
+        role=row[7],
+        metadata=json.loads(row[8]),
+        created_at=datetime.fromisoformat(row[9]),
+        updated_at=datetime.fromisoformat(row[10]),
+    )
+
+
+def _event(row: Sequence[Any]) -> HistoryEvent:
+    return HistoryEvent.model_construct(
+        id=row[0],
+        memory_id=row[1],
+        event=row[2],
+        old_memory=row[3],
+        new_memory=row[4],
+        created_at=datetime.fromisoformat(row[5]),
+        actor_id=row[6],
+        role=row[7],
+        metadata=json.loads(row[8]),
+    )
+
+
+def _blob(vector: npt.NDArray[np.float32]) -> bytes:
+    return vector.astype("<f4", copy=False).tobytes()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """An op after validation: everything needed to write it without further checks."""
+
+    op: Op
+    text: str | None = None
+    metadata_json: str | None = None
+    vector: bytes | None = None
+    times: tuple[str, str] | None = None
+
+
+class SQLiteStore:
+    """`MemoryStore` on one SQLite file. `SQLiteStore(":memory:")` works for throwaway use."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
+        self.path = str(path)
+        self._busy_timeout = busy_timeout
+        self._lock = threading.RLock()
+        self._embedder: tuple[str, int] | None = None
+        self._index: VectorIndex | None = None
+        self._index_dim = 0
+        self._index_seq = -1
+        self._conn: sqlite3.Connection | None = None
+        self._conn = self._connect()
+
+    # -- connection ------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            target = Path(self.path)
+            if target.is_dir():
+                raise StoreError(
+                    f"store path {self.path} is a directory", suggestion="point the store at a file path"
+                )
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the directory for store {self.path}: {exc}") from exc
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            register_sql_functions(conn)
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "_migrations" not in tables:
+                raise StoreError(
+                    f"{self.path} is an SQLite database but not an azmem store "
+                    f"(it has tables {', '.join(sorted(tables)[:5])})",
+                    suggestion="choose another store path; azmem will not write into someone else's database",
+                )
+            migrate(conn)
+        except StoreError:
+            if conn is not None:
+                conn.close()
+            raise
+        except RuntimeError as exc:  # a newer schema
+            if conn is not None:
+                conn.close()
+            raise StoreError(
+                f"{self.path} was written by a newer azmem: {exc}", suggestion="upgrade azmem"
+            ) from exc
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise self._translate(exc, "open") from exc
+        return conn
+
+    def _translate(self, exc: sqlite3.Error, action: str) -> StoreError:
+        msg = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg):
+            return StoreError(
+                f"store {self.path} stayed locked by another writer for {self._busy_timeout:g}s ({action})",
+                error_code="store_locked",
+                suggestion="retry; if it persists, look for a hung process holding the file",
+            )
+        if isinstance(exc, sqlite3.OperationalError) and "unable to open" in msg:
+            return StoreError(
+                f"cannot open store file {self.path}: {msg}",
+                suggestion="check that the directory exists and is writable",
+            )
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            return StoreError(
+                f"store file {self.path} is not a valid azmem store or is damaged: {msg}",
+                error_code="store_corrupt",
+                suggestion=_RECOVER,
+            )
+        return StoreError(f"store {self.path}: {action} failed: {msg}", suggestion=_RECOVER)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"store {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise self._translate(exc, action) from exc
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._guard(action) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _read(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One snapshot for a multi-statement read (nested inside a write, reuse its transaction)."""
+        with self._guard(action) as conn:
+            if conn.in_transaction:
+                yield conn
+                return
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self._index = None
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- embedder binding ---------------------------------------------------------------------
+    @staticmethod
+    def _meta_embedder(conn: sqlite3.Connection) -> tuple[str, int] | None:
+        rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('embedder_name', 'dimension')"))
+        if "embedder_name" not in rows:
+            return None
+        return rows["embedder_name"], int(rows["dimension"])
+
+    @property
+    def embedder(self) -> tuple[str, int] | None:
+        with self._guard("read") as conn:
+            return self._meta_embedder(conn)
+
+    def open(self, embedder_name: str, dimension: int) -> None:
+        v.check_text(embedder_name, "embedder_name")
+        dimension = v.check_limit(dimension, "dimension", maximum=65_536)
+        with self._write("open") as conn:
+            current = self._meta_embedder(conn)
+            empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM memories)").fetchone()[0]
+            if current is not None and current != (embedder_name, dimension) and not empty:
+                raise self._mismatch(current, (embedder_name, dimension))
+            if current != (embedder_name, dimension):
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    [("embedder_name", embedder_name), ("dimension", str(dimension))],
+                )
+        self._embedder = (embedder_name, dimension)
+
+    def _mismatch(self, stored: tuple[str, int], wanted: tuple[str, int]) -> EmbedderMismatchError:
+        return EmbedderMismatchError(
+            f"store {self.path} holds vectors from embedder {stored[0]!r} (dimension {stored[1]}), "
+            f"but it is being used with {wanted[0]!r} (dimension {wanted[1]})",
+            details={"store": self.path, "stored": list(stored), "requested": list(wanted)},
+            suggestion="run `azmem reindex` to re-embed every memory with the new embedder, "
+            "or configure the embedder the store was built with",
+        )
+
+    def _require_open(self) -> tuple[str, int]:
+        if self._embedder is None:
+            raise StoreError(
+                f"store {self.path} has no embedder bound",
+                suggestion="call store.open(embedder_name, dimension) before writing or searching",
+            )
+        return self._embedder
+
+    def _check_embedder(self, conn: sqlite3.Connection) -> int:
+        """Catch another process's reindex between our open() and this call."""
+        mine = self._require_open()
+        stored = self._meta_embedder(conn)
+        if stored is not None and stored != mine:
+            raise self._mismatch(stored, mine)
+        return mine[1]
+
+    # -- writes -------------------------------------------------------------------------------
+    def apply(self, ops: Sequence[Op]) -> builtins.list[HistoryEvent]:
+        _, dim = self._require_open()
+        if isinstance(ops, AddOp | UpdateOp | DeleteOp) or not isinstance(ops, Sequence):
+            raise InvalidInputError("apply() takes a sequence of AddOp / UpdateOp / DeleteOp")
+        prepared = [self._prepare(op, dim) for op in ops]
+        if not prepared:
+            return []
+        now = format_time(utcnow())
+        with self._write("write") as conn:
+            self._check_embedder(conn)
+            events = [self._apply_one(conn, p, now) for p in prepared]
+            self._prune_changes(conn)
+        return events
+
+    def _prepare(self, op: object, dim: int) -> _Prepared:
+        if isinstance(op, AddOp):
+            rec = op.record
+            if not isinstance(rec, MemoryRecord):
+                raise InvalidInputError(f"AddOp.record must be a MemoryRecord, got {type(rec).__name__}")
+            v.check_optional_id(rec.id, "id")
+            v.check_scope(rec.scope, for_write=True)
+            v.check_optional_id(rec.actor_id, "actor_id")
+            v.check_optional_id(rec.role, "role")
+            return _Prepared(
+                op,
+                text=v.check_text(rec.memory, "memory", max_bytes=v.MAX_MEMORY_BYTES),
+                metadata_json=v.encode_metadata(rec.metadata),
+                vector=_blob(v.check_vector(op.vector, dim)),
+                times=(format_time(rec.created_at), format_time(rec.updated_at)),
+            )
+        if isinstance(op, UpdateOp):
+            v.check_optional_id(op.id, "id")
+            v.check_optional_id(op.actor_id, "actor_id")
+            v.check_optional_id(op.role, "role")
+            if op.memory is None and op.metadata is None and op.vector is None:
+                raise InvalidInputError(f"update of {op.id} changes nothing (no memory, metadata or vector)")
+            if op.memory is not None and op.vector is None:
+                raise InvalidInputError(
+                    f"update of {op.id} changes the text but carries no vector",
+                    suggestion="embed the new text and pass it as UpdateOp(vector=...)",
+                )
+            when = op.updated_at
+            return _Prepared(
+                op,
+                text=None
+                if op.memory is None
+                else v.check_text(op.memory, "memory", max_bytes=v.MAX_MEMORY_BYTES),
+                metadata_json=None if op.metadata is None else v.encode_metadata(op.metadata),
+                vector=None if op.vector is None else _blob(v.check_vector(op.vector, dim)),
+                times=None if when is None else (format_time(when), format_time(when)),
+            )
+        if isinstance(op, DeleteOp):
+            v.check_optional_id(op.id, "id")
+            v.check_optional_id(op.actor_id, "actor_id")
+            return _Prepared(op)
+        raise InvalidInputError(f"not a store operation: {type(op).__name__}")
+
+    def _apply_one(self, conn: sqlite3.Connection, p: _Prepared, now: str) -> HistoryEvent:
+        op = p.op
+        if isinstance(op, AddOp):
+            rec = op.record
+            assert p.text is not None
+            assert p.times is not None
+            assert p.metadata_json is not None
+            try:
+                conn.execute(
+                    "INSERT INTO memories (id, memory, hash, user_id, agent_id, run_id, actor_id, role, "
+                    "metadata, created_at, updated_at, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        rec.id,
+                        p.text,
+                        memory_hash(p.text),
+                        rec.user_id,
+                        rec.agent_id,
+                        rec.run_id,
+                        rec.actor_id,
+                        rec.role,
+                        p.metadata_json,
+                        *p.times,
+                        p.vector,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise InvalidInputError(f"a memory with id {rec.id} already exists") from exc
+            return self._history(
+                conn, rec.id, "ADD", None, p.text, now, rec.actor_id, rec.role, p.metadata_json
+            )
+
+        row = conn.execute(
+            "SELECT rid, memory, metadata, actor_id, role FROM memories WHERE id = ?", (op.id,)
+        ).fetchone()
+        if row is None:
+            raise MemoryNotFoundError(f"no memory with id {op.id}", details={"memory_id": op.id})
+        rid, old_text, old_meta, actor_id, role = row
+        if isinstance(op, DeleteOp):
+            conn.execute("DELETE FROM memories WHERE rid = ?", (rid,))
+            return self._history(
+                conn, op.id, "DELETE", old_text, None, now, op.actor_id or actor_id, role, old_meta
+            )
+        assert isinstance(op, UpdateOp)
+        new_text = old_text if p.text is None else p.text
+        new_meta = old_meta if p.metadata_json is None else p.metadata_json
+        sets = ["memory = ?", "hash = ?", "metadata = ?", "updated_at = ?"]
+        params: list[Any] = [new_text, memory_hash(new_text), new_meta, p.times[1] if p.times else now]
+        if p.vector is not None:
+            sets.append("vector = ?")
+            params.append(p.vector)
+        if p.text is None:  # leave FTS alone when the text does not change
+            del sets[0], params[0]
+        conn.execute(f"UPDATE memories SET {', '.join(sets)} WHERE rid = ?", (*params, rid))
+        return self._history(
+            conn, op.id, "UPDATE", old_text, new_text, now, op.actor_id or actor_id, op.role or role, new_meta
+        )
+
+    @staticmethod
+    def _history(
+        conn: sqlite3.Connection,
+        memory_id: str,
+        event: str,
+        old: str | None,
+        new: str | None,
+        when: str,
+        actor_id: str | None,
+        role: str | None,
+        metadata_json: str,
+    ) -> HistoryEvent:
+        row = (str(uuid.uuid4()), memory_id, event, old, new, when, actor_id, role, metadata_json)
+        conn.execute(f"INSERT INTO history ({_HISTORY_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        return _event(row)
+
+    @staticmethod
+    def _prune_changes(conn: sqlite3.Connection, *, everything: bool = False) -> None:
+        lo, hi = conn.execute(
+            "SELECT (SELECT min(seq) FROM changes), (SELECT max(seq) FROM changes)"
+        ).fetchone()
+        if hi is None:
+            return
+        if everything:
+            cut = hi
+        elif hi - lo > _CHANGES_PRUNE_AT:
+            cut = hi - _CHANGES_KEEP
+        else:
+            return
+        conn.execute("DELETE FROM changes WHERE seq <= ?", (cut,))
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'pruned_through'", (str(cut),))
+
+    def delete_all(self, scope: Scope) -> int:
+        v.check_scope(scope, for_write=True)
+        where, params = self._where(scope, None)
+        now = format_time(utcnow())
+        with self._write("delete") as conn:
+            rows = conn.execute(
+                f"SELECT m.id, m.memory, m.metadata, m.actor_id, m.role FROM memories m WHERE {where}", params
+            ).fetchall()
+            conn.executemany(
+                f"INSERT INTO history ({_HISTORY_COLS}) VALUES (?, ?, 'DELETE', ?, NULL, ?, ?, ?, ?)",
+                [
+                    (str(uuid.uuid4()), mid, text, now, actor, role, meta)
+                    for mid, text, meta, actor, role in rows
+                ],
+            )
+            conn.execute(f"DELETE FROM memories AS m WHERE {where}", params)
+            self._prune_changes(conn)
+        return len(rows)
+
+    def reset(self) -> None:
+        with self._write("reset") as conn:
+            conn.execute("DELETE FROM memories")
+            conn.execute("DELETE FROM history")
+            self._prune_changes(conn, everything=True)
+
+    # -- reads ----------------------------------------------------------------------------------
+    @staticmethod
+    def _where(scope: Scope, filters: Mapping[str, Any] | None) -> tuple[str, builtins.list[Any]]:
+        parts: builtins.list[str] = []
+        params: builtins.list[Any] = []
+        for column, value in scope.as_dict().items():  # fixed column names only
+            parts.append(f"m.{column} = ?")
+            params.append(value)
+        compiled = compile_filters(filters)
+        if compiled is not None:
+            parts.append(compiled.sql)
+            params.extend(compiled.params)
+        return (" AND ".join(parts) or "1"), params
+
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        v.check_text(memory_id, "memory id")
+        with self._guard("read") as conn:
+            row = conn.execute(f"SELECT {_COLS} FROM memories m WHERE m.id = ?", (memory_id,)).fetchone()
+        return None if row is None else _record(row)
+
+    def list(
+        self,
+        scope: Scope,
+        filters: Mapping[str, Any] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        v.check_scope(scope, for_write=False)
+        limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
+        where, params = self._where(scope, filters)
+        if cursor is not None:
+            created, rid = _decode_cursor(cursor)
+            where += " AND (m.created_at, m.rid) < (?, ?)"
+            params += [created, rid]
+        with self._guard("read") as conn:
+            rows = conn.execute(
+                f"SELECT {_COLS}, m.rid FROM memories m WHERE {where} "
+                "ORDER BY m.created_at DESC, m.rid DESC LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = _encode_cursor(rows[-1][9], rows[-1][11]) if more else None
+        return Page(records=[_record(r) for r in rows], next_cursor=next_cursor)
+
+    def count(self, scope: Scope | None = None, filters: Mapping[str, Any] | None = None) -> int:
+        scope = v.check_scope(scope or Scope(), for_write=False)
+        where, params = self._where(scope, filters)
+        with self._guard("read") as conn:
+            return int(conn.execute(f"SELECT count(*) FROM memories m WHERE {where}", params).fetchone()[0])
+
+    def history(self, memory_id: str) -> builtins.list[HistoryEvent]:
+        v.check_text(memory_id, "memory id")
+        with self._guard("read") as conn:
+            rows = conn.execute(
+                f"SELECT {_HISTORY_COLS} FROM history WHERE memory_id = ? ORDER BY seq", (memory_id,)
+            ).fetchall()
+        return [_event(r) for r in rows]
+
+    def iter_all(self, batch_size: int = 256) -> Iterator[builtins.list[MemoryRecord]]:
+        batch_size = v.check_limit(batch_size, "batch_size", maximum=MAX_LIST_LIMIT)
+        last = 0
+        while True:
+            with self._read("read") as conn:
+                rows = conn.execute(
+                    f"SELECT {_COLS}, m.rid FROM memories m WHERE m.rid > ? ORDER BY m.rid LIMIT ?",
+                    (last, batch_size),
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][11]
+            yield [_record(r) for r in rows]
+
+    # -- search -------------------------------------------------------------------------------
+    def search(
+        self,
+        query_text: str | None,
+        query_vector: Vector | None,
+        scope: Scope,
+        filters: Mapping[str, Any] | None = None,
+        limit: int = 10,
+        mode: SearchMode = "hybrid",
+        threshold: float | None = None,
+    ) -> builtins.list[SearchHit]:
+        if mode not in ("hybrid", "dense", "bm25"):
+            raise InvalidInputError(
+                f"unknown search mode {mode!r}", suggestion="use 'hybrid', 'dense' or 'bm25'"
+            )
+        v.check_scope(scope, for_write=False)
+        limit = v.check_limit(limit, "limit", maximum=MAX_SEARCH_LIMIT)
+        if threshold is not None and (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not np.isfinite(threshold)
+        ):
+            raise InvalidInputError(f"threshold must be a finite number, got {threshold!r}")
+        use_dense, use_text = mode != "bm25", mode != "dense"
+        query: npt.NDArray[np.float32] | None = None
+        if use_dense:
+            _, dim = self._require_open()
+            query = v.check_vector(query_vector, dim, "query_vector")
+        expr = None
+        if use_text:
+            if not isinstance(query_text, str):
+                raise InvalidInputError(f"{mode} search needs query_text (a string)")
+            expr = match_expression(query_text)
+        where, params = self._where(scope, filters)
+        depth = limit if mode != "hybrid" else max(4 * limit, 40)
+
+        with self._read("search") as conn:
+            dense: builtins.list[tuple[int, float]] = []
+            if query is not None:
+                self._check_embedder(conn)
+                index = self._sync_index(conn)
+                allowed = None
+                if where != "1":
+                    allowed = np.fromiter(
+                        (r[0] for r in conn.execute(f"SELECT m.rid FROM memories m WHERE {where}", params)),
+                        dtype=np.int64,
+                    )
+                if allowed is None or allowed.size:
+                    ids, scores = index.search(query, depth, allowed)
+                    dense = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
+            lexical: builtins.list[tuple[int, float]] = []
+            if expr is not None:
+                lexical = [
+                    (int(rid), max(0.0, float(s)))
+                    for rid, s in conn.execute(
+                        "SELECT m.rid, -bm25(memories_fts) FROM memories_fts "
+                        "JOIN memories m ON m.rid = memories_fts.rowid "
+                        f"WHERE memories_fts MATCH ? AND {where} ORDER BY bm25(memories_fts) LIMIT ?",
+                        (expr, *params, depth),
+                    )
+                ]
+            candidates = {rid for rid, _ in dense} | {rid for rid, _ in lexical}
+            rows = self._fetch(conn, candidates)
+
+        dense_rank = {rid: i + 1 for i, (rid, _) in enumerate(dense)}
+        lex_rank = {rid: i + 1 for i, (rid, _) in enumerate(lexical)}
+        lex_score = dict(lexical)
+        methods = int(query is not None) + int(expr is not None)
+        hits: builtins.list[SearchHit] = []
+        for rid, (row, blob) in rows.items():
+            similarity = None
+            if query is not None:
+                similarity = min(1.0, max(-1.0, float(np.frombuffer(blob, dtype="<f4") @ query)))
+            s = lex_score.get(rid)
+            if mode == "dense":
+                score = similarity
+            elif mode == "bm25":
+                score = None if s is None else s / (1.0 + s)
+            else:
+                rrf = sum(
+                    1.0 / (RRF_K + r) for r in (dense_rank.get(rid), lex_rank.get(rid)) if r is not None
+                )
+                score = rrf * (RRF_K + 1) / methods
+            assert score is not None
+            cut = score if mode == "bm25" else similarity
+            if threshold is not None and cut is not None and cut < threshold:
+                continue
+            hits.append(
+                SearchHit(
+                    record=_record(row),
+                    score=score,
+                    similarity=similarity,
+                    bm25=s,
+                    dense_rank=dense_rank.get(rid),
+                    bm25_rank=lex_rank.get(rid),
+                )
+            )
+        hits.sort(key=lambda h: (-h.score, -(h.similarity or 0.0), h.record.created_at, h.record.id))
+        return hits[:limit]
+
+    @staticmethod
+    def _fetch(conn: sqlite3.Connection, rids: set[int]) -> dict[int, tuple[Sequence[Any], bytes]]:
+        out: dict[int, tuple[Sequence[Any], bytes]] = {}
+        ordered = sorted(rids)
+        for i in range(0, len(ordered), _IN_CHUNK):
+            chunk = ordered[i : i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                f"SELECT {_COLS}, m.rid, m.vector FROM memories m WHERE m.rid IN ({marks})", chunk
+            ):
+                out[row[11]] = (row, row[12])
+        return out
+
+    def _sync_index(self, conn: sqlite3.Connection) -> VectorIndex:
+        """Bring the in-memory index up to the snapshot `conn` is reading (see module doc)."""
+        _, dim = self._require_open()
+        pruned, head = conn.execute(
+            "SELECT (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'pruned_through'), "
+            "(SELECT max(seq) FROM changes)"
+        ).fetchone()
+        head = pruned if head is None else head
+        if self._index is None or self._index_dim != dim or self._index_seq < pruned:
+            index = VectorIndex(dim)
+            rids, vectors = self._load_vectors(conn, "SELECT rid, vector FROM memories", (), dim)
+            if rids.size:
+                index.add(rids, vectors)
+            self._index, self._index_dim = index, dim
+        elif head > self._index_seq:
+            changed = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT rid FROM changes WHERE seq > ? ORDER BY rid", (self._index_seq,)
+                )
+            ]
+            # Drop every touched row, then re-add the ones that still exist (add replaces).
+            self._index.remove(np.asarray(changed, dtype=np.int64))
+            for i in range(0, len(changed), _IN_CHUNK):
+                chunk = changed[i : i + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rids, vectors = self._load_vectors(
+                    conn, f"SELECT rid, vector FROM memories WHERE rid IN ({marks})", chunk, dim
+                )
+                if rids.size:
+                    self._index.add(rids, vectors)
+        self._index_seq = head
+        return self._index
+
+    def _load_vectors(
+        self, conn: sqlite3.Connection, sql: str, params: Sequence[Any], dim: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        rids: builtins.list[int] = []
+        blobs: builtins.list[bytes] = []
+        for rid, blob in conn.execute(sql, params):
+            rids.append(rid)
+            blobs.append(blob)
+        data = b"".join(blobs)
+        if len(data) != len(rids) * dim * 4:
+            raise StoreError(
+                f"store {self.path} holds vectors of the wrong size for dimension {dim}",
+                error_code="store_corrupt",
+                suggestion="run `azmem reindex` to rewrite every vector",
+            )
+        vectors = np.frombuffer(data, dtype="<f4").astype(np.float32).reshape(len(rids), dim)
+        return np.asarray(rids, dtype=np.int64), vectors
+
+    # -- reindex --------------------------------------------------------------------------------
+    def replace_vectors(
+        self, embedder_name: str, dimension: int, vectors: Iterable[tuple[str, Vector]]
+    ) -> int:
+        v.check_text(embedder_name, "embedder_name")
+        dimension = v.check_limit(dimension, "dimension", maximum=65_536)
+        seen: set[str] = set()
+        with self._write("reindex") as conn:
+            for item in vectors:
+                memory_id, vector = item
+                blob = _blob(v.check_vector(vector, dimension, f"vector for {memory_id}"))
+                if memory_id in seen:
+                    raise StoreError(f"reindex gave memory {memory_id} two vectors; nothing was changed")
+                cur = conn.execute("UPDATE memories SET vector = ? WHERE id = ?", (blob, memory_id))
+                if cur.rowcount != 1:
+                    raise StoreError(
+                        f"reindex gave a vector for unknown memory {memory_id}; nothing was changed"
+                    )
+                seen.add(memory_id)
+            total = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+            if total != len(seen):
+                raise StoreError(
+                    f"reindex covered {len(seen)} of {total} memories; nothing was changed",
+                    suggestion="the store changed during reindex (another process wrote): run it again",
+                )
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("embedder_name", embedder_name), ("dimension", str(dimension))],
+            )
+            self._prune_changes(conn, everything=True)
+        self._embedder = (embedder_name, dimension)
+        self._index = None
+        return len(seen)
+
+    # -- diagnostics ----------------------------------------------------------------------------
+    def check(self) -> builtins.list[str]:
+        """Consistency problems found (empty when healthy): SQLite pages, FTS index vs rows,
+        vector sizes, and every memory's ADD event. For `azmem doctor` and crash tests."""
+        problems: builtins.list[str] = []
+        with self._read("check") as conn:
+            result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+            if result != ["ok"]:
+                problems.extend(f"integrity_check: {r}" for r in result)
+            try:
+                conn.execute("INSERT INTO memories_fts (memories_fts, rank) VALUES ('integrity-check', 1)")
+            except sqlite3.DatabaseError as exc:
+                problems.append(f"full-text index: {exc}")
+            stored = self._meta_embedder(conn)
+            if stored is not None:
+                bad = conn.execute(
+                    "SELECT count(*) FROM memories WHERE length(vector) != ?", (stored[1] * 4,)
+                ).fetchone()[0]
+                if bad:
+                    problems.append(f"{bad} memories have vectors of the wrong size")
+            orphans = conn.execute(
+                "SELECT count(*) FROM memories m WHERE NOT EXISTS "
+                "(SELECT 1 FROM history h WHERE h.memory_id = m.id AND h.event = 'ADD')"
+            ).fetchone()[0]
+            if orphans:
+                problems.append(f"{orphans} memories have no ADD history event")
+        return problems
+
+
+def _encode_cursor(created_at: str, rid: int) -> str:
+    raw = json.dumps(["v1", created_at, rid], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: object) -> tuple[str, int]:
+    bad = InvalidInputError(
+        "cursor is not one returned by list()", suggestion="pass back next_cursor unchanged, or None to start"
+    )
+    if not isinstance(cursor, str) or not cursor or len(cursor) > 200:
+        raise bad
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise bad from None
+    if (
+        not isinstance(data, list)
+        or len(data) != 3
+        or data[0] != "v1"
+        or not isinstance(data[1], str)
+        or isinstance(data[2], bool)
+        or not isinstance(data[2], int)
+    ):
+        raise bad
+    try:
+        datetime.fromisoformat(data[1])
+    except ValueError:
+        raise bad from None
+    return data[1], data[2]
