@@ -1,5 +1,6 @@
 """azmem.stores: the MemoryStore protocol, its records, and the embedded SQLite store."""
 
+from azmem.stores.filters import compile_filters
 from azmem.stores.models import (
     AddOp,
     DeleteOp,
@@ -14,6 +15,7 @@ from azmem.stores.models import (
     memory_hash,
 )
 from azmem.stores.protocol import Filters, MemoryStore
+from azmem.stores.sqlite import SQLiteStore
 
 __all__ = [
     "AddOp",
@@ -24,9 +26,11 @@ __all__ = [
     "MemoryStore",
     "Op",
     "Page",
+    "SQLiteStore",
     "Scope",
     "SearchHit",
     "SearchMode",
     "UpdateOp",
+    "compile_filters",
     "memory_hash",
 ]

@@ -67,7 +67,9 @@ class MemoryStore(Protocol):
         ...
 
     # -- reads -------------------------------------------------------------------------
-    def get(self, memory_id: str) -> MemoryRecord | None: ...
+    def get(self, memory_id: str, scope: Scope | None = None) -> MemoryRecord | None:
+        """The memory, or None if unknown or (when `scope` is given) outside `scope`."""
+        ...
 
     def list(
         self,

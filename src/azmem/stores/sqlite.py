@@ -505,10 +505,13 @@ class SQLiteStore:
             params.extend(compiled.params)
         return (" AND ".join(parts) or "1"), params
 
-    def get(self, memory_id: str) -> MemoryRecord | None:
+    def get(self, memory_id: str, scope: Scope | None = None) -> MemoryRecord | None:
         v.check_text(memory_id, "memory id")
+        where, params = self._where(v.check_scope(scope or Scope(), for_write=False), None)
         with self._guard("read") as conn:
-            row = conn.execute(f"SELECT {_COLS} FROM memories m WHERE m.id = ?", (memory_id,)).fetchone()
+            row = conn.execute(
+                f"SELECT {_COLS} FROM memories m WHERE m.id = ? AND {where}", (memory_id, *params)
+            ).fetchone()
         return None if row is None else _record(row)
 
     def list(
