@@ -1,0 +1,275 @@
+"""`AsyncMemory`: the awaitable face, driving the same flows as `Memory`.
+
+What is really asynchronous and what is not:
+
+* LLM calls go through `AsyncLLMClient` (awaited HTTP, no threads).
+* An Azure embedder is awaited natively when it offers ``aembed``.
+* The local embedder is CPU-bound: it runs in a worker thread (onnxruntime releases
+  the GIL, so the event loop keeps serving).
+* SQLite is blocking: every store call runs on one dedicated worker thread owned by
+  this instance, which keeps the event loop free and this instance's store calls in
+  order (the store itself is thread-safe, so other threads may share it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Mapping
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from azmem.azure.errors import StructuredOutputError
+from azmem.embeddings.protocol import aembed
+from azmem.memory import core
+from azmem.memory.base import ConfigInput, MemoryBase
+from azmem.memory.core import Chat, Embed, Flow, OpenStore, R, StoreCall
+from azmem.memory.memory import Messages
+from azmem.memory.results import (
+    AddResult,
+    HistoryEntry,
+    MemoryEvent,
+    MemoryItem,
+    MemoryList,
+    QueryResult,
+    ReindexResult,
+    SearchResult,
+)
+from azmem.stores.models import SearchMode
+from azmem.stores.protocol import MemoryStore
+
+__all__ = ["AsyncMemory"]
+
+
+class AsyncMemory(MemoryBase):
+    """The same API as :class:`azmem.memory.Memory`, every method awaitable.
+
+    Use ``async with AsyncMemory() as memory:`` or ``await memory.aclose()``.
+    """
+
+    def __init__(
+        self,
+        settings: Any | None = None,
+        *,
+        config: ConfigInput = None,
+        embedder: Any | None = None,
+        store: MemoryStore | None = None,
+        prompts: Any | None = None,
+        llm: Any | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__(
+            settings, config=config, embedder=embedder, store=store, prompts=prompts, llm=llm, **overrides
+        )
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="azmem-store"
+        )
+
+    @classmethod
+    def from_config(cls, config: ConfigInput = None, **overrides: Any) -> Self:
+        """Same as :meth:`Memory.from_config`."""
+        return cls(config=config, **overrides)
+
+    def _azure_embedder(self) -> Any:
+        from azmem.azure.embedder import AsyncAzureEmbedder
+
+        return AsyncAzureEmbedder(self.settings)
+
+    # -- driver ------------------------------------------------------------------------
+
+    async def _run(self, flow: Flow[R]) -> R:
+        self._check_open()
+        try:
+            step = next(flow)
+            while True:
+                step = flow.send(await self._perform(step))
+        except StopIteration as stop:
+            result: R = stop.value
+            return result
+        finally:
+            flow.close()
+
+    async def _on_store_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _perform(self, step: core.Step) -> Any:
+        if isinstance(step, StoreCall):
+            fn = step.fn
+            return await self._on_store_thread(fn, self._store)
+        if isinstance(step, Embed):
+            return await self._embed(step.texts)
+        if isinstance(step, Chat):
+            result = await self._client().generate(
+                step.messages, response_model=step.response_model, prompt_name=step.prompt.name
+            )
+            if result.parsed is None:
+                raise StructuredOutputError(f"{step.prompt.name}: the model returned no structured output")
+            return result.parsed
+        if isinstance(step, OpenStore):
+            if not self._opened:
+                name, dim = self.embedder.name, self.embedder.dimension
+                await self._on_store_thread(self._store.open, name, dim)
+                self._opened = True
+            return None
+        raise AssertionError(f"unknown step {step!r}")
+
+    async def _embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        return await aembed(self.embedder, texts)
+
+    def _client(self) -> Any:
+        if self._llm is None:
+            from azmem.azure.llm import AsyncLLMClient
+
+            self._llm = AsyncLLMClient(self.settings)
+        return self._llm
+
+    # -- API (documented on Memory) -------------------------------------------------------
+
+    async def add(
+        self,
+        messages: Messages,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        infer: bool | None = None,
+    ) -> AddResult:
+        """See :meth:`Memory.add`."""
+        return await self._run(
+            core.add_flow(
+                self._state,
+                messages,
+                user_id=user_id,
+                agent_id=agent_id,
+                run_id=run_id,
+                metadata=metadata,
+                infer=infer,
+            )
+        )
+
+    async def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int = 10,
+        threshold: float | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> SearchResult:
+        """See :meth:`Memory.search`."""
+        return await self._run(
+            core.search_flow(
+                query,
+                user_id=user_id,
+                agent_id=agent_id,
+                run_id=run_id,
+                filters=filters,
+                limit=limit,
+                threshold=threshold,
+                mode=mode,
+            )
+        )
+
+    async def query(
+        self,
+        question: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int = 10,
+    ) -> QueryResult:
+        """See :meth:`Memory.query`."""
+        return await self._run(
+            core.query_flow(
+                self._state,
+                question,
+                user_id=user_id,
+                agent_id=agent_id,
+                run_id=run_id,
+                filters=filters,
+                limit=limit,
+            )
+        )
+
+    async def get(self, memory_id: str) -> MemoryItem:
+        """See :meth:`Memory.get`."""
+        return await self._run(core.get_flow(memory_id))
+
+    async def get_all(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> MemoryList:
+        """See :meth:`Memory.get_all`."""
+        return await self._run(
+            core.get_all_flow(
+                user_id=user_id, agent_id=agent_id, run_id=run_id, filters=filters, limit=limit, cursor=cursor
+            )
+        )
+
+    async def update(
+        self, memory_id: str, text: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> MemoryItem:
+        """See :meth:`Memory.update`."""
+        return await self._run(core.update_flow(memory_id, text, metadata))
+
+    async def delete(self, memory_id: str) -> MemoryEvent:
+        """See :meth:`Memory.delete`."""
+        return await self._run(core.delete_flow(memory_id))
+
+    async def delete_all(
+        self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+    ) -> int:
+        """See :meth:`Memory.delete_all`."""
+        return await self._run(core.delete_all_flow(user_id=user_id, agent_id=agent_id, run_id=run_id))
+
+    async def history(self, memory_id: str) -> list[HistoryEntry]:
+        """See :meth:`Memory.history`."""
+        return await self._run(core.history_flow(memory_id))
+
+    async def reset(self) -> None:
+        """See :meth:`Memory.reset`."""
+        await self._run(core.reset_flow())
+
+    async def reindex(self) -> ReindexResult:
+        """See :meth:`Memory.reindex`."""
+        result = await self._run(core.reindex_flow(self.embedder.name, self.embedder.dimension))
+        self._opened = False
+        return result
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the store (on its thread) and the LLM client if this instance created them. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._own_store:
+                await self._on_store_thread(self._store.close)
+            if self._own_llm and self._llm is not None:
+                await self._llm.aclose()
+            aclose = getattr(self.embedder, "aclose", None)
+            if self._own_embedder and aclose is not None:
+                await aclose()
+        finally:
+            self._executor.shutdown(wait=False)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
