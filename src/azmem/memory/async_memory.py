@@ -199,9 +199,16 @@ class AsyncMemory(MemoryBase):
             )
         )
 
-    async def get(self, memory_id: str) -> MemoryItem:
+    async def get(
+        self,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> MemoryItem:
         """See :meth:`Memory.get`."""
-        return await self._run(core.get_flow(memory_id))
+        return await self._run(core.get_flow(memory_id, user_id=user_id, agent_id=agent_id, run_id=run_id))
 
     async def get_all(
         self,
@@ -221,14 +228,30 @@ class AsyncMemory(MemoryBase):
         )
 
     async def update(
-        self, memory_id: str, text: str | None = None, metadata: Mapping[str, Any] | None = None
+        self,
+        memory_id: str,
+        text: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
     ) -> MemoryItem:
         """See :meth:`Memory.update`."""
-        return await self._run(core.update_flow(memory_id, text, metadata))
+        return await self._run(
+            core.update_flow(memory_id, text, metadata, user_id=user_id, agent_id=agent_id, run_id=run_id)
+        )
 
-    async def delete(self, memory_id: str) -> MemoryEvent:
+    async def delete(
+        self,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> MemoryEvent:
         """See :meth:`Memory.delete`."""
-        return await self._run(core.delete_flow(memory_id))
+        return await self._run(core.delete_flow(memory_id, user_id=user_id, agent_id=agent_id, run_id=run_id))
 
     async def delete_all(
         self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None

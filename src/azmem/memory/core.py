@@ -707,9 +707,17 @@ def query_flow(
     return QueryResult(question=text, answer=answer.answer, cited_ids=cited, memories=items, answered=True)
 
 
-def get_flow(memory_id: object) -> Flow[MemoryItem]:
+def _optional_scope(user_id: object, agent_id: object, run_id: object) -> Scope | None:
+    scope = make_scope(user_id, agent_id, run_id, required=False)
+    return None if scope.is_empty() else scope
+
+
+def get_flow(
+    memory_id: object, *, user_id: object = None, agent_id: object = None, run_id: object = None
+) -> Flow[MemoryItem]:
     mid = check_memory_id(memory_id)
-    record: MemoryRecord | None = yield StoreCall(lambda s: s.get(mid))
+    scope = _optional_scope(user_id, agent_id, run_id)
+    record: MemoryRecord | None = yield StoreCall(lambda s: s.get(mid, scope))
     if record is None:
         raise _not_found(mid)
     return MemoryItem.from_record(record)
@@ -735,13 +743,22 @@ def get_all_flow(
     return MemoryList(results=[MemoryItem.from_record(r) for r in page.records], next_cursor=page.next_cursor)
 
 
-def update_flow(memory_id: object, text: object = None, metadata: object = None) -> Flow[MemoryItem]:
+def update_flow(
+    memory_id: object,
+    text: object = None,
+    metadata: object = None,
+    *,
+    user_id: object = None,
+    agent_id: object = None,
+    run_id: object = None,
+) -> Flow[MemoryItem]:
     mid = check_memory_id(memory_id)
+    scope = _optional_scope(user_id, agent_id, run_id)
     if text is None and metadata is None:
         raise InvalidInputError("update() needs text, metadata or both")
     new_text = None if text is None else _text(text, "text", MAX_MESSAGE_BYTES)
     md = None if metadata is None else check_metadata(metadata)
-    current: MemoryRecord | None = yield StoreCall(lambda s: s.get(mid))
+    current: MemoryRecord | None = yield StoreCall(lambda s: s.get(mid, scope))
     if current is None:
         raise _not_found(mid)
     if (new_text is None or new_text == current.memory) and (md is None or md == current.metadata):
@@ -758,9 +775,12 @@ def update_flow(memory_id: object, text: object = None, metadata: object = None)
     return MemoryItem.from_record(updated)
 
 
-def delete_flow(memory_id: object) -> Flow[MemoryEvent]:
+def delete_flow(
+    memory_id: object, *, user_id: object = None, agent_id: object = None, run_id: object = None
+) -> Flow[MemoryEvent]:
     mid = check_memory_id(memory_id)
-    current: MemoryRecord | None = yield StoreCall(lambda s: s.get(mid))
+    scope = _optional_scope(user_id, agent_id, run_id)
+    current: MemoryRecord | None = yield StoreCall(lambda s: s.get(mid, scope))
     if current is None:
         raise _not_found(mid)
     yield OpenStore()

@@ -221,9 +221,16 @@ class Memory(MemoryBase):
             )
         )
 
-    def get(self, memory_id: str) -> MemoryItem:
-        """One memory by id; ``MemoryNotFoundError`` if there is none."""
-        return self._run(core.get_flow(memory_id))
+    def get(
+        self,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> MemoryItem:
+        """One memory by id; ``MemoryNotFoundError`` if there is none (or it is outside the scope given)."""
+        return self._run(core.get_flow(memory_id, user_id=user_id, agent_id=agent_id, run_id=run_id))
 
     def get_all(
         self,
@@ -243,14 +250,34 @@ class Memory(MemoryBase):
         )
 
     def update(
-        self, memory_id: str, text: str | None = None, metadata: Mapping[str, Any] | None = None
+        self,
+        memory_id: str,
+        text: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
     ) -> MemoryItem:
-        """Change a memory's text (re-embedded) and/or replace its metadata; recorded in its history."""
-        return self._run(core.update_flow(memory_id, text, metadata))
+        """Change a memory's text (re-embedded) and/or replace its whole metadata; recorded in its history.
 
-    def delete(self, memory_id: str) -> MemoryEvent:
-        """Delete one memory (its history is kept); ``MemoryNotFoundError`` if there is none."""
-        return self._run(core.delete_flow(memory_id))
+        A scope, when given, must contain the memory (else ``MemoryNotFoundError``): a
+        server can pass the caller's user_id so one user cannot edit another's memory.
+        """
+        return self._run(
+            core.update_flow(memory_id, text, metadata, user_id=user_id, agent_id=agent_id, run_id=run_id)
+        )
+
+    def delete(
+        self,
+        memory_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+    ) -> MemoryEvent:
+        """Delete one memory (its history is kept); ``MemoryNotFoundError`` if there is none (in scope)."""
+        return self._run(core.delete_flow(memory_id, user_id=user_id, agent_id=agent_id, run_id=run_id))
 
     def delete_all(
         self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
