@@ -1,0 +1,399 @@
+"""The HTTP face of the emulator: Azure OpenAI's routes, answered in the order the service checks.
+
+Order of checks for a model call: api-version (dated routes) -> auth -> deployment -> operation fits
+the deployment's model -> outage -> injected fault -> request validation -> quota -> latency ->
+scripted or generated reply. Every answer carries Azure's tracing and rate-limit headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response, StreamingResponse
+
+from . import chat, embeddings, protocol
+from .config import Deployment, Fault
+from .state import EmulatorState, RecordedRequest, retry_seconds
+
+Operation = Literal["chat", "embeddings"]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+TRANSPORT_KEY = "azmem.emulator.transport"
+_SLEEP_STEP = 0.02
+
+
+class _Reply(Exception):
+    """Ends the pipeline with a finished response (an error, or a fault's answer)."""
+
+    def __init__(self, response: Response | None) -> None:
+        super().__init__("reply")
+        self.response = response
+
+
+class _Dropped(Exception):
+    """The connection was closed on purpose; nothing is to be sent."""
+
+
+def _json(status: int, body: Any, headers: dict[str, str]) -> Response:
+    return Response(
+        content=json.dumps(body),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+class _Call:
+    """One model call moving through the pipeline; collects the headers every answer carries."""
+
+    def __init__(self, state: EmulatorState, request: Request, operation: Operation, dated: bool) -> None:
+        self.state = state
+        self.request = request
+        self.operation = operation
+        self.dated = dated
+        self.request_id = protocol.new_request_id()
+        self.api_version: str | None = request.query_params.get("api-version")
+        self.deployment: Deployment | None = None
+        self.headers: dict[str, str] = protocol.trace_headers(
+            self.request_id, state.region, request.headers.get("x-ms-client-request-id")
+        )
+        self.body: dict[str, Any] = {}
+        self.record: RecordedRequest | None = None
+
+    def error(self, status: int, body: protocol.ErrorBody, extra: dict[str, str] | None = None) -> _Reply:
+        headers = dict(self.headers)
+        headers.update(extra or {})
+        return _Reply(_json(status, body, headers))
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep in small steps so a stopping server or a departed client ends the wait early."""
+        deadline = time.monotonic() + seconds
+        transport = self.request.scope.get(TRANSPORT_KEY)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.state.stopping.is_set():
+                return
+            if transport is not None and transport.is_closing():
+                raise _Dropped()
+            await asyncio.sleep(min(left, _SLEEP_STEP))
+
+    def drop(self) -> _Dropped:
+        transport = self.request.scope.get(TRANSPORT_KEY)
+        if transport is None:
+            raise RuntimeError("cannot drop the connection: the server did not expose its transport")
+        transport.abort()
+        return _Dropped()
+
+
+def _check_auth(state: EmulatorState, request: Request) -> str | None:
+    """None when authorised, else the 401 message Azure would give for what was sent."""
+    if not state.auth_required:
+        return None
+    key = request.headers.get("api-key")
+    if key is not None:
+        return None if key in state.api_keys else protocol.MSG_BAD_KEY
+    authorization = request.headers.get("authorization")
+    if authorization is None:
+        return protocol.MSG_MISSING_KEY
+    scheme, _, credential = authorization.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() == "bearer" and (credential in state.api_keys or state.token_valid(credential)):
+        return None
+    return protocol.MSG_BAD_TOKEN
+
+
+async def _apply_fault(call: _Call, fault: Fault) -> chat.ChatReply | None:
+    """Act out a fault: raise the answer it produces, or return an output-filter reply to send."""
+    if fault.latency and fault.kind not in ("timeout",):
+        await call.sleep(fault.latency)
+    if fault.kind == "latency":
+        return None
+    if fault.kind == "timeout":
+        await call.sleep(fault.latency)
+        raise call.error(408, protocol.server_error(408))
+    if fault.kind == "drop":
+        raise call.drop()
+    if fault.kind == "malformed":
+        text = '{"id": "chatcmpl-emulated", "object": "chat.completion", "choices": [{"index": 0, "mess'
+        raise _Reply(
+            Response(content=text, status_code=200, media_type="application/json", headers=call.headers)
+        )
+    if fault.kind == "prompt_filter":
+        raise call.error(400, protocol.prompt_filtered(fault.categories, jailbreak=fault.jailbreak))
+    if fault.kind == "output_filter":
+        return chat.ChatReply(content=None, finish_reason="content_filter", filtered=dict(fault.categories))
+    status = fault.status or 500
+    extra = dict(fault.headers)
+    if status == 429:
+        extra.update(protocol.retry_headers(fault.retry_after, fault.retry_after_ms))
+    if fault.body is not None:
+        body = fault.body
+    elif status == 429:
+        seconds = fault.retry_after or ((fault.retry_after_ms or 1000) / 1000)
+        limit = "call" if fault.message == "call rate limit" else "token"
+        body = protocol.rate_limited(call.operation, call.api_version, retry_seconds(seconds), limit=limit)
+    elif fault.code is not None or fault.message is not None:
+        body = protocol.error(fault.code or str(status), fault.message or f"Emulated error {status}.")
+    else:
+        body = protocol.server_error(status)
+    raise call.error(status, body, extra)
+
+
+async def _pipeline(call: _Call, dep_name: str | None) -> Response:
+    state = call.state
+    request = call.request
+    raw = await request.body()
+    try:
+        parsed: Any = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = None
+        raw_invalid = True
+    else:
+        raw_invalid = False
+    if dep_name is None and isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
+        dep_name = parsed["model"]
+    call.record = RecordedRequest(
+        method=request.method,
+        path=request.url.path,
+        query=dict(request.query_params),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        json=parsed,
+        deployment=dep_name,
+    )
+    state.record(call.record)
+
+    if call.dated and (call.api_version is None or chat.api_version_date(call.api_version) is None):
+        raise call.error(404, protocol.resource_not_found())
+    auth_problem = _check_auth(state, request)
+    if auth_problem is not None:
+        raise call.error(401, protocol.unauthorized(auth_problem))
+    if raw_invalid or not isinstance(parsed, dict):
+        raise call.error(
+            400,
+            protocol.invalid_request(
+                "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+                "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent "
+                "was not valid JSON.)"
+            ),
+        )
+    call.body = parsed
+    if dep_name is None:
+        raise call.error(400, protocol.invalid_request("you must provide a model parameter", param="model"))
+    dep = state.get_deployment(dep_name)
+    if dep is None:
+        raise call.error(404, protocol.deployment_not_found())
+    call.deployment = dep
+    call.headers["x-ms-region"] = dep.region
+    if dep.kind != call.operation:
+        op = "chatCompletion" if call.operation == "chat" else "embeddings"
+        raise call.error(
+            400,
+            protocol.error(
+                "OperationNotSupported",
+                f"The {op} operation does not work with the specified model, {dep.model}. Please choose "
+                "different model and try again. You can learn more about which models can be used with each "
+                "operation here: https://go.microsoft.com/fwlink/?linkid=2197993.",
+            ),
+        )
+    outage = state.outage(dep.name)
+    if outage == "drop":
+        raise call.drop()
+    if outage is not None:
+        raise call.error(503, protocol.server_error(503))
+
+    filtered: chat.ChatReply | None = None
+    fault = state.take_fault(dep.name)
+    if fault is not None:
+        filtered = await _apply_fault(call, fault)
+
+    if call.operation == "chat":
+        return await _chat(call, dep, filtered)
+    return await _embeddings(call, dep)
+
+
+async def _admit(call: _Call, dep: Deployment, tokens: int) -> None:
+    decision = call.state.admit(dep, tokens)
+    call.headers.update(decision.headers)
+    if not decision.allowed:
+        seconds = retry_seconds(decision.retry_after)
+        extra = protocol.retry_headers(seconds, max(decision.retry_after, 0.001) * 1000)
+        raise call.error(
+            429,
+            protocol.rate_limited(call.operation, call.api_version, seconds, limit=decision.limit or "token"),
+            extra,
+        )
+    latency = dep.latency
+    if isinstance(latency, tuple):
+        latency = random.uniform(latency[0], latency[1])
+    if latency > 0:
+        await call.sleep(latency)
+
+
+async def _scripted(call: _Call, dep: Deployment) -> tuple[bool, Any]:
+    found, reply = call.state.next_reply(dep.name)
+    if found and callable(reply) and not isinstance(reply, Fault):
+        reply = reply(call.body)
+        if asyncio.iscoroutine(reply):
+            reply = await reply
+    if found and isinstance(reply, Fault):
+        out = await _apply_fault(call, reply)
+        return out is not None, out
+    return found, reply
+
+
+async def _chat(call: _Call, dep: Deployment, filtered: chat.ChatReply | None) -> Response:
+    body = call.body
+    try:
+        prompt_tokens = chat.validate(body, dep, call.api_version)
+    except chat.RequestRejected as exc:
+        raise call.error(exc.status, exc.body) from None
+    await _admit(call, dep, chat.quota_tokens(body, prompt_tokens))
+    if filtered is not None:
+        reply: chat.ChatReply | dict[str, Any] = filtered
+    else:
+        found, scripted = await _scripted(call, dep)
+        reply = chat.coerce_reply(scripted, body) if found else chat.default_reply(body, dep)
+    if isinstance(reply, dict):
+        return _json(200, reply, call.headers)
+    reply = chat.apply_limits(reply, body)
+    if body.get("stream"):
+        return _stream(call, reply, prompt_tokens, dep)
+    n = body.get("n") or 1
+    replies = [reply] * (n if isinstance(n, int) and n > 0 else 1)
+    return _json(200, chat.completion_body(replies, prompt_tokens, dep, body), call.headers)
+
+
+def _stream(call: _Call, reply: chat.ChatReply, prompt_tokens: int, dep: Deployment) -> Response:
+    async def events() -> AsyncIterator[str]:
+        for piece in chat.stream_chunks(reply, prompt_tokens, dep, call.body):
+            yield chat.sse(piece)
+            await asyncio.sleep(0)
+        yield chat.sse("[DONE]")
+
+    headers = dict(call.headers)
+    headers["cache-control"] = "no-cache"
+    return StreamingResponse(events(), media_type="text/event-stream; charset=utf-8", headers=headers)
+
+
+async def _embeddings(call: _Call, dep: Deployment) -> Response:
+    body = call.body
+    try:
+        items, dimensions = embeddings.parse_inputs(body, dep)
+    except chat.RequestRejected as exc:
+        raise call.error(exc.status, exc.body) from None
+    await _admit(call, dep, embeddings.prompt_tokens(items))
+    found, scripted = await _scripted(call, dep)
+    encoding = body.get("encoding_format") or "float"
+    if found and isinstance(scripted, dict):
+        return _json(200, scripted, call.headers)
+    vectors = scripted if found and isinstance(scripted, list) else None
+    if vectors is not None and len(vectors) != len(items):
+        raise RuntimeError(f"scripted embeddings have {len(vectors)} vectors for {len(items)} inputs")
+    result = await asyncio.to_thread(embeddings.response_body, items, dep, dimensions, encoding, vectors)
+    return _json(200, result, call.headers)
+
+
+def create_app(state: EmulatorState) -> ASGIApp:
+    """The ASGI app; the outer wrapper exposes the socket transport so faults can drop a connection."""
+    api = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    async def run(request: Request, operation: Operation, dep: str | None, dated: bool) -> Response:
+        call = _Call(state, request, operation, dated)
+        try:
+            response = await _pipeline(call, dep)
+        except _Reply as reply:
+            if reply.response is None:
+                raise
+            response = reply.response
+        except _Dropped:
+            if call.record is not None:
+                call.record.status = 0
+            return Response(status_code=599)  # never written: the transport is closed
+        if call.record is not None:
+            call.record.status = response.status_code
+        return response
+
+    @api.post("/openai/deployments/{deployment}/chat/completions")
+    async def dated_chat(deployment: str, request: Request) -> Response:
+        return await run(request, "chat", deployment, True)
+
+    @api.post("/openai/deployments/{deployment}/embeddings")
+    async def dated_embeddings(deployment: str, request: Request) -> Response:
+        return await run(request, "embeddings", deployment, True)
+
+    @api.post("/openai/v1/chat/completions")
+    async def v1_chat(request: Request) -> Response:
+        return await run(request, "chat", None, False)
+
+    @api.post("/openai/v1/embeddings")
+    async def v1_embeddings(request: Request) -> Response:
+        return await run(request, "embeddings", None, False)
+
+    @api.get("/openai/v1/models")
+    async def v1_models(request: Request) -> Response:
+        return _models(state, request, dated=False)
+
+    @api.get("/openai/models")
+    async def dated_models(request: Request) -> Response:
+        return _models(state, request, dated=True)
+
+    @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def not_found(path: str, request: Request) -> Response:
+        rid = protocol.new_request_id()
+        return _json(404, protocol.resource_not_found(), protocol.trace_headers(rid, state.region))
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # uvicorn's `send` is a bound method of its request cycle, which holds the socket transport.
+            cycle = getattr(send, "__self__", None)
+            transport = getattr(cycle, "transport", None)
+            if transport is not None:
+                scope[TRANSPORT_KEY] = transport
+        await api(scope, receive, send)
+
+    return app
+
+
+def _models(state: EmulatorState, request: Request, *, dated: bool) -> Response:
+    rid = protocol.new_request_id()
+    headers = protocol.trace_headers(rid, state.region)
+    state.record(
+        RecordedRequest(
+            method=request.method,
+            path=request.url.path,
+            query=dict(request.query_params),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            json=None,
+        )
+    )
+    if dated and chat.api_version_date(request.query_params.get("api-version") or "") is None:
+        return _json(404, protocol.resource_not_found(), headers)
+    problem = _check_auth(state, request)
+    if problem is not None:
+        return _json(401, protocol.unauthorized(problem), headers)
+    created = int(time.time())
+    data = [
+        {
+            "id": dep.name,
+            "object": "model",
+            "created": created,
+            "owned_by": "system",
+            "model": dep.model,
+            "capabilities": {
+                "chat_completion": dep.kind == "chat",
+                "embeddings": dep.kind == "embeddings",
+            },
+        }
+        for dep in list(state.deployments.values())
+    ]
+    return _json(200, {"object": "list", "data": data}, headers)

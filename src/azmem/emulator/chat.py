@@ -1,0 +1,383 @@
+"""Chat completions: the request checks Azure makes, and the bodies and stream chunks it answers.
+
+A reply is first normalised into a `ChatReply` (from a script entry or generated from the request),
+then rendered either as one JSON body or as Azure's SSE chunk sequence, so scripted and generated
+answers look identical on the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import protocol, schema
+from .config import Deployment
+from .tokens import estimate_messages, estimate_text, message_text
+
+JSON_SCHEMA_MIN_VERSION = "2024-08-01"
+_VERSION_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(-preview)?$")
+
+
+class RequestRejected(Exception):
+    """A 4xx the service would answer for this request; carries Azure's status and body."""
+
+    def __init__(self, status: int, body: protocol.ErrorBody) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+@dataclass
+class ChatReply:
+    content: str | None = None
+    finish_reason: str = "stop"
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    refusal: str | None = None
+    filtered: dict[str, str] | None = None  # output content filter categories -> severity
+    usage: dict[str, Any] | None = None
+
+
+def api_version_date(version: str) -> str | None:
+    """The date part of a dated api-version, or None when it is not one Azure would recognise."""
+    match = _VERSION_RE.match(version)
+    return match.group(1) if match else None
+
+
+def fingerprint(dep: Deployment) -> str:
+    return "fp_" + format(abs(hash(dep.model)) % (16**10), "010x")
+
+
+def _all_text(messages: list[Any]) -> str:
+    return " ".join(message_text(m) for m in messages)
+
+
+def validate(body: dict[str, Any], dep: Deployment, api_version: str | None) -> int:
+    """Raise `RequestRejected` like the service would; return the prompt token estimate."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestRejected(
+            400,
+            protocol.invalid_request(
+                "'messages' is a required property"
+                if messages is None
+                else "'messages' must be a non-empty array",
+                param="messages",
+            ),
+        )
+    if dep.reasoning:
+        if body.get("max_tokens") is not None:
+            raise RequestRejected(
+                400,
+                protocol.invalid_request(
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                    "Use 'max_completion_tokens' instead.",
+                    param="max_tokens",
+                    code="unsupported_parameter",
+                ),
+            )
+        for param in ("temperature", "top_p"):
+            value = body.get(param)
+            if value is not None and value != 1:
+                raise RequestRejected(
+                    400,
+                    protocol.invalid_request(
+                        f"Unsupported value: '{param}' does not support {value} with this model. "
+                        "Only the default (1) value is supported.",
+                        param=param,
+                        code="unsupported_value",
+                    ),
+                )
+    elif body.get("reasoning_effort") is not None:
+        raise RequestRejected(
+            400,
+            protocol.invalid_request(
+                "Unrecognized request argument supplied: reasoning_effort", param="reasoning_effort"
+            ),
+        )
+    response_format = body.get("response_format")
+    extra: Any = body.get("tools")
+    if isinstance(response_format, dict):
+        kind = response_format.get("type")
+        if kind == "json_schema":
+            date = api_version_date(api_version) if api_version else None
+            if api_version is not None and (date is None or date < JSON_SCHEMA_MIN_VERSION):
+                raise RequestRejected(400, protocol.error("BadRequest", protocol.MSG_JSON_SCHEMA_VERSION))
+            spec = response_format.get("json_schema") or {}
+            if spec.get("strict"):
+                problem = schema.check_strict(spec.get("schema") or {}, str(spec.get("name", "response")))
+                if problem:
+                    raise RequestRejected(400, protocol.invalid_request(problem, param="response_format"))
+            extra = [extra, spec.get("schema")]
+        elif kind == "json_object" and "json" not in _all_text(messages).lower():
+            raise RequestRejected(400, protocol.invalid_request(protocol.MSG_JSON_WORD, param="messages"))
+    prompt_tokens = estimate_messages(messages, extra)
+    window = dep.context_window or 0
+    completion_budget = body.get("max_completion_tokens") or body.get("max_tokens")
+    if isinstance(completion_budget, int) and prompt_tokens + completion_budget > window:
+        raise RequestRejected(
+            400,
+            protocol.invalid_request(
+                f"This model's maximum context length is {window} tokens. However, you requested "
+                f"{prompt_tokens + completion_budget} tokens ({prompt_tokens} in the messages, "
+                f"{completion_budget} in the completion). "
+                "Please reduce the length of the messages or completion.",
+                param="messages",
+                code="context_length_exceeded",
+            ),
+        )
+    if prompt_tokens > window:
+        raise RequestRejected(400, protocol.context_length_exceeded(window, prompt_tokens))
+    return prompt_tokens
+
+
+def quota_tokens(body: dict[str, Any], prompt_tokens: int) -> int:
+    """What a request costs against TPM: the prompt estimate plus the requested completion budget,
+    as Azure counts it on admission (before the answer's real size is known)."""
+    budget = body.get("max_completion_tokens") or body.get("max_tokens")
+    return prompt_tokens + (budget if isinstance(budget, int) else 0)
+
+
+def _normalise_tool_call(call: dict[str, Any], index: int) -> dict[str, Any]:
+    if "function" in call:
+        fn = dict(call["function"])
+        if not isinstance(fn.get("arguments"), str):
+            fn["arguments"] = json.dumps(fn.get("arguments") or {})
+        return {
+            "id": call.get("id") or f"call_{index}_{secrets.token_hex(6)}",
+            "type": "function",
+            "function": fn,
+        }
+    arguments = call.get("arguments", {})
+    return {
+        "id": call.get("id") or f"call_{index}_{secrets.token_hex(6)}",
+        "type": "function",
+        "function": {
+            "name": call["name"],
+            "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+        },
+    }
+
+
+def _tools_by_name(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for tool in body.get("tools") or []:
+        if isinstance(tool, dict) and isinstance(tool.get("function"), dict):
+            out[str(tool["function"].get("name"))] = tool["function"]
+    return out
+
+
+def generated_tool_call(body: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """A call to `name` (or the first tool) with arguments generated from its parameters schema."""
+    tools = _tools_by_name(body)
+    if not tools:
+        raise ValueError("a tool call was asked for but the request has no tools")
+    fn = tools.get(name) if name else next(iter(tools.values()))
+    if fn is None:
+        raise ValueError(f"the request has no tool named {name!r}")
+    params = fn.get("parameters") or {"type": "object", "properties": {}}
+    return {"name": fn["name"], "arguments": schema.generate(params)}
+
+
+def default_reply(body: dict[str, Any], dep: Deployment) -> ChatReply:
+    """What the emulator says when nothing is scripted: a valid answer of the requested shape."""
+    choice = body.get("tool_choice")
+    if body.get("tools") and (choice == "required" or isinstance(choice, dict)):
+        name = choice["function"]["name"] if isinstance(choice, dict) else None
+        return ChatReply(
+            content=None, finish_reason="tool_calls", tool_calls=[generated_tool_call(body, name)]
+        )
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict):
+        if response_format.get("type") == "json_schema":
+            spec = response_format.get("json_schema") or {}
+            return ChatReply(content=json.dumps(schema.generate(spec.get("schema") or {})))
+        if response_format.get("type") == "json_object":
+            return ChatReply(content=json.dumps({"reply": f"This is an emulated reply from {dep.name}."}))
+    return ChatReply(content=f"This is an emulated reply from {dep.name}.")
+
+
+def coerce_reply(reply: Any, body: dict[str, Any]) -> ChatReply | dict[str, Any]:
+    """A script entry as a `ChatReply`, or a dict that is already a whole response body."""
+    if isinstance(reply, ChatReply):
+        return reply
+    if isinstance(reply, str):
+        return ChatReply(content=reply)
+    if isinstance(reply, dict):
+        if "choices" in reply or "object" in reply:
+            return reply
+        content = reply.get("content")
+        if content is not None and not isinstance(content, str):
+            content = json.dumps(content)
+        calls = reply.get("tool_calls") or []
+        if calls == "auto":
+            calls = [generated_tool_call(body)]
+        tool_calls = [_normalise_tool_call(c, i) for i, c in enumerate(calls)]
+        finish = reply.get("finish_reason") or ("tool_calls" if tool_calls else "stop")
+        return ChatReply(
+            content=content,
+            finish_reason=finish,
+            tool_calls=tool_calls,
+            refusal=reply.get("refusal"),
+            filtered=reply.get("filtered"),
+            usage=reply.get("usage"),
+        )
+    raise TypeError(f"unsupported scripted chat reply: {type(reply).__name__}")
+
+
+def apply_limits(reply: ChatReply, body: dict[str, Any]) -> ChatReply:
+    """Cut the content at the requested completion budget and say "length", as the model does."""
+    budget = body.get("max_completion_tokens") or body.get("max_tokens")
+    if isinstance(budget, int) and reply.content and estimate_text(reply.content) > budget:
+        reply.content = reply.content[: max(budget, 0) * 4]
+        reply.finish_reason = "length"
+    return reply
+
+
+def _usage(reply: ChatReply, prompt_tokens: int, dep: Deployment, body: dict[str, Any]) -> dict[str, Any]:
+    if reply.usage is not None:
+        return dict(reply.usage)
+    completion = estimate_text(reply.content or "") + estimate_text(reply.refusal or "")
+    for call in reply.tool_calls:
+        completion += estimate_text(json.dumps(call["function"]))
+    reasoning = 0
+    if dep.reasoning:
+        effort = body.get("reasoning_effort") or "medium"
+        reasoning = {"minimal": 0, "low": 16, "medium": 64, "high": 256}.get(str(effort), 64)
+    completion += reasoning
+    return {
+        "completion_tokens": completion,
+        "completion_tokens_details": {
+            "accepted_prediction_tokens": 0,
+            "audio_tokens": 0,
+            "reasoning_tokens": reasoning,
+            "rejected_prediction_tokens": 0,
+        },
+        "prompt_tokens": prompt_tokens,
+        "prompt_tokens_details": {"audio_tokens": 0, "cached_tokens": 0},
+        "total_tokens": prompt_tokens + completion,
+    }
+
+
+def _message(reply: ChatReply) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "annotations": [],
+        "content": reply.content,
+        "refusal": reply.refusal,
+        "role": "assistant",
+    }
+    if reply.tool_calls:
+        message["tool_calls"] = reply.tool_calls
+    return message
+
+
+def _choice_filter(reply: ChatReply) -> dict[str, Any]:
+    return protocol.filter_results(reply.filtered, prompt=False)
+
+
+def completion_body(
+    replies: list[ChatReply], prompt_tokens: int, dep: Deployment, body: dict[str, Any]
+) -> dict[str, Any]:
+    choices = []
+    usage: dict[str, Any] | None = None
+    for index, reply in enumerate(replies):
+        choices.append(
+            {
+                "content_filter_results": _choice_filter(reply),
+                "finish_reason": reply.finish_reason,
+                "index": index,
+                "logprobs": None,
+                "message": _message(reply),
+            }
+        )
+        u = _usage(reply, prompt_tokens, dep, body)
+        if usage is None:
+            usage = u
+        else:
+            usage["completion_tokens"] += u["completion_tokens"]
+            usage["total_tokens"] += u["completion_tokens"]
+    return {
+        "choices": choices,
+        "created": int(time.time()),
+        "id": "chatcmpl-" + secrets.token_urlsafe(21),
+        "model": dep.model,
+        "object": "chat.completion",
+        "prompt_filter_results": protocol.prompt_filter_results(),
+        "system_fingerprint": fingerprint(dep),
+        "usage": usage,
+    }
+
+
+def _pieces(text: str) -> list[str]:
+    """Split text the way a model streams it: a few characters at a time, words kept whole."""
+    return re.findall(r"\S*\s*", text)[:-1] or [text]
+
+
+def sse(data: Any) -> str:
+    return "data: " + (data if isinstance(data, str) else json.dumps(data)) + "\n\n"
+
+
+def stream_chunks(
+    reply: ChatReply, prompt_tokens: int, dep: Deployment, body: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """Azure's chunk sequence: prompt-filter chunk, role chunk, deltas, finish chunk, usage chunk."""
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    yield {
+        "choices": [],
+        "created": 0,
+        "id": "",
+        "model": "",
+        "object": "",
+        "prompt_filter_results": protocol.prompt_filter_results(),
+    }
+    completion_id = "chatcmpl-" + secrets.token_urlsafe(21)
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, filters: Any = None) -> dict[str, Any]:
+        choice: dict[str, Any] = {"delta": delta, "finish_reason": finish, "index": 0, "logprobs": None}
+        if filters is not None:
+            choice["content_filter_results"] = filters
+        out: dict[str, Any] = {
+            "choices": [choice],
+            "created": created,
+            "id": completion_id,
+            "model": dep.model,
+            "object": "chat.completion.chunk",
+            "system_fingerprint": fingerprint(dep),
+        }
+        if include_usage:
+            out["usage"] = None
+        return out
+
+    yield chunk({"content": "", "refusal": None, "role": "assistant"}, filters={})
+    if reply.content:
+        for piece in _pieces(reply.content):
+            yield chunk({"content": piece}, filters=protocol.filter_results(prompt=False))
+    if reply.refusal:
+        yield chunk({"refusal": reply.refusal})
+    for index, call in enumerate(reply.tool_calls):
+        yield chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["function"]["name"], "arguments": ""},
+                    }
+                ]
+            }
+        )
+        yield chunk(
+            {"tool_calls": [{"index": index, "function": {"arguments": call["function"]["arguments"]}}]}
+        )
+    yield chunk({}, reply.finish_reason, _choice_filter(reply) if reply.filtered else None)
+    if include_usage:
+        final = chunk({})
+        final["choices"] = []
+        final["usage"] = _usage(reply, prompt_tokens, dep, body)
+        yield final

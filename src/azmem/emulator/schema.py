@@ -1,0 +1,156 @@
+"""JSON Schema handling for structured outputs: the strict-mode checks Azure applies, and a
+generator of an instance that validates against the schema.
+
+The generator lets `chat.completions.parse(response_format=Model)` succeed against the emulator
+with no scripting; the checks make a schema that Azure would refuse fail here too, so a client bug
+shows up in tests rather than in production.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_DEPTH = 12
+
+
+class SchemaError(ValueError):
+    pass
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if not isinstance(ref, str):
+        return schema
+    if ref == "#":
+        return root
+    if not ref.startswith("#/"):
+        raise SchemaError(f"unsupported $ref {ref!r}")
+    node: Any = root
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or part not in node:
+            raise SchemaError(f"unresolvable $ref {ref!r}")
+        node = node[part]
+    if not isinstance(node, dict):
+        raise SchemaError(f"$ref {ref!r} is not a schema")
+    return node
+
+
+def check_strict(schema: Any, name: str) -> str | None:
+    """The first strict-mode violation as Azure words it, or None when the schema is acceptable."""
+
+    def walk(node: Any, context: tuple[str, ...]) -> str | None:
+        if not isinstance(node, dict):
+            return None
+        ctx = "(" + ", ".join(repr(c) for c in context) + (",)" if len(context) == 1 else ")")
+        types = node.get("type")
+        is_object = types == "object" or (isinstance(types, list) and "object" in types)
+        if is_object and "properties" in node:
+            if node.get("additionalProperties") is not False:
+                return (
+                    f"Invalid schema for response_format '{name}': In context={ctx}, "
+                    "'additionalProperties' is required to be supplied and to be false."
+                )
+            props = node.get("properties") or {}
+            required = node.get("required") or []
+            missing = [p for p in props if p not in required]
+            if missing:
+                return (
+                    f"Invalid schema for response_format '{name}': In context={ctx}, 'required' is required "
+                    f"to be supplied and to be an array including every key in properties. "
+                    f"Missing '{missing[0]}'."
+                )
+            for key, sub in props.items():
+                found = walk(sub, (*context, "properties", key))
+                if found:
+                    return found
+        for key in ("items",):
+            if isinstance(node.get(key), dict):
+                found = walk(node[key], (*context, key))
+                if found:
+                    return found
+        for key in ("anyOf",):
+            for i, sub in enumerate(node.get(key) or []):
+                found = walk(sub, (*context, key, str(i)))
+                if found:
+                    return found
+        for key in ("$defs", "definitions"):
+            for sub_name, sub in (node.get(key) or {}).items():
+                found = walk(sub, (*context, key, sub_name))
+                if found:
+                    return found
+        return None
+
+    return walk(schema, ())
+
+
+def generate(schema: dict[str, Any], *, root: dict[str, Any] | None = None, name: str = "value") -> Any:
+    """A deterministic instance of `schema` (the subset strict structured outputs allow)."""
+    return _gen(schema, root if root is not None else schema, name, 0)
+
+
+def _gen(schema: Any, root: dict[str, Any], name: str, depth: int) -> Any:
+    if schema is True or not isinstance(schema, dict):
+        return f"example {name}"
+    schema = _resolve(schema, root)
+    if depth > MAX_DEPTH:
+        return _shallow(schema)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    if "default" in schema and schema["default"] is not None:
+        return schema["default"]
+    for key in ("anyOf", "oneOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            non_null = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")]
+            # Deep recursion: prefer null to end the structure, else the first real option.
+            if depth > MAX_DEPTH // 2 and len(non_null) < len(options):
+                return None
+            return _gen(non_null[0] if non_null else options[0], root, name, depth + 1)
+    if isinstance(schema.get("allOf"), list) and schema["allOf"]:
+        return _gen(schema["allOf"][0], root, name, depth + 1)
+    types = schema.get("type")
+    if isinstance(types, list):
+        non_null_types = [t for t in types if t != "null"]
+        if not non_null_types or depth > MAX_DEPTH // 2:
+            return None
+        types = non_null_types[0]
+    if types is None:
+        types = "object" if "properties" in schema else "string"
+    if types == "object":
+        props = schema.get("properties") or {}
+        return {key: _gen(sub, root, key, depth + 1) for key, sub in props.items()}
+    if types == "array":
+        items = schema.get("items", {})
+        count = max(int(schema.get("minItems", 1)), 1)
+        if depth > MAX_DEPTH // 2:
+            count = int(schema.get("minItems", 0))
+        return [_gen(items, root, name, depth + 1) for _ in range(count)]
+    if types == "string":
+        return f"example {name}"
+    if types == "integer":
+        return int(schema.get("minimum", 1))
+    if types == "number":
+        return float(schema.get("minimum", 1.5))
+    if types == "boolean":
+        return True
+    if types == "null":
+        return None
+    return None
+
+
+def _shallow(schema: dict[str, Any]) -> Any:
+    types = schema.get("type")
+    if isinstance(types, list) and "null" in types:
+        return None
+    empty: dict[str, Any] = {
+        "object": {},
+        "array": [],
+        "string": "",
+        "integer": 0,
+        "number": 0.0,
+        "boolean": False,
+    }
+    return empty.get(str(types))
