@@ -226,11 +226,11 @@ class PermissionDeniedError(AzmemError):
 
 
 class DeploymentNotFoundError(AzmemError):
-    pass
+    default_suggestion = "Check the deployment name and the endpoint."
 
 
 class InvalidRequestError(AzmemError):
-    pass
+    default_suggestion = "Check the request parameters against the deployment's model and api_version."
 
 
 class ContentFilterError(InvalidRequestError):
@@ -325,6 +325,7 @@ class QuotaExceededError(AzmemError):
 
 class ConflictError(AzmemError):
     retryable = True
+    default_suggestion = "A concurrent operation conflicted; azmem retries. If it persists, try again later."
 
 
 class ServiceError(AzmemError):
@@ -334,6 +335,7 @@ class ServiceError(AzmemError):
 
 class NetworkError(AzmemError):
     retryable = True
+    default_suggestion = "Check the endpoint URL, DNS, proxy settings and the network path to Azure."
 
 
 class TimeoutError(NetworkError):  # shadows the builtin on purpose: the contract name
@@ -354,7 +356,7 @@ class RefusalError(AzmemError):
 
 
 class EmptyResponseError(AzmemError):
-    pass
+    default_suggestion = "The model returned nothing; retry, or raise max_tokens for reasoning models."
 
 
 class OutputTruncatedError(AzmemError):
@@ -508,6 +510,7 @@ def map_sdk_error(exc: BaseException, ctx: RequestContext) -> AzmemError:
     if isinstance(exc, AzmemError):
         exc.debug_info["attempt"] = ctx.attempt
         return exc
+    _scrub(exc)
 
     info = ctx.debug_info()
     where = f"deployment '{ctx.deployment}' at {_strip_query(ctx.endpoint)}"
@@ -562,6 +565,17 @@ def map_sdk_error(exc: BaseException, ctx: RequestContext) -> AzmemError:
             ),
         )
     return AzmemError(f"{type(exc).__name__}: {exc}", debug_info=info)
+
+
+def _scrub(exc: BaseException) -> None:
+    """Redact the original exception in place: it stays on ``__cause__`` and tracebacks print it."""
+    try:
+        exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
+        message = getattr(exc, "message", None)
+        if isinstance(message, str):
+            exc.message = redact(message)  # type: ignore[attr-defined]
+    except Exception:  # some exception types refuse attribute writes; the mapped error is clean anyway
+        pass
 
 
 def _is_credential_error(exc: BaseException) -> bool:
