@@ -98,8 +98,8 @@ class Factory:
             self.runner.close()
 
 
-@pytest.fixture(params=["sync", "async"])
-def make_llm(request: pytest.FixtureRequest, emulator: Any) -> Iterator[Factory]:
+def factories(request: pytest.FixtureRequest, emulator: Any) -> Iterator[Factory]:
+    """Body of each module's parametrised ``make_llm`` fixture (sync and async)."""
     factory = Factory(emulator, request.param)
     yield factory
     factory.close()

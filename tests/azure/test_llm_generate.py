@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from llm_helpers import Factory, chat_requests, make_llm  # noqa: F401
+from llm_helpers import Factory, chat_requests, factories
 from pydantic import BaseModel, field_validator
 
 from azmem.azure.errors import (
@@ -19,6 +20,12 @@ from azmem.azure.errors import (
 )
 from azmem.azure.messages import TextPart, ToolCall, UserMessage, image_part
 from azmem.emulator import Deployment, Fault
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_llm(request: pytest.FixtureRequest, emulator: Any) -> Iterator[Factory]:
+    yield from factories(request, emulator)
+
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 
@@ -50,22 +57,28 @@ def test_plain_text(make_llm: Factory) -> None:
     emu.script("gpt-4o", ["Hello there."])
     result = make_llm().generate("Say hello", prompt_name="greet")
     assert result.text == "Hello there."
-    assert result.data is None and result.parsed is None
+    assert result.data is None
+    assert result.parsed is None
     assert result.finish_reason == "stop"
     assert result.deployment == "gpt-4o"
     assert result.request_id  # apim-request-id from the headers
-    assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
+    assert result.usage.input_tokens > 0
+    assert result.usage.output_tokens > 0
     assert not result.cached
     (sent,) = chat_requests(emu)
     assert sent.json["messages"] == [{"role": "user", "content": "Say hello"}]
-    assert "max_tokens" not in sent.json and "temperature" not in sent.json
+    assert "max_tokens" not in sent.json
+    assert "temperature" not in sent.json
     assert "/deployments/gpt-4o/" in sent.path
 
 
 def test_json_mode_adds_the_json_word_on_a_copy(make_llm: Factory) -> None:
     emu = make_llm.emu
     emu.script("gpt-4o", ['{"city": "Oslo", "temp": 3}'])
-    messages: list[Any] = [{"role": "system", "content": "You extract facts."}, {"role": "user", "content": "Oslo, 3C"}]
+    messages: list[Any] = [
+        {"role": "system", "content": "You extract facts."},
+        {"role": "user", "content": "Oslo, 3C"},
+    ]
     before = copy.deepcopy(messages)
     result = make_llm().generate(messages, json=True)
     assert result.data == {"city": "Oslo", "temp": 3}
@@ -108,7 +121,9 @@ def test_old_api_version_400_falls_back_and_is_remembered(make_llm: Factory) -> 
     assert sent[0].json["response_format"]["type"] == "json_schema"
     assert sent[1].json["response_format"] == {"type": "json_object"}
     system = sent[1].json["messages"][0]
-    assert system["role"] == "system" and '"age"' in system["content"] and "JSON schema" in system["content"]
+    assert system["role"] == "system"
+    assert '"age"' in system["content"]
+    assert "JSON schema" in system["content"]
     assert messages == before
     second = llm.generate(messages, response_model=Person)
     assert second.parsed == Person(name="Cy", age=9)
@@ -181,13 +196,16 @@ def test_prompt_content_filter_is_not_retried(make_llm: Factory) -> None:
     with pytest.raises(ContentFilterError) as info:
         make_llm().generate("something")
     assert info.value.source == "prompt"
-    assert "hate" in info.value.filtered_categories and "jailbreak" in info.value.filtered_categories
+    assert "hate" in info.value.filtered_categories
+    assert "jailbreak" in info.value.filtered_categories
     assert len(chat_requests(make_llm.emu)) == 1
 
 
 def test_reasoning_deployment_gets_completion_tokens_and_effort_only(make_llm: Factory) -> None:
     emu = make_llm.emu
-    result = make_llm("o3-mini").generate("think", max_tokens=300, temperature=0.2, top_p=0.5, reasoning_effort="low")
+    result = make_llm("o3-mini").generate(
+        "think", max_tokens=300, temperature=0.2, top_p=0.5, reasoning_effort="low"
+    )
     assert result.text
     (sent,) = chat_requests(emu)
     assert sent.json["max_completion_tokens"] == 300
@@ -204,16 +222,20 @@ def test_reasoning_is_decided_by_capability_not_name(make_llm: Factory) -> None:
     assert llm.generate("hi", max_tokens=50, temperature=0.3).text
     (sent,) = chat_requests(emu)
     assert sent.json["max_completion_tokens"] == 50
-    assert "max_tokens" not in sent.json and "temperature" not in sent.json
+    assert "max_tokens" not in sent.json
+    assert "temperature" not in sent.json
 
 
 def test_chat_deployment_gets_max_tokens_and_temperature_not_effort(make_llm: Factory) -> None:
     emu = make_llm.emu
     make_llm().generate("hi", max_tokens=64, temperature=0.1, reasoning_effort="high", seed=7, stop=["\n\n"])
     (sent,) = chat_requests(emu)
-    assert sent.json["max_tokens"] == 64 and sent.json["temperature"] == 0.1
-    assert sent.json["seed"] == 7 and sent.json["stop"] == ["\n\n"]
-    assert "reasoning_effort" not in sent.json and "max_completion_tokens" not in sent.json
+    assert sent.json["max_tokens"] == 64
+    assert sent.json["temperature"] == 0.1
+    assert sent.json["seed"] == 7
+    assert sent.json["stop"] == ["\n\n"]
+    assert "reasoning_effort" not in sent.json
+    assert "max_completion_tokens" not in sent.json
 
 
 def test_role_defaults_apply_and_calls_override(make_llm: Factory) -> None:
@@ -234,7 +256,9 @@ def test_all_roles_and_tool_messages_are_sent_verbatim(make_llm: Factory) -> Non
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": "Weather", "arguments": "{}"}}],
+            "tool_calls": [
+                {"id": "call_9", "type": "function", "function": {"name": "Weather", "arguments": "{}"}}
+            ],
         },
         {"role": "tool", "tool_call_id": "call_9", "content": "sunny"},
         {"role": "assistant", "content": "It is sunny."},
@@ -243,7 +267,14 @@ def test_all_roles_and_tool_messages_are_sent_verbatim(make_llm: Factory) -> Non
     before = copy.deepcopy(conversation)
     make_llm().generate(conversation)
     (sent,) = chat_requests(emu)
-    assert [m["role"] for m in sent.json["messages"]] == ["system", "user", "assistant", "tool", "assistant", "user"]
+    assert [m["role"] for m in sent.json["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+    ]
     assert sent.json["messages"][2]["tool_calls"][0]["id"] == "call_9"
     assert sent.json["messages"][3]["tool_call_id"] == "call_9"
     assert sent.json["messages"][5]["content"] == "thanks!"  # cleaned on the wire
@@ -255,12 +286,14 @@ def test_tool_calls_come_back_typed(make_llm: Factory) -> None:
     emu.script("gpt-4o", [{"tool_calls": "auto"}])  # arguments generated from our tool's schema
     result = make_llm().generate("Weather in Oslo?", tools=[Weather], tool_choice="required")
     (call,) = result.tool_calls
-    assert isinstance(call, ToolCall) and call.name == "Weather"
+    assert isinstance(call, ToolCall)
+    assert call.name == "Weather"
     assert Weather.model_validate(call.arguments_json())
     assert result.finish_reason == "tool_calls"
     (sent,) = chat_requests(emu)
     tool = sent.json["tools"][0]
-    assert tool["function"]["name"] == "Weather" and tool["function"]["strict"] is True
+    assert tool["function"]["name"] == "Weather"
+    assert tool["function"]["strict"] is True
     assert tool["function"]["description"] == "Current weather for a city."
     assert sent.json["tool_choice"] == "required"
 
@@ -268,7 +301,10 @@ def test_tool_calls_come_back_typed(make_llm: Factory) -> None:
 def test_scripted_tool_call_with_dict_tool(make_llm: Factory) -> None:
     emu = make_llm.emu
     emu.script("gpt-4o", [{"tool_calls": [{"id": "c1", "name": "lookup", "arguments": {"q": "x"}}]}])
-    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+    tool = {
+        "type": "function",
+        "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
+    }
     result = make_llm().generate("find x", tools=[tool])
     assert result.tool_calls == (ToolCall(id="c1", name="lookup", arguments=json.dumps({"q": "x"})),)
     assert result.text is None
@@ -291,7 +327,8 @@ def test_model_size_small_uses_the_small_deployment(make_llm: Factory) -> None:
     assert llm.generate("hi", model_size="small").deployment == "gpt-4o-mini"
     assert llm.generate("hi").deployment == "gpt-4o"
     paths = [r.path for r in chat_requests(emu)]
-    assert "/deployments/gpt-4o-mini/" in paths[0] and "/deployments/gpt-4o/" in paths[1]
+    assert "/deployments/gpt-4o-mini/" in paths[0]
+    assert "/deployments/gpt-4o/" in paths[1]
 
 
 def test_streaming_text_and_usage(make_llm: Factory) -> None:
@@ -304,7 +341,8 @@ def test_streaming_text_and_usage(make_llm: Factory) -> None:
     assert len(pieces) > 1
     assert "".join(pieces) == "The quick brown fox jumps."
     (sent,) = chat_requests(emu)
-    assert sent.json["stream"] is True and sent.json["stream_options"] == {"include_usage": True}
+    assert sent.json["stream"] is True
+    assert sent.json["stream_options"] == {"include_usage": True}
     summary = usage.summary()
     assert summary["by_prompt_name"]["story"]["output_tokens"] > 0
 
