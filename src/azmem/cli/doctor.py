@@ -1,7 +1,383 @@
-"""placeholder"""
+"""``azmem doctor``: check the Azure OpenAI set-up end to end, and say how to fix what fails.
+
+The checks follow the order in which a request can fail, so the first failure is the
+one to fix: the settings load, the endpoint answers, the credential is accepted, each
+deployment exists, the chat deployment accepts structured outputs (json_schema) with the
+configured api-version, and the embedding dimension matches the vectors already in the
+store. Each probe is one tiny real request made with the SDK's retries off, so doctor
+reports what the service says *now* instead of waiting out backoffs.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-def doctor() -> None:
-    """Coming soon."""
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from azmem.cli.options import ConfigOpt, JsonOpt, StoreOpt, state
+from azmem.cli.output import ExitCode, out_console, print_json
+
+if TYPE_CHECKING:
+    from azmem.azure.errors import AzmemError
+    from azmem.azure.provider import AzureProvider
+    from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
+
+__all__ = ["Check", "doctor", "run_checks"]
+
+Status = Literal["ok", "warn", "fail", "skip"]
+
+_PROBE_TOKENS = 16
+_JSON_SCHEMA_FORMAT: dict[str, Any] = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "azmem_doctor",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {"ok": {"type": "boolean"}},
+            "required": ["ok"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+@dataclass
+class Check:
+    """One line of the report: what was checked, how it went, and the fix when it failed."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+    role: str | None = None
+
+
+class _Report:
+    """Collects checks, dropping repeats (two roles on one endpoint check it once)."""
+
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+        self._seen: set[tuple[str, ...]] = set()
+
+    def add(self, check: Check, *, key: tuple[str, ...] | None = None) -> None:
+        key = (check.name, check.status, *(key or (check.detail,)))
+        if key not in self._seen:
+            self._seen.add(key)
+            self.checks.append(check)
+
+
+def _load_settings(config: Path | None, store: Path | None, report: _Report) -> AzmemSettings | None:
+    from azmem.azure.errors import AzmemError
+    from azmem.azure.settings import AzmemSettings
+
+    overrides: dict[str, Any] = {"store": {"path": store}} if store is not None else {}
+    try:
+        settings = AzmemSettings.load(config, **overrides)
+    except AzmemError as exc:
+        report.add(Check("configuration", "fail", exc.message, exc.suggestion))
+        return None
+    roles = [
+        f"{name}={cfg.deployment}"
+        for name in ("chat", "small_chat", "embedding")
+        if (cfg := getattr(settings, name)) is not None
+    ]
+    source = f"config file {config}" if config else "environment"
+    report.add(
+        Check(
+            "configuration",
+            "ok",
+            f"loaded from {source}; " + (", ".join(roles) if roles else "no Azure OpenAI deployment"),
+        )
+    )
+    return settings
+
+
+def _tokens(cfg: AzureOpenAISettings) -> dict[str, int]:
+    """Reasoning deployments reject max_tokens: ask for the limit the way the model accepts it."""
+    key = "max_completion_tokens" if cfg.resolved_capabilities().reasoning else "max_tokens"
+    return {key: _PROBE_TOKENS}
+
+
+def _probe(provider: AzureProvider, operation: str, call: Any) -> tuple[Any, AzmemError | None]:
+    """Run one request, turning whatever the SDK raises into azmem's error (with its fix)."""
+    from azmem.azure.errors import map_sdk_error
+
+    try:
+        return call(provider.sync_client()), None
+    except Exception as exc:
+        return None, map_sdk_error(exc, provider.context(operation))
+
+
+def _classify_first(
+    error: AzmemError | None, provider: AzureProvider, role: str, report: _Report, what: str
+) -> bool:
+    """Report endpoint, auth and deployment from the first request's outcome; True if usable.
+
+    One request answers three questions because the service checks them in that order:
+    no answer at all means the endpoint; a 401/403 means the credential; a 404 means the
+    deployment.
+    """
+    from azmem.azure.errors import (
+        AuthenticationError,
+        DeploymentNotFoundError,
+        NetworkError,
+        PermissionDeniedError,
+        QuotaExceededError,
+        RateLimitError,
+    )
+
+    endpoint = provider.endpoint
+    auth = "Microsoft Entra ID token" if provider.auth_kind == "entra" else "API key"
+    # Two roles with the same endpoint and credential fail or pass together: report once.
+    secret = provider.settings.api_key.get_secret_value() if provider.settings.api_key else ""
+    credential = (endpoint, str(provider.auth_kind), hashlib.sha256(secret.encode()).hexdigest())
+    label = f"{role} deployment"
+    if isinstance(error, NetworkError):
+        report.add(Check("endpoint", "fail", error.message, error.suggestion, role), key=(endpoint,))
+        return False
+    report.add(Check("endpoint", "ok", f"{endpoint} answers", role=role))
+    if isinstance(error, AuthenticationError | PermissionDeniedError):
+        report.add(Check("auth", "fail", error.message, error.suggestion, role), key=credential)
+        return False
+    report.add(Check("auth", "ok", f"{auth} accepted by {endpoint}", role=role), key=credential)
+    if isinstance(error, DeploymentNotFoundError):
+        report.add(Check(label, "fail", error.message, error.suggestion, role))
+        return False
+    if isinstance(error, RateLimitError | QuotaExceededError):
+        report.add(
+            Check(
+                label, "warn", f"'{provider.deployment}' exists but is throttled now", error.suggestion, role
+            )
+        )
+        return False
+    if error is not None:
+        report.add(Check(label, "fail", error.message, error.suggestion, role))
+        return False
+    report.add(Check(label, "ok", f"'{provider.deployment}' {what}", role=role))
+    return True
+
+
+def _check_chat(role: str, cfg: AzureOpenAISettings, report: _Report) -> None:
+    from azmem.azure.provider import AzureProvider
+
+    provider = AzureProvider(cfg)
+    try:
+        messages = [{"role": "user", "content": 'Reply with the JSON object {"ok": true}.'}]
+        reply, error = _probe(
+            provider,
+            "chat",
+            lambda c: c.chat.completions.create(
+                model=provider.model_arg(), messages=messages, **_tokens(cfg)
+            ),
+        )
+        model = getattr(reply, "model", None)
+        if not _classify_first(
+            error, provider, role, report, f"answers (model {model})" if model else "answers"
+        ):
+            return
+        _, error = _probe(
+            provider,
+            "chat",
+            lambda c: c.chat.completions.create(
+                model=provider.model_arg(),
+                messages=messages,
+                response_format=_JSON_SCHEMA_FORMAT,
+                **_tokens(cfg),
+            ),
+        )
+        version = "the v1 API" if cfg.api_mode == "v1" else f"api-version {cfg.api_version}"
+        if error is None:
+            report.add(
+                Check(
+                    "structured outputs",
+                    "ok",
+                    f"'{cfg.deployment}' accepts json_schema with {version}",
+                    role=role,
+                )
+            )
+        else:  # JsonSchemaUnsupportedError carries the api-version fix
+            report.add(Check("structured outputs", "fail", error.message, error.suggestion, role))
+    finally:
+        provider.close()
+
+
+def _check_embedding(cfg: AzureOpenAISettings, report: _Report) -> int | None:
+    """Probe the embedding deployment; returns the dimension it produces (None if unusable)."""
+    from azmem.azure.provider import AzureProvider
+
+    provider = AzureProvider(cfg)
+    try:
+        extra: dict[str, Any] = {"dimensions": cfg.dimensions} if cfg.dimensions else {}
+        reply, error = _probe(
+            provider,
+            "embeddings",
+            lambda c: c.embeddings.create(model=provider.model_arg(), input=["azmem doctor"], **extra),
+        )
+        dimension = len(reply.data[0].embedding) if reply is not None and reply.data else None
+        if not _classify_first(error, provider, "embedding", report, f"answers ({dimension} dimensions)"):
+            return None
+        if cfg.dimensions and dimension != cfg.dimensions:
+            report.add(
+                Check(
+                    "embedding dimension",
+                    "fail",
+                    f"asked for {cfg.dimensions} dimensions, '{cfg.deployment}' returned {dimension}",
+                    "Only text-embedding-3 models take `dimensions`: remove it from the settings "
+                    "or deploy a text-embedding-3 model.",
+                    "embedding",
+                )
+            )
+            return None
+        return dimension
+    finally:
+        provider.close()
+
+
+def _recorded_embedder(path: Path) -> tuple[str, int] | None:
+    """The (embedder name, dimension) the store's vectors were made with, read without writing."""
+    from azmem.stores.sqlite import SQLiteStore
+
+    with SQLiteStore(path) as store:
+        return store.embedder
+
+
+def _check_store(settings: AzmemSettings, embedder: tuple[str, int] | None, report: _Report) -> None:
+    from azmem.azure.errors import AzmemError
+
+    path = settings.store_path
+    if embedder is None:
+        report.add(Check("store", "skip", f"{path}: not compared (the embedding deployment is not usable)"))
+        return
+    name, dimension = embedder
+    if not path.exists():
+        report.add(
+            Check("store", "ok", f"{path} does not exist yet; it will use {name} ({dimension} dimensions)")
+        )
+        return
+    try:
+        recorded = _recorded_embedder(path)
+    except AzmemError as exc:
+        report.add(Check("store", "fail", exc.message, exc.suggestion))
+        return
+    if recorded is None:
+        report.add(
+            Check("store", "ok", f"{path} holds no vectors yet; it will use {name} ({dimension} dimensions)")
+        )
+    elif recorded == (name, dimension):
+        report.add(
+            Check("embedding dimension", "ok", f"{path} holds {name} vectors ({dimension} dimensions)")
+        )
+    else:
+        old_name, old_dim = recorded
+        report.add(
+            Check(
+                "embedding dimension",
+                "fail",
+                f"{path} holds {old_name} vectors ({old_dim} dimensions) but the settings embed with "
+                f"{name} ({dimension} dimensions)",
+                f"Run `azmem reindex` to re-embed the store with {name}, or switch the settings back to "
+                f"{old_name}, or use another --store.",
+            )
+        )
+
+
+def run_checks(config: Path | None = None, store: Path | None = None) -> list[Check]:
+    """Every check, in the order a request would fail; the core of ``azmem doctor``, without rendering."""
+    from azmem.azure.errors import AzmemError
+    from azmem.embeddings.local import DIMENSION, LOCAL_EMBEDDER_NAME
+
+    report = _Report()
+    settings = _load_settings(config, store, report)
+    if settings is None:
+        return report.checks
+    chat_roles = [("chat", settings.chat)]
+    if settings.small_chat is not None and settings.chat is not None:
+        same = (settings.small_chat.endpoint, settings.small_chat.deployment) == (
+            settings.chat.endpoint,
+            settings.chat.deployment,
+        )
+        if not same:
+            chat_roles.append(("small_chat", settings.small_chat))
+    for role, cfg in chat_roles:
+        if cfg is None:
+            report.add(
+                Check(
+                    "chat deployment",
+                    "skip",
+                    "none configured: memories are stored verbatim (no fact extraction, no `query` answers)",
+                    "To extract facts with Azure OpenAI, set AZURE_OPENAI_ENDPOINT and "
+                    "AZURE_OPENAI_DEPLOYMENT (or chat: in the config file).",
+                    role,
+                )
+            )
+            continue
+        try:
+            _check_chat(role, cfg, report)
+        except AzmemError as exc:  # settings that cannot even build a client
+            report.add(Check(f"{role} deployment", "fail", exc.message, exc.suggestion, role))
+
+    embedder: tuple[str, int] | None = (LOCAL_EMBEDDER_NAME, DIMENSION)
+    if settings.embedder == "azure" and settings.embedding is not None:
+        try:
+            dimension = _check_embedding(settings.embedding, report)
+        except AzmemError as exc:
+            report.add(Check("embedding deployment", "fail", exc.message, exc.suggestion, "embedding"))
+            dimension = None
+        embedder = None if dimension is None else (f"azure:{settings.embedding.deployment}", dimension)
+    else:
+        report.add(Check("embedding deployment", "skip", f"embeddings are local ({LOCAL_EMBEDDER_NAME})"))
+    _check_store(settings, embedder, report)
+    return report.checks
+
+
+_ICONS = {
+    "ok": "[green]✓[/green]",
+    "warn": "[yellow]![/yellow]",
+    "fail": "[red]✗[/red]",
+    "skip": "[dim]–[/dim]",
+}
+
+
+def doctor(
+    ctx: typer.Context,
+    json_: JsonOpt = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Check the Azure OpenAI set-up end to end and print the fix for each problem.
+
+    Makes a few tiny requests (a handful of tokens) to each configured deployment.
+    Exits with 1 when a check fails.
+    """
+    st = state(ctx, config, store)
+    checks = run_checks(st.config, st.store)
+    failed = any(c.status == "fail" for c in checks)
+    if json_:
+        print_json({"ok": not failed, "checks": [asdict(c) for c in checks]})
+    else:
+        console = out_console()
+        table = Table(show_header=False, box=None, pad_edge=False)
+        table.add_column(no_wrap=True)
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
+        for check in checks:
+            detail = escape(check.detail)
+            if check.fix and check.status in ("fail", "warn"):
+                detail += f"\n[yellow]Fix:[/yellow] {escape(check.fix)}"
+            elif check.fix and check.status == "skip":
+                detail += f"\n[dim]{escape(check.fix)}[/dim]"
+            table.add_row(_ICONS[check.status], escape(check.name), detail)
+        console.print(table)
+        n_failed = sum(c.status == "fail" for c in checks)
+        if failed:
+            console.print(f"[red]{n_failed} check{'s' if n_failed > 1 else ''} failed.[/red]")
+        else:
+            console.print("[green]All checks passed.[/green]")
+    if failed:
+        raise typer.Exit(int(ExitCode.CHECKS_FAILED))

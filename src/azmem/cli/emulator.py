@@ -1,7 +1,149 @@
-"""placeholder"""
+"""``azmem emulator``: serve the local Azure OpenAI emulator for apps, notebooks and CI.
+
+Before serving it prints what a client needs (endpoint, key, deployment names) as shell
+``export`` lines, so pointing an app at it is one paste. With ``--json`` that same
+information is one JSON line on stdout, which a script or a test can read with a single
+``readline()`` before it starts sending requests.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
-def emulator() -> None:
-    """Coming soon."""
+import typer
+
+from azmem.cli.output import InputFileError, out_console
+
+if TYPE_CHECKING:
+    from azmem.emulator.config import Deployment, EmulatorConfig
+
+__all__ = ["connection_info", "emulator"]
+
+DEFAULT_PORT = 8765
+
+
+def _load_config(path: Path | None) -> EmulatorConfig:
+    from pydantic import ValidationError
+
+    from azmem.emulator.config import EmulatorConfig
+
+    if path is None:
+        return EmulatorConfig()
+    try:
+        return EmulatorConfig.load(path)
+    except FileNotFoundError:
+        raise InputFileError(
+            f"Emulator config {path} does not exist.", suggestion="Check the path."
+        ) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise InputFileError(
+            f"Emulator config {path}: {where}: {first['msg']}.",
+            suggestion="Known keys: host, port, api_keys, auth_required, region, deployments "
+            "(each: name, kind, model, context_window, reasoning, dimensions, tpm, rpm, latency, region).",
+        ) from None
+    except ValueError as exc:  # JSON / YAML syntax
+        raise InputFileError(
+            f"Emulator config {path} cannot be parsed: {exc}", suggestion="Fix its syntax."
+        ) from None
+
+
+def connection_info(endpoint: str, api_keys: list[str], deployments: list[Deployment]) -> dict[str, Any]:
+    """What a client needs to use the emulator, including the environment azmem and the SDK read."""
+    chat = [d for d in deployments if d.kind == "chat"]
+    emb = [d for d in deployments if d.kind == "embeddings"]
+    env: dict[str, str] = {"AZURE_OPENAI_ENDPOINT": endpoint}
+    if api_keys:
+        env["AZURE_OPENAI_API_KEY"] = api_keys[0]
+    if chat:
+        env["AZURE_OPENAI_DEPLOYMENT"] = chat[0].name
+    if emb:
+        env["AZURE_OPENAI_EMBEDDING_DEPLOYMENT"] = emb[0].name
+    return {
+        "endpoint": endpoint,
+        "api_key": api_keys[0] if api_keys else None,
+        "api_keys": list(api_keys),
+        "deployments": [
+            {
+                "name": d.name,
+                "kind": d.kind,
+                "model": d.model,
+                **(
+                    {"dimensions": d.dimensions}
+                    if d.kind == "embeddings"
+                    else {"context_window": d.context_window}
+                ),
+            }
+            for d in deployments
+        ],
+        "env": env,
+    }
+
+
+def _print_info(info: dict[str, Any]) -> None:
+    """The paste-able part, on stdout (the emulator's own banner with all details is on stderr)."""
+    console = out_console()
+    console.print("[dim]To use it, paste this into a shell, then run `azmem doctor`:[/dim]")
+    for key, value in info["env"].items():
+        console.print(f"export {key}={value}", markup=False, highlight=False)
+    console.print("[dim]Ctrl-C stops it.[/dim]")
+
+
+def emulator(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.  [default: 127.0.0.1]")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help=f"Port to listen on (0: any free port).  [default: {DEFAULT_PORT}]"
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Emulator config (YAML or JSON): api_keys, deployments, limits.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the connection details as one JSON line, then serve.")
+    ] = False,
+) -> None:
+    """Serve a local Azure OpenAI-compatible endpoint (chat, embeddings, errors, limits).
+
+    Without --config it serves gpt-4o, gpt-4o-mini, o3-mini and the text-embedding
+    models with the key "test-key". Note: --config here is the emulator's own file, not
+    azmem's settings.
+    """
+    from azmem.emulator import serve
+
+    cfg = _load_config(config)
+    deployments = cfg.build_deployments()
+    bind_host = host or cfg.host
+    bind_port = port if port is not None else (cfg.port or DEFAULT_PORT)
+
+    def ready(endpoint: str) -> None:
+        if bind_host in ("0.0.0.0", "::"):  # reachable locally through loopback
+            endpoint = endpoint.replace(f"//{bind_host}", "//127.0.0.1").replace("//[::]", "//127.0.0.1")
+        info = connection_info(endpoint, list(cfg.api_keys), deployments)
+        if json_:
+            sys.stdout.write(json.dumps(info) + "\n")
+            sys.stdout.flush()
+        else:
+            _print_info(info)
+
+    try:
+        serve(host=bind_host, port=bind_port, config=cfg, ready=ready)
+    except KeyboardInterrupt:
+        return
+    except OSError as exc:  # address in use, permission denied
+        raise InputFileError(
+            f"Cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}.",
+            suggestion="Choose another --port (--port 0 picks a free one).",
+        ) from None

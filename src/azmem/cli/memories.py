@@ -321,7 +321,7 @@ def reindex(
     store: StoreOpt = None,
 ) -> None:
     """Re-embed every memory with the embedder configured now (after changing embedders)."""
-    with open_memory(state(ctx, config, store), check_embedder=False) as memory:
+    with open_memory(state(ctx, config, store)) as memory:
         result = memory.reindex()
     if json_:
         print_json(result)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 import typer
 
@@ -20,6 +20,7 @@ __all__ = [
     "JsonOpt",
     "RunOpt",
     "Scope",
+    "ScopeKwargs",
     "StoreOpt",
     "UserOpt",
     "state",
@@ -71,6 +72,14 @@ class CliState:
     store: Path | None = None
 
 
+class ScopeKwargs(TypedDict, total=False):
+    """The scope as keyword arguments of ``Memory`` methods (typed, so mypy checks the spread)."""
+
+    user_id: str
+    agent_id: str
+    run_id: str
+
+
 @dataclass(frozen=True)
 class Scope:
     """The ``--user/--agent/--run`` triple, passed on as the library's keyword arguments."""
@@ -79,9 +88,24 @@ class Scope:
     agent_id: str | None = None
     run_id: str | None = None
 
-    def kwargs(self) -> dict[str, str]:
+    def kwargs(self) -> ScopeKwargs:
         """Only the ids that were given, so the library can tell "not passed" from an empty id."""
-        return {k: v for k, v in vars(self).items() if v is not None}
+        out = ScopeKwargs()
+        if self.user_id is not None:
+            out["user_id"] = self.user_id
+        if self.agent_id is not None:
+            out["agent_id"] = self.agent_id
+        if self.run_id is not None:
+            out["run_id"] = self.run_id
+        return out
+
+    def over(self, base: Scope) -> Scope:
+        """This scope's ids, falling back to ``base``'s where this one has none."""
+        return Scope(
+            self.user_id if self.user_id is not None else base.user_id,
+            self.agent_id if self.agent_id is not None else base.agent_id,
+            self.run_id if self.run_id is not None else base.run_id,
+        )
 
     def is_empty(self) -> bool:
         return not self.kwargs()

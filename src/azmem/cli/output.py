@@ -159,7 +159,7 @@ def scope_text(record: Any) -> str:
 
 def memories_table(records: Sequence[Any], *, title: str | None = None, show_score: bool = False) -> Table:
     """One table shape for every command that lists memories, so output looks the same everywhere."""
-    table = Table(title=title, title_justify="left", show_lines=False, expand=False)
+    table = Table(title=title, title_justify="left", expand=True)
     if show_score:
         table.add_column("score", justify="right", style="cyan", no_wrap=True)
     table.add_column("memory", overflow="fold", ratio=1)

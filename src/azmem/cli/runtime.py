@@ -19,15 +19,15 @@ __all__ = ["open_memory"]
 
 
 @contextmanager
-def open_memory(st: CliState, **_: Any) -> Iterator[Memory]:
-    """A ``Memory`` on the chosen config and store, closed when the command is done."""
+def open_memory(st: CliState, **overrides: Any) -> Iterator[Memory]:
+    """A ``Memory`` on the chosen config and store, closed when the command is done.
+
+    Imported here, not at module level, so that ``azmem --help`` and ``azmem emulator``
+    never load the embedding model's dependencies.
+    """
     from azmem.memory import Memory
 
-    overrides: dict[str, Any] = {}
     if st.store is not None:
         overrides["store_path"] = st.store
-    memory = Memory.from_config(st.config, **overrides)  # type: ignore[attr-defined]
-    try:
+    with Memory.from_config(st.config, **overrides) as memory:
         yield memory
-    finally:
-        memory.close()
