@@ -123,8 +123,13 @@ ROWS: list[tuple[str, int, dict[str, Any], type[E.AzmemError], bool]] = [
         E.AuthenticationError,
         False,
     ),
-    ("forbidden", 403, error_body("403", "Traffic is not from an approved private endpoint."),
-     E.PermissionDeniedError, False),
+    (
+        "forbidden",
+        403,
+        error_body("403", "Traffic is not from an approved private endpoint."),
+        E.PermissionDeniedError,
+        False,
+    ),
     (
         "deployment not found",
         404,
@@ -152,10 +157,20 @@ ROWS: list[tuple[str, int, dict[str, Any], type[E.AzmemError], bool]] = [
         E.RateLimitError,
         True,
     ),
-    ("quota", 429, error_body("insufficient_quota", "You exceeded your current quota."),
-     E.QuotaExceededError, False),
-    ("server error", 500, error_body("InternalServerError", "The server had an error."),
-     E.ServiceError, True),
+    (
+        "quota",
+        429,
+        error_body("insufficient_quota", "You exceeded your current quota."),
+        E.QuotaExceededError,
+        False,
+    ),
+    (
+        "server error",
+        500,
+        error_body("InternalServerError", "The server had an error."),
+        E.ServiceError,
+        True,
+    ),
     ("bad gateway", 502, error_body("502", "Bad gateway."), E.ServiceError, True),
     ("unavailable", 503, error_body("503", "Service unavailable."), E.ServiceError, True),
 ]
@@ -327,8 +342,15 @@ def test_errors_pickle_round_trip() -> None:
 
 def test_hierarchy_is_catchable_by_root_and_value_error() -> None:
     assert issubclass(E.InvalidInputError, ValueError)
-    for cls in (E.StoreError, E.MemoryNotFoundError, E.EmbedderMismatchError, E.StructuredOutputError,
-                E.RefusalError, E.EmptyResponseError, E.QuotaExceededError):
+    for cls in (
+        E.StoreError,
+        E.MemoryNotFoundError,
+        E.EmbedderMismatchError,
+        E.StructuredOutputError,
+        E.RefusalError,
+        E.EmptyResponseError,
+        E.QuotaExceededError,
+    ):
         assert issubclass(cls, E.AzmemError)
     assert E.RefusalError("no", refusal="I can't").refusal == "I can't"
 
