@@ -1,0 +1,547 @@
+"""SQLiteStore behaviour on real SQLite files: CRUD, history, paging, search, embedder binding."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from azmem.azure.errors import EmbedderMismatchError, InvalidInputError, MemoryNotFoundError, StoreError
+from azmem.stores import AddOp, DeleteOp, MemoryRecord, MemoryStore, Scope, SQLiteStore, UpdateOp, _schema
+from azmem.stores import sqlite as sqlite_module
+
+from .store_helpers import DIM, EMBEDDER, add, fake_embed, open_store, snapshot
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    s = open_store(tmp_path / "m.db")
+    yield s
+    s.close()
+
+
+def test_satisfies_protocol(store: SQLiteStore) -> None:
+    assert isinstance(store, MemoryStore)
+
+
+def test_file_settings(store: SQLiteStore) -> None:
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    meta = dict(conn.execute("SELECT key, value FROM meta"))
+    assert meta["embedder_name"] == EMBEDDER
+    assert meta["dimension"] == str(DIM)
+    assert meta["schema_version"] == str(len(_schema.MIGRATIONS))
+    assert store.embedder == (EMBEDDER, DIM)
+
+
+def test_add_get_roundtrip(store: SQLiteStore) -> None:
+    when = datetime(2024, 5, 1, 12, 30, tzinfo=UTC) + timedelta(hours=0)
+    rec = add(
+        store,
+        "Alice is allergic to peanuts",
+        agent_id="helper",
+        metadata={"topic": "health", "score": 3, "tags": ["food"], "nested": {"a": None}},
+        role="user",
+        actor_id="alice",
+        created_at=when,
+    )
+    got = store.get(rec.id)
+    assert got == rec
+    assert got is not None
+    assert got.created_at.tzinfo is not None
+    assert got.created_at.utcoffset() == timedelta(0)
+    assert got.hash == rec.hash
+    assert store.get("no-such-id") is None
+    assert store.get(rec.id, Scope(user_id="alice")) == rec
+    assert store.get(rec.id, Scope(user_id="bob")) is None
+    assert store.get(rec.id, Scope(user_id="alice", agent_id="other")) is None
+
+
+def test_history_add_update_delete(store: SQLiteStore) -> None:
+    rec = add(store, "likes tea", metadata={"v": 1})
+    events = store.apply([UpdateOp(rec.id, memory="likes coffee", vector=fake_embed("likes coffee"))])
+    assert [e.event for e in events] == ["UPDATE"]
+    store.apply([UpdateOp(rec.id, metadata={"v": 2})])
+    updated = store.get(rec.id)
+    assert updated is not None
+    assert updated.memory == "likes coffee"
+    assert updated.metadata == {"v": 2}
+    assert updated.updated_at >= rec.updated_at
+    assert updated.created_at == rec.created_at
+    store.apply([DeleteOp(rec.id, actor_id="admin")])
+    assert store.get(rec.id) is None
+    history = store.history(rec.id)
+    assert [(e.event, e.old_memory, e.new_memory) for e in history] == [
+        ("ADD", None, "likes tea"),
+        ("UPDATE", "likes tea", "likes coffee"),
+        ("UPDATE", "likes coffee", "likes coffee"),
+        ("DELETE", "likes coffee", None),
+    ]
+    assert history[-1].actor_id == "admin"
+    assert [e.metadata for e in history] == [{"v": 1}, {"v": 1}, {"v": 2}, {"v": 2}]
+    assert all(a.created_at <= b.created_at for a, b in itertools.pairwise(history))
+    assert store.history("unknown") == []
+
+
+def test_update_text_reindexes_fts_and_vector(store: SQLiteStore) -> None:
+    rec = add(store, "the quick brown fox")
+    add(store, "something else entirely")
+    store.apply([UpdateOp(rec.id, memory="a lazy purple walrus", vector=fake_embed("a lazy purple walrus"))])
+    assert store.search("fox", None, Scope(user_id="alice"), mode="bm25") == []
+    hits = store.search("walrus", None, Scope(user_id="alice"), mode="bm25")
+    assert [h.record.id for h in hits] == [rec.id]
+    dense = store.search(None, fake_embed("a lazy purple walrus"), Scope(user_id="alice"), mode="dense")
+    assert dense[0].record.id == rec.id
+    assert dense[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_metadata_only_update_keeps_text_searchable(store: SQLiteStore) -> None:
+    rec = add(store, "penguins live in antarctica")
+    store.apply([UpdateOp(rec.id, metadata={"checked": True})])
+    hits = store.search("penguins", None, Scope(user_id="alice"), mode="bm25")
+    assert [h.record.id for h in hits] == [rec.id]
+    assert store.check() == []
+
+
+def test_batch_is_atomic_on_missing_id(store: SQLiteStore) -> None:
+    add(store, "existing memory")
+    before = snapshot(store)
+    new = MemoryRecord.new("would be added", Scope(user_id="alice"))
+    with pytest.raises(MemoryNotFoundError, match="no-such"):
+        store.apply([AddOp(new, fake_embed(new.memory)), DeleteOp("no-such")])
+    assert snapshot(store) == before
+    assert store.get(new.id) is None
+
+
+def test_duplicate_id_rejected(store: SQLiteStore) -> None:
+    rec = add(store, "first")
+    before = snapshot(store)
+    dup = rec.model_copy(update={"memory": "second"})
+    with pytest.raises(InvalidInputError, match="already exists"):
+        store.apply([AddOp(dup, fake_embed("second"))])
+    assert snapshot(store) == before
+
+
+def test_update_needs_vector_for_new_text(store: SQLiteStore) -> None:
+    rec = add(store, "original")
+    with pytest.raises(InvalidInputError, match="vector"):
+        store.apply([UpdateOp(rec.id, memory="changed")])
+    with pytest.raises(InvalidInputError, match="changes nothing"):
+        store.apply([UpdateOp(rec.id)])
+
+
+def test_list_pages_newest_first(store: SQLiteStore) -> None:
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    ids = [add(store, f"memory number {i}", created_at=base + timedelta(minutes=i)).id for i in range(25)]
+    # Same timestamp for two rows: insertion order breaks the tie, nothing is skipped.
+    ids.append(add(store, "tie", created_at=base + timedelta(minutes=24)).id)
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = store.list(Scope(user_id="alice"), limit=10, cursor=cursor)
+        seen += [r.id for r in page.records]
+        pages += 1
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == 26
+    assert seen[:2] == [ids[25], ids[24]]
+    assert seen[-1] == ids[0]
+    assert store.list(Scope(user_id="bob")).records == []
+
+
+@pytest.mark.parametrize("cursor", ["", "garbage!", "eyJ4IjogMX0", "W10", "WyJ2MSIsMSwyXQ", 5])
+def test_bad_cursor(store: SQLiteStore, cursor: object) -> None:
+    with pytest.raises(InvalidInputError, match="cursor"):
+        store.list(Scope(), cursor=cursor)  # type: ignore[arg-type]
+
+
+def test_count_scope_and_filters(store: SQLiteStore) -> None:
+    add(store, "a", metadata={"k": 1})
+    add(store, "b", metadata={"k": 2})
+    add(store, "c", user_id="bob", metadata={"k": 2})
+    assert store.count() == 3
+    assert store.count(Scope(user_id="alice")) == 2
+    assert store.count(Scope(user_id="alice"), {"k": 2}) == 1
+    assert store.count(filters={"k": 2}) == 2
+
+
+# -- search ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def corpus(store: SQLiteStore) -> dict[str, MemoryRecord]:
+    texts = {
+        "pizza": "Alice loves pizza with olives and anchovies",
+        "dog": "Alice has a dog called Rex who likes the park",
+        "job": "Alice works at Contoso as a data engineer",
+        "hike": "Alice went hiking in the Alps last summer",
+        "tea": "Alice drinks green tea every morning",
+    }
+    return {k: add(store, t, metadata={"key": k}) for k, t in texts.items()}
+
+
+def test_dense_search_orders_by_cosine(store: SQLiteStore, corpus: dict[str, MemoryRecord]) -> None:
+    q = fake_embed("dog Rex park")
+    hits = store.search(None, q, Scope(user_id="alice"), mode="dense", limit=5)
+    assert hits[0].record.id == corpus["dog"].id
+    sims = [h.score for h in hits]
+    assert sims == sorted(sims, reverse=True)
+    for h in hits:
+        expected = float(fake_embed(h.record.memory) @ q)
+        assert h.score == pytest.approx(expected, abs=1e-5)
+        assert h.similarity == pytest.approx(expected, abs=1e-5)
+        assert h.bm25 is None
+
+
+def test_bm25_search_and_score_scale(store: SQLiteStore, corpus: dict[str, MemoryRecord]) -> None:
+    hits = store.search("Which engineer works at Contoso?", None, Scope(user_id="alice"), mode="bm25")
+    assert hits[0].record.id == corpus["job"].id
+    assert len(hits) == 1  # "alice" is in every row but the question words do not include it
+    assert 0 < hits[0].score < 1
+    assert hits[0].bm25 is not None
+    assert hits[0].score == pytest.approx(hits[0].bm25 / (1 + hits[0].bm25))
+    assert hits[0].similarity is None
+
+
+def test_hybrid_fuses_both_lists(store: SQLiteStore, corpus: dict[str, MemoryRecord]) -> None:
+    text = "green tea morning"
+    hits = store.search(text, fake_embed(text), Scope(user_id="alice"), limit=5)
+    top = hits[0]
+    assert top.record.id == corpus["tea"].id
+    assert (top.dense_rank, top.bm25_rank) == (1, 1)
+    assert top.score == pytest.approx(1.0)
+    assert all(0 < h.score <= 1 for h in hits)
+    for h in hits:
+        expected = sum(1 / (60 + r) for r in (h.dense_rank, h.bm25_rank) if r is not None) * 61 / 2
+        assert h.score == pytest.approx(expected)
+    # A memory found by one method only scores at most one half.
+    assert all(h.score <= 0.5 + 1e-9 for h in hits if h.bm25_rank is None)
+
+
+def test_hybrid_with_no_searchable_words_uses_dense_scale(
+    store: SQLiteStore, corpus: dict[str, MemoryRecord]
+) -> None:
+    hits = store.search("?!", fake_embed("pizza olives"), Scope(user_id="alice"))
+    assert hits[0].record.id == corpus["pizza"].id
+    assert hits[0].score == pytest.approx(1.0)
+    assert all(h.bm25_rank is None for h in hits)
+
+
+def test_threshold_is_cosine_in_dense_and_hybrid(store: SQLiteStore, corpus: dict[str, MemoryRecord]) -> None:
+    q = fake_embed("pizza olives anchovies")
+    all_hits = store.search("pizza", q, Scope(user_id="alice"), mode="dense")
+    cut = sorted(h.score for h in all_hits)[-2]  # keep the best two
+    dense = store.search(None, q, Scope(user_id="alice"), mode="dense", threshold=cut)
+    assert len(dense) == 2
+    assert all(h.score >= cut for h in dense)
+    hybrid = store.search("tea", q, Scope(user_id="alice"), threshold=cut)
+    # "tea" finds the tea memory by BM25 but its cosine is below the cut: dropped.
+    assert corpus["tea"].id not in {h.record.id for h in hybrid}
+    assert all(h.similarity is not None and h.similarity >= cut for h in hybrid)
+    bm25 = store.search("pizza", None, Scope(user_id="alice"), mode="bm25", threshold=0.999)
+    assert bm25 == []
+
+
+def test_filters_apply_before_ranking(store: SQLiteStore, corpus: dict[str, MemoryRecord]) -> None:
+    text = "pizza olives"
+    hits = store.search(text, fake_embed(text), Scope(user_id="alice"), {"key": {"ne": "pizza"}}, limit=3)
+    assert len(hits) == 3  # the limit is filled from what the filter allows
+    assert corpus["pizza"].id not in {h.record.id for h in hits}
+    only = store.search(text, fake_embed(text), Scope(user_id="alice"), {"key": "hike"})
+    assert [h.record.id for h in only] == [corpus["hike"].id]
+
+
+def test_search_respects_scope(store: SQLiteStore, corpus: dict[str, MemoryRecord]) -> None:
+    bob = add(store, "Bob loves pizza with olives and anchovies", user_id="bob")
+    text = "pizza olives anchovies"
+    for mode in ("hybrid", "dense", "bm25"):
+        ids = {h.record.id for h in store.search(text, fake_embed(text), Scope(user_id="alice"), mode=mode)}
+        assert bob.id not in ids
+        assert corpus["pizza"].id in ids
+        bob_hits = store.search(text, fake_embed(text), Scope(user_id="bob"), mode=mode)
+        assert [h.record.id for h in bob_hits] == [bob.id]
+
+
+NASTY_QUERIES = [
+    '"',
+    '"unbalanced',
+    "NEAR(pizza olives, 2)",
+    "pizza AND OR NOT",
+    "*",
+    "pizz*",
+    "^pizza",
+    "memory:pizza",
+    "((((",
+    "!!! ??? ...",
+    "",
+    "   ",
+    "a\x00b pizza",
+    "lone \ud800 surrogate pizza",
+    "-pizza +olives",
+    'pizza"; DROP TABLE memories; --',
+    "🍕 pizza",
+    "x" * 10_000,
+]
+
+
+@pytest.mark.parametrize("query", NASTY_QUERIES)
+def test_any_text_is_a_valid_query(store: SQLiteStore, corpus: dict[str, MemoryRecord], query: str) -> None:
+    hits = store.search(query, None, Scope(user_id="alice"), mode="bm25")
+    if "pizza" in query:
+        assert corpus["pizza"].id in {h.record.id for h in hits}
+    store.search(query, fake_embed("pizza"), Scope(user_id="alice"))
+    assert store.count() == 5
+
+
+def test_search_argument_errors(store: SQLiteStore, corpus: dict[str, MemoryRecord]) -> None:
+    q = fake_embed("x")
+    with pytest.raises(InvalidInputError, match="mode"):
+        store.search("x", q, Scope(), mode="fuzzy")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="query_vector"):
+        store.search("x", None, Scope())
+    with pytest.raises(InvalidInputError, match="dimension"):
+        store.search("x", np.ones(DIM + 1), Scope())
+    with pytest.raises(InvalidInputError, match="query_text"):
+        store.search(None, q, Scope(), mode="bm25")
+    with pytest.raises(InvalidInputError, match="limit"):
+        store.search("x", q, Scope(), limit=0)
+    with pytest.raises(InvalidInputError, match="threshold"):
+        store.search("x", q, Scope(), threshold=float("nan"))
+
+
+# -- embedder binding and reindex ------------------------------------------------------------------
+
+
+def test_embedder_mismatch_is_explained(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with open_store(path) as s:
+        add(s, "something")
+    with SQLiteStore(path) as s:
+        assert s.embedder == (EMBEDDER, DIM)
+        with pytest.raises(EmbedderMismatchError) as err:
+            s.open("azure:text-embedding-3-large", 3072)
+        assert "azmem reindex" in (err.value.suggestion or "")
+        assert EMBEDDER in err.value.message
+        assert "3072" in err.value.message
+        # Reads need no embedder; writes and searches do.
+        assert s.count() == 1
+        with pytest.raises(StoreError, match="open"):
+            s.search("something", None, Scope(), mode="dense")
+
+
+def test_empty_store_adopts_new_embedder(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with open_store(path):
+        pass
+    with SQLiteStore(path) as s:
+        s.open("other", 8)
+        assert s.embedder == ("other", 8)
+
+
+def test_other_process_reindex_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    a, b = open_store(path), SQLiteStore(path)
+    add(a, "hello world")
+    b.replace_vectors("new-model", 8, ((r.id, np.ones(8)) for batch in b.iter_all() for r in batch))
+    with pytest.raises(EmbedderMismatchError):
+        add(a, "more")
+    with pytest.raises(EmbedderMismatchError):
+        a.search("hello", fake_embed("hello"), Scope())
+    a.close()
+    b.close()
+
+
+def test_replace_vectors_reindexes(store: SQLiteStore, corpus: dict[str, MemoryRecord]) -> None:
+    def embed16(text: str) -> np.ndarray:
+        return fake_embed(text, 16)
+
+    store.search("warm up the index", fake_embed("x"), Scope())
+    n = store.replace_vectors(
+        "fake-16", 16, ((r.id, embed16(r.memory)) for batch in store.iter_all(2) for r in batch)
+    )
+    assert n == 5
+    assert store.embedder == ("fake-16", 16)
+    hits = store.search(None, embed16("dog Rex park"), Scope(user_id="alice"), mode="dense")
+    assert hits[0].record.id == corpus["dog"].id
+    assert hits[0].similarity is not None
+    assert store.check() == []
+
+
+def test_replace_vectors_incomplete_changes_nothing(
+    store: SQLiteStore, corpus: dict[str, MemoryRecord]
+) -> None:
+    before = snapshot(store)
+    first = corpus["pizza"].id
+    with pytest.raises(StoreError, match="covered 1 of 5"):
+        store.replace_vectors("fake-16", 16, [(first, np.ones(16))])
+    with pytest.raises(StoreError, match="unknown memory"):
+        store.replace_vectors("fake-16", 16, [("nope", np.ones(16))])
+    with pytest.raises(StoreError, match="two vectors"):
+        store.replace_vectors("fake-16", 16, [(first, np.ones(16)), (first, np.ones(16))])
+    assert snapshot(store) == before
+    assert store.embedder == (EMBEDDER, DIM)
+
+
+# -- bulk deletes ------------------------------------------------------------------------------------
+
+
+def test_delete_all_in_scope(store: SQLiteStore) -> None:
+    a1 = add(store, "one", run_id="r1")
+    add(store, "two", run_id="r2")
+    b = add(store, "three", user_id="bob", run_id="r1")
+    assert store.delete_all(Scope(user_id="alice", run_id="r1")) == 1
+    assert store.get(a1.id) is None
+    assert store.get(b.id) is not None
+    assert [e.event for e in store.history(a1.id)] == ["ADD", "DELETE"]
+    assert store.count() == 2
+    with pytest.raises(InvalidInputError, match="at least one"):
+        store.delete_all(Scope())
+    assert store.check() == []
+
+
+def test_reset(store: SQLiteStore, corpus: dict[str, MemoryRecord]) -> None:
+    store.search("pizza", fake_embed("pizza"), Scope())
+    store.reset()
+    assert store.count() == 0
+    assert store.history(corpus["pizza"].id) == []
+    assert store.search("pizza", fake_embed("pizza"), Scope()) == []
+    assert store.embedder == (EMBEDDER, DIM)
+    rec = add(store, "pizza again")
+    assert [h.record.id for h in store.search("pizza", fake_embed("pizza"), Scope())] == [rec.id]
+    assert store.check() == []
+
+
+# -- several connections, threads ----------------------------------------------------------------
+
+
+def test_other_connection_writes_are_seen(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    reader, writer = open_store(path), open_store(path)
+    first = add(writer, "walrus facts")
+    assert [h.record.id for h in reader.search("walrus", fake_embed("walrus"), Scope())] == [first.id]
+    second = add(writer, "more walrus facts")
+    assert {h.record.id for h in reader.search("walrus", fake_embed("walrus"), Scope())} == {
+        first.id,
+        second.id,
+    }
+    writer.apply([DeleteOp(first.id)])
+    assert [h.record.id for h in reader.search(None, fake_embed("walrus"), Scope(), mode="dense")] == [
+        second.id
+    ]
+    writer.apply([UpdateOp(second.id, memory="now about seals", vector=fake_embed("now about seals"))])
+    top = reader.search(None, fake_embed("now about seals"), Scope(), mode="dense")[0]
+    assert top.score == pytest.approx(1.0, abs=1e-5)
+    reader.close()
+    writer.close()
+
+
+def test_reader_behind_pruned_change_log_rebuilds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_module, "_CHANGES_PRUNE_AT", 6)
+    monkeypatch.setattr(sqlite_module, "_CHANGES_KEEP", 2)
+    path = tmp_path / "m.db"
+    reader, writer = open_store(path), open_store(path)
+    keep = add(writer, "kept memory zero")
+    reader.search("zero", fake_embed("zero"), Scope())
+    doomed = [add(writer, f"doomed memory {i}") for i in range(10)]
+    writer.apply([DeleteOp(r.id) for r in doomed])
+    pruned = sqlite3.connect(path).execute("SELECT value FROM meta WHERE key = 'pruned_through'").fetchone()
+    assert int(pruned[0]) > 0
+    hits = reader.search(None, fake_embed("doomed memory 3"), Scope(), mode="dense", limit=50)
+    assert [h.record.id for h in hits] == [keep.id]
+    reader.close()
+    writer.close()
+
+
+def test_threads_share_one_store(store: SQLiteStore) -> None:
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(20):
+                add(store, f"thread {n} item {i}", user_id=f"t{n}")
+                store.search("item", fake_embed("item"), Scope(user_id=f"t{n}"))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.count() == 80
+    assert all(store.count(Scope(user_id=f"t{n}")) == 20 for n in range(4))
+    assert store.check() == []
+
+
+# -- opening bad files -----------------------------------------------------------------------------
+
+
+def test_corrupt_file_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    path.write_bytes(b"this is not a database, just some text " * 200)
+    with pytest.raises(StoreError) as err:
+        SQLiteStore(path)
+    assert str(path) in err.value.message
+    assert err.value.suggestion
+    assert "move the file aside" in err.value.suggestion
+
+
+def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(StoreError, match="not an azmem store"):
+        SQLiteStore(path)
+    with sqlite3.connect(path) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["invoices"]
+
+
+def test_directory_path_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="directory"):
+        SQLiteStore(tmp_path)
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO _migrations VALUES ('999_from_the_future', 'x')")
+    with pytest.raises(StoreError, match="newer azmem"):
+        SQLiteStore(path)
+
+
+def test_reopen_does_not_rerun_migrations(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with open_store(path) as s:
+        rec = add(s, "persisted")
+    with open_store(path) as s:
+        assert s.get(rec.id) == rec
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM _migrations").fetchone()[0] == len(_schema.MIGRATIONS)
+
+
+def test_closed_store_raises(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "m.db")
+    s.close()
+    s.close()
+    with pytest.raises(StoreError, match="closed"):
+        s.count()
+
+
+def test_check_detects_fts_drift(store: SQLiteStore) -> None:
+    rec = add(store, "alpha beta gamma")
+    assert store.check() == []
+    with sqlite3.connect(store.path) as conn:
+        rid = conn.execute("SELECT rid FROM memories WHERE id = ?", (rec.id,)).fetchone()[0]
+        conn.execute("DROP TRIGGER memories_au_text")
+        conn.execute("UPDATE memories SET memory = 'delta epsilon' WHERE rid = ?", (rid,))
+    assert any("full-text" in p for p in store.check())
