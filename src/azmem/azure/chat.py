@@ -237,7 +237,9 @@ def generate_flow(
             ctx = target.context("chat")
             step = Send("chat", "parse" if mode == "json_schema" else "create", kwargs)
             try:
-                raw, used = yield from send_with_retries(step, ctx=ctx, policy=env.policy, span=span)
+                (completion, failure, headers), used = yield from send_with_retries(
+                    step, ctx=ctx, policy=env.policy, span=span, read=_read_raw
+                )
             except JsonSchemaUnsupportedError:
                 if mode != "json_schema":
                     raise
@@ -247,7 +249,6 @@ def generate_flow(
                 attempts += 1
                 continue
             attempts += used
-            completion, failure, headers = _read_raw(raw)
             ctx = RequestContext(
                 operation="chat",
                 deployment=target.deployment,
@@ -316,8 +317,12 @@ def open_stream_flow(
         reasoning=target.reasoning,
         stream=True,
     )
-    raw, attempts = yield from send_with_retries(
-        Send("chat", "create", kwargs), ctx=target.context("chat"), policy=env.policy, span=span
+    opened, attempts = yield from send_with_retries(
+        Send("chat", "create", kwargs),
+        ctx=target.context("chat"),
+        policy=env.policy,
+        span=span,
+        read=lambda raw: (raw.parse(), raw.headers),
     )
     span.set_attribute("azmem.attempts", attempts)
-    return raw.parse(), raw.headers
+    return opened

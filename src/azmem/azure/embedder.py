@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import openai
+from openai.types import CreateEmbeddingResponse
 
 from azmem.azure.cache import ResponseCache
 from azmem.azure.errors import ConfigurationError, EmbedderMismatchError, EmptyResponseError
@@ -93,6 +94,11 @@ def _decode(value: Any) -> npt.NDArray[np.float32]:
     if isinstance(value, str):  # base64 of little-endian float32, what we ask for
         return np.frombuffer(base64.b64decode(value), dtype="<f4").astype(np.float32, copy=False)
     return np.asarray(value, dtype=np.float32)
+
+
+def _parse(raw: Any) -> CreateEmbeddingResponse:
+    parsed: CreateEmbeddingResponse = raw.parse()
+    return parsed
 
 
 def _normalise(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -250,10 +256,9 @@ class _BaseEmbedder:
         if t.dimensions is not None:
             kwargs["dimensions"] = t.dimensions
         ctx = self._provider.context("embeddings")
-        raw, _attempts = yield from send_with_retries(
-            Send("embeddings", "create", kwargs), ctx=ctx, policy=self._policy, span=span
+        response, _attempts = yield from send_with_retries(
+            Send("embeddings", "create", kwargs), ctx=ctx, policy=self._policy, span=span, read=_parse
         )
-        response = raw.parse()
         if len(response.data) != len(batch):
             raise EmptyResponseError(
                 f"Embedding deployment '{t.deployment}' returned {len(response.data)} vectors "

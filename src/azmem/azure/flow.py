@@ -9,6 +9,7 @@ fallback exist exactly once.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, replace
@@ -16,7 +17,14 @@ from typing import Any, Literal, TypeVar
 
 import openai
 
-from azmem.azure.errors import AzmemError, QuotaExceededError, RequestContext, map_sdk_error
+from azmem.azure.errors import (
+    AzmemError,
+    QuotaExceededError,
+    RequestContext,
+    ServiceError,
+    debug_headers,
+    map_sdk_error,
+)
 from azmem.azure.retry import RetryPolicy, log_attempt
 
 __all__ = ["Flow", "Outcome", "Send", "Sleep", "Step", "drive", "drive_async", "send_with_retries"]
@@ -57,21 +65,45 @@ def _ours_to_map(exc: BaseException) -> bool:
     return any(c.__module__.startswith("azure.") for c in type(exc).__mro__ if c is not Exception)
 
 
-def send_with_retries(
-    step: Send, *, ctx: RequestContext, policy: RetryPolicy, span: Any | None
-) -> Generator[Step, Outcome | None, tuple[Any, int]]:
-    """Send ``step`` until it succeeds or the policy gives up; returns (raw response, attempts).
+def _malformed(exc: ValueError, raw: Any, ctx: RequestContext) -> ServiceError:
+    headers = getattr(raw, "headers", None)
+    return ServiceError(
+        f"Deployment '{ctx.deployment}' answered with a body that is not valid JSON ({exc}).",
+        error_code="malformed_response",
+        debug_info={**ctx.debug_info(), **debug_headers(headers)},
+    )
 
-    Each failure is mapped to our tree exactly once, logged and recorded on the span
-    before the policy decides; the raised error keeps the SDK exception as ``__cause__``.
+
+def send_with_retries(
+    step: Send,
+    *,
+    ctx: RequestContext,
+    policy: RetryPolicy,
+    span: Any | None,
+    read: Callable[[Any], R] | None = None,
+) -> Generator[Step, Outcome | None, tuple[R, int]]:
+    """Send ``step`` until it succeeds or the policy gives up; returns (response, attempts).
+
+    ``read`` turns the raw response into what the caller wants inside the loop, so a
+    body that is not JSON (a proxy's error page, a cut-off answer) is a retryable
+    :class:`ServiceError` like a 5xx. Each failure is mapped to our tree exactly once,
+    logged and recorded on the span before the policy decides; the raised error keeps
+    the SDK exception as ``__cause__``.
     """
     attempt = 1
     while True:
         outcome = yield step
         assert outcome is not None
+        exc: Exception
         if outcome.error is None:
-            return outcome.value, attempt
-        exc = outcome.error
+            if read is None:
+                return outcome.value, attempt
+            try:
+                return read(outcome.value), attempt
+            except (json.JSONDecodeError, UnicodeDecodeError) as bad:
+                exc = _malformed(bad, outcome.value, ctx)
+        else:
+            exc = outcome.error
         if not _ours_to_map(exc):
             raise exc
         at = replace(ctx, attempt=attempt)
