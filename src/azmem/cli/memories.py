@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -29,6 +29,7 @@ from azmem.cli.output import (
 from azmem.cli.runtime import open_memory
 
 __all__ = ["add", "delete", "get", "history", "list_", "parse_filters", "parse_metadata", "reindex", "search"]
+
 
 FilterOpt = Annotated[
     str | None,
@@ -82,6 +83,16 @@ def parse_metadata(pairs: list[str] | None) -> dict[str, Any] | None:
     return out
 
 
+def require_scope(scope: Scope, command: str) -> None:
+    """Memories belong to a user, agent or run: say so in CLI terms, not the library's Python terms."""
+    if scope.is_empty():
+        raise fail(
+            f"azmem {command} needs a scope: whose memories?",
+            suggestion=f"Add --user ID (or --agent ID / --run ID), e.g. azmem {command} ... --user alex",
+            code=ExitCode.INPUT,
+        )
+
+
 def _read_text(text: list[str] | None) -> str:
     """The memory text from the arguments, or from stdin when it is ``-`` or piped in."""
     if text and text != ["-"]:
@@ -123,9 +134,10 @@ def add(
     store: StoreOpt = None,
 ) -> None:
     """Remember something for a user, agent or run."""
+    scope = Scope(user, agent, run)
+    require_scope(scope, "add")
     content = _read_text(text)
     metadata = parse_metadata(meta)
-    scope = Scope(user, agent, run)
     with open_memory(state(ctx, config, store)) as memory:
         result = memory.add(
             [{"role": role, "content": content}], metadata=metadata, infer=infer, **scope.kwargs()
@@ -161,15 +173,21 @@ def search(
         float | None, typer.Option(help="Minimum cosine similarity of a result.", show_default=False)
     ] = None,
     filter_: FilterOpt = None,
+    mode: Annotated[
+        Literal["hybrid", "dense", "bm25"],
+        typer.Option(help="hybrid: meaning + keywords; dense: meaning only; bm25: keywords only."),
+    ] = "hybrid",
     json_: JsonOpt = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
 ) -> None:
     """Find the memories most relevant to a query (hybrid: meaning and keywords)."""
+    scope = Scope(user, agent, run)
+    require_scope(scope, "search")
     filters = parse_filters(filter_)
     with open_memory(state(ctx, config, store)) as memory:
         result = memory.search(
-            query, filters=filters, limit=limit, threshold=threshold, **Scope(user, agent, run).kwargs()
+            query, filters=filters, limit=limit, threshold=threshold, mode=mode, **scope.kwargs()
         )
     if json_:
         print_json(result)
@@ -195,9 +213,11 @@ def list_(
     store: StoreOpt = None,
 ) -> None:
     """List memories, newest first (one page; --cursor for the next)."""
+    scope = Scope(user, agent, run)
+    require_scope(scope, "list")
     filters = parse_filters(filter_)
     with open_memory(state(ctx, config, store)) as memory:
-        page = memory.get_all(filters=filters, limit=limit, cursor=cursor, **Scope(user, agent, run).kwargs())
+        page = memory.get_all(filters=filters, limit=limit, cursor=cursor, **scope.kwargs())
     if json_:
         print_json(page)
         return

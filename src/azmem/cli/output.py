@@ -158,26 +158,29 @@ def scope_text(record: Any) -> str:
 
 
 def memories_table(records: Sequence[Any], *, title: str | None = None, show_score: bool = False) -> Table:
-    """One table shape for every command that lists memories, so output looks the same everywhere."""
+    """One table shape for every command that lists memories, so output looks the same everywhere.
+
+    The id and scope go on dim lines under the text rather than in columns of their
+    own: the id must be shown whole and unbroken (``get`` and ``delete`` take it), and
+    a 36-character column would squeeze the text to nothing on an 80-column terminal.
+    """
     table = Table(title=title, title_justify="left", expand=True)
     if show_score:
         table.add_column("score", justify="right", style="cyan", no_wrap=True)
-    table.add_column("memory", overflow="fold", ratio=1)
-    table.add_column("scope", style="magenta", no_wrap=True)
+    table.add_column("memory", overflow="fold", ratio=1, min_width=38)
     table.add_column("updated", style="dim", no_wrap=True)
-    table.add_column("id", style="dim", no_wrap=True)
     for record in records:
         row: list[str | Text] = []
         if show_score:
             score = _field(record, "score")
             row.append("" if score is None else f"{float(score):.3f}")
+        cell = Text(str(_field(record, "memory") or ""))
+        cell.append("\n" + str(_field(record, "id") or ""), style="dim")
+        scope = scope_text(record)
+        if scope:
+            cell.append("\n" + scope, style="magenta")
         updated = _field(record, "updated_at") or _field(record, "created_at")
-        row += [
-            Text(str(_field(record, "memory") or "")),
-            scope_text(record),
-            _short_time(updated),
-            str(_field(record, "id") or ""),
-        ]
+        row += [cell, _short_time(updated)]
         table.add_row(*row)
     return table
 
