@@ -212,7 +212,7 @@ class AzureOpenAISettings(BaseModel):
             if v.endswith(suffix):
                 v = v[: -len(suffix)]
         if not re.match(r"^https?://", v):
-            raise ValueError(f"endpoint must start with https:// (got {v!r})")
+            raise ValueError("endpoint must be a URL starting with https://, e.g. https://<resource>.openai.azure.com")
         return v
 
     @field_validator("api_key", "client_secret")
