@@ -35,3 +35,36 @@ def throttled(retry_after: float | None = None) -> AzmemError:
 
 def server_error() -> AzmemError:
     return ServiceError("boom", status_code=503)
+
+
+# --------------------------------------------------------------------------- against the emulator
+
+
+def emu_pool(
+    emulator: Any, *names: str, model: str = "gpt-4o", **per: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Add deployments to the emulator and describe them as a pool on its endpoint."""
+    from azmem.emulator import Deployment
+
+    pool = []
+    for name in names:
+        emulator.add_deployment(Deployment(name, model=model))
+        entry: dict[str, Any] = {
+            "name": name,
+            "endpoint": emulator.endpoint,
+            "deployment": name,
+            "api_key": "test-key",
+            "model": model,
+        }
+        entry.update(per.get(name, {}))
+        pool.append(entry)
+    return pool
+
+
+def emu_router(pools: dict[str, Any], **cfg: Any) -> Router:
+    cfg.setdefault("limiter", {"backend": "memory"})
+    return Router(RoutingConfig.load({"pools": pools, **cfg}), rng=random.Random(11))
+
+
+def statuses(emulator: Any, deployment: str) -> list[int | None]:
+    return [r.status for r in emulator.requests_for(deployment)]

@@ -41,11 +41,17 @@ def test_latency_treats_near_ties_as_equal() -> None:
     assert firsts == {"a", "b"}
 
 
-def test_quota_aware_prefers_most_headroom_and_known_over_unknown() -> None:
+def test_quota_aware_prefers_the_largest_fraction_left_and_treats_unknown_as_untouched() -> None:
     cands = [
+        Candidate("low", 1, headroom=0.1),
+        Candidate("high", 1, headroom=0.8),
+        Candidate("empty", 1, headroom=0.0),
         Candidate("unknown", 1),
-        Candidate("low", 1, remaining_tokens=1_000),
-        Candidate("high", 1, remaining_tokens=20_000),
-        Candidate("no_requests_left", 1, remaining_tokens=50_000, remaining_requests=0),
     ]
-    assert names("quota_aware", cands) == ["high", "low", "unknown", "no_requests_left"]
+    assert names("quota_aware", cands) == ["unknown", "high", "low", "empty"]
+
+
+def test_quota_aware_ties_follow_weights() -> None:
+    cands = [Candidate("big", 2.0, headroom=1.0), Candidate("small", 1.0, headroom=1.0)]
+    firsts = Counter(names("quota_aware", cands, seed)[0] for seed in range(3000))
+    assert 0.6 < firsts["big"] / 3000 < 0.73

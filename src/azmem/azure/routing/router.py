@@ -119,6 +119,8 @@ class DeploymentStats:
     output_tokens: int = 0
     server_remaining_tokens: int | None = None
     server_remaining_requests: int | None = None
+    server_limit_tokens: int | None = None
+    server_limit_requests: int | None = None
     server_seen_at: float = 0.0
     last_error: str | None = None
 
@@ -315,24 +317,26 @@ class Router:
 
     def _candidate(self, e: _Entry, now: float) -> Candidate:
         st = self._stats[e.spec.limiter_key]
-        remaining_tokens: float | None = None
-        remaining_requests: float | None = None
+        fractions: list[float] = []
         if self.ledger is not None and (e.spec.tpm or e.spec.rpm):
             used_tokens, used_requests = self.ledger.used(e.spec.limiter_key, now=now)
             if e.spec.tpm:
-                remaining_tokens = e.spec.tpm - used_tokens
+                fractions.append(1.0 - used_tokens / e.spec.tpm)
             if e.spec.rpm:
-                remaining_requests = e.spec.rpm - used_requests
-        elif st.server_remaining_tokens is not None and now - st.server_seen_at < self.config.limiter.window:
-            remaining_tokens = st.server_remaining_tokens
-            remaining_requests = st.server_remaining_requests
+                fractions.append(1.0 - used_requests / e.spec.rpm)
+        elif st.server_seen_at and now - st.server_seen_at < self.config.limiter.window:
+            for remaining, limit in (
+                (st.server_remaining_tokens, st.server_limit_tokens),
+                (st.server_remaining_requests, st.server_limit_requests),
+            ):
+                if remaining is not None and limit:
+                    fractions.append(remaining / limit)
         return Candidate(
             name=e.spec.name,
             weight=self._weight(e.spec),
             inflight=st.inflight,
             latency=st.latency,
-            remaining_tokens=remaining_tokens,
-            remaining_requests=remaining_requests,
+            headroom=max(0.0, min(fractions)) if fractions else None,
         )
 
     def _observe_headers(
@@ -348,13 +352,15 @@ class Router:
         remaining_requests = _header_int(headers, "x-ratelimit-remaining-requests")
         if remaining_tokens is None and remaining_requests is None:
             return
+        limit_tokens = _header_int(headers, "x-ratelimit-limit-tokens") or e.spec.tpm
+        limit_requests = _header_int(headers, "x-ratelimit-limit-requests") or e.spec.rpm
         st.server_remaining_tokens = remaining_tokens
         st.server_remaining_requests = remaining_requests
+        st.server_limit_tokens = limit_tokens
+        st.server_limit_requests = limit_requests
         st.server_seen_at = now
         if self.ledger is None:
             return
-        limit_tokens = _header_int(headers, "x-ratelimit-limit-tokens") or e.spec.tpm
-        limit_requests = _header_int(headers, "x-ratelimit-limit-requests") or e.spec.rpm
         used_tokens, used_requests = self.ledger.used(e.spec.limiter_key, now=now)
         extra_tokens = extra_requests = 0
         if limit_tokens and remaining_tokens is not None:

@@ -27,9 +27,9 @@ class Candidate:
     inflight: int = 0
     latency: float | None = None
     """EWMA of successful-request latency, seconds; None before the first sample."""
-    remaining_tokens: float | None = None
-    """Tokens left in the current window (local ledger or the service's header); None if unknown."""
-    remaining_requests: float | None = None
+    headroom: float | None = None
+    """Fraction of the quota left in the current window (the smaller of tokens and requests),
+    from the local ledger or the service's headers; None when unknown (treated as untouched)."""
 
 
 def _weighted_shuffle(items: Sequence[Candidate], rng: random.Random) -> list[Candidate]:
@@ -58,15 +58,6 @@ def order_candidates(
         slow = sorted((c for c in known if c not in fast), key=lambda c: c.latency or 0.0)
         return unexplored + fast + slow
 
-    # quota_aware: most headroom first. Unknown headroom ranks by weight after the known ones
-    # with room, so a deployment without quota data is used but not preferred blindly.
-    def headroom(c: Candidate) -> tuple[int, float]:
-        if c.remaining_tokens is None and c.remaining_requests is None:
-            return (1, 0.0)
-        tokens = c.remaining_tokens if c.remaining_tokens is not None else float("inf")
-        requests = c.remaining_requests if c.remaining_requests is not None else float("inf")
-        if requests <= 0:
-            return (2, 0.0)
-        return (0, -tokens if tokens != float("inf") else -requests)
-
-    return sorted(shuffled, key=headroom)
+    # quota_aware: the largest fraction of quota left first, so usage stays proportional to
+    # capacity; unknown counts as untouched, else a deployment never tried would never be.
+    return sorted(shuffled, key=lambda c: -(1.0 if c.headroom is None else c.headroom))
