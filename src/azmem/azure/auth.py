@@ -12,6 +12,7 @@ that hides the real intent (use Entra ID).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import re
@@ -128,6 +129,11 @@ class AuthPlan:
             return _as_async(_checked_provider(user))
         if user is not None and not _is_async_credential(user):
             return _as_async(self.sync_token_provider())
+        if user is None and not _has_async_transport():
+            # azure.identity.aio needs aiohttp for its HTTP calls. Without it, use the sync
+            # credential and keep its (rare, blocking) refreshes off the event loop.
+            logger.debug("aiohttp is not installed; async Entra ID tokens come from the sync credential")
+            return _in_thread(self.sync_token_provider())
         from azure.identity.aio import get_bearer_token_provider
 
         if self._async_credential is None:
@@ -170,6 +176,19 @@ class AuthPlan:
             result = close()
             if inspect.isawaitable(result):
                 await result
+
+
+def _has_async_transport() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("aiohttp") is not None
+
+
+def _in_thread(provider: TokenProvider) -> AsyncTokenProvider:
+    async def call() -> str:
+        return await asyncio.to_thread(provider)
+
+    return call
 
 
 def _is_credential(obj: Any) -> bool:
