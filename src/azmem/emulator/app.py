@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -27,6 +28,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger("azmem.emulator")
 
 TRANSPORT_KEY = "azmem.emulator.transport"
 _SLEEP_STEP = 0.02
@@ -138,10 +141,9 @@ async def _apply_fault(call: _Call, fault: Fault) -> chat.ChatReply | None:
         extra.update(protocol.retry_headers(fault.retry_after, fault.retry_after_ms))
     if fault.body is not None:
         body = fault.body
-    elif status == 429:
-        seconds = fault.retry_after or ((fault.retry_after_ms or 1000) / 1000)
-        limit = "call" if fault.message == "call rate limit" else "token"
-        body = protocol.rate_limited(call.operation, call.api_version, retry_seconds(seconds), limit=limit)
+    elif status == 429 and fault.message is None:
+        wait = retry_seconds(fault.retry_after or ((fault.retry_after_ms or 1000) / 1000))
+        body = protocol.rate_limited(call.operation, call.api_version, wait, limit=fault.limit)
     elif fault.code is not None or fault.message is not None:
         body = protocol.error(fault.code or str(status), fault.message or f"Emulated error {status}.")
     else:
@@ -319,6 +321,14 @@ def create_app(state: EmulatorState) -> ASGIApp:
             if call.record is not None:
                 call.record.status = 0
             return Response(status_code=599)  # never written: the transport is closed
+        except Exception as exc:
+            # A bad script entry or an emulator bug: say so in the answer, where the test sees it.
+            logger.exception("azmem emulator failed to answer %s %s", request.method, request.url.path)
+            response = _json(
+                500,
+                protocol.error("EmulatorError", f"azmem emulator could not answer: {exc!r}"),
+                call.headers,
+            )
         if call.record is not None:
             call.record.status = response.status_code
         return response

@@ -189,7 +189,9 @@ def default_reply(body: dict[str, Any], dep: Deployment) -> ChatReply:
     if body.get("tools") and (choice == "required" or isinstance(choice, dict)):
         name = choice["function"]["name"] if isinstance(choice, dict) else None
         return ChatReply(
-            content=None, finish_reason="tool_calls", tool_calls=[generated_tool_call(body, name)]
+            content=None,
+            finish_reason="tool_calls",
+            tool_calls=[_normalise_tool_call(generated_tool_call(body, name), 0)],
         )
     response_format = body.get("response_format")
     if isinstance(response_format, dict):

@@ -112,6 +112,8 @@ class Fault:
     times: int | None = None
     retry_after: float | None = None
     retry_after_ms: float | None = None
+    # Which 429 wording: "token" (TPM: "token rate limit") or "call" (RPM: "call rate limit").
+    limit: Literal["token", "call"] = "token"
     latency: float = 0.0
     code: str | None = None
     message: str | None = None
@@ -146,14 +148,13 @@ class Fault:
             times=times,
             retry_after=retry_after,
             retry_after_ms=retry_after_ms,
-            code="429",
-            message="call rate limit" if kind == "requests" else "token rate limit",
+            limit="call" if kind == "requests" else "token",
         )
 
     @classmethod
     def quota_wall(cls, *, times: int | None = None) -> Fault:
         """The "retry after 86400 seconds" 429 of a spent quota."""
-        return cls(status=429, times=times, retry_after=86400, code="429", message="token rate limit")
+        return cls(status=429, times=times, retry_after=86400)
 
     @classmethod
     def server_error(cls, status: int = 500, *, times: int | None = None) -> Fault:

@@ -25,6 +25,16 @@ _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
 
 
+def _listening_socket(host: str) -> socket.socket:
+    """A TCP socket; the explicit IPPROTO_TCP matters: asyncio only turns Nagle off (TCP_NODELAY)
+    for sockets whose protocol says TCP, and with Nagle on every small answer waits ~40 ms for the
+    client's delayed ACK."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return sock
+
+
 def _uvicorn_config(app: Any, log_level: str) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -83,9 +93,10 @@ class Emulator:
         """Serve in a background thread; returns the endpoint ("http://127.0.0.1:PORT")."""
         if self._thread is not None:
             return self.endpoint
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock = _listening_socket(self._host)
         try:
+            # After a stop(), start() binds the same port again, so stop/start emulates a region
+            # that refuses connections for a while and then comes back at the same endpoint.
             sock.bind((self._host, self._port))
         except OSError:
             sock.close()
@@ -94,6 +105,7 @@ class Emulator:
         sock.set_inheritable(True)
         self._socket = sock
         port = sock.getsockname()[1]
+        self._port = port
         self._state.stopping.clear()
         server = uvicorn.Server(_uvicorn_config(create_app(self._state), self._log_level))
         self._server = server
@@ -327,8 +339,7 @@ def serve(
     state = EmulatorState(
         deployments, config.api_keys, auth_required=config.auth_required, region=config.region
     )
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock = _listening_socket(host)
     sock.bind((host, port))
     sock.listen(128)
     bound_port = sock.getsockname()[1]
