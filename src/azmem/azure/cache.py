@@ -42,10 +42,10 @@ CREATE INDEX IF NOT EXISTS cache_expires ON cache(expires_at);
 def _default(obj: Any) -> Any:
     # Pydantic models (response_model schemas, typed messages) and bytes (images) must
     # hash by content, and the same content must always give the same text.
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json")
     if isinstance(obj, type) and hasattr(obj, "model_json_schema"):
         return {"__model__": f"{obj.__module__}.{obj.__qualname__}", "schema": obj.model_json_schema()}
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
     if isinstance(obj, bytes | bytearray):
         return {"__bytes__": base64.b64encode(bytes(obj)).decode("ascii")}
     if isinstance(obj, set | frozenset):
