@@ -7,6 +7,7 @@ sharing words are closer than texts that do not.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import sqlite3
@@ -21,6 +22,7 @@ DIM = 32
 EMBEDDER = "fake:bag-of-words-32"
 
 
+@functools.lru_cache(maxsize=65536)
 def word_vector(word: str, dim: int = DIM) -> npt.NDArray[np.float32]:
     seed = int.from_bytes(hashlib.sha256(word.encode("utf-8", "surrogatepass")).digest()[:8], "little")
     return np.random.default_rng(seed).standard_normal(dim).astype(np.float32)

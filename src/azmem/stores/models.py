@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 __all__ = [
     "AddOp",
@@ -115,20 +115,34 @@ class MemoryRecord(BaseModel):
         created_at: datetime | None = None,
     ) -> MemoryRecord:
         """Build a fresh record (uuid4 id, content hash, created_at == updated_at)."""
+        if created_at is not None and created_at.utcoffset() is None:
+            from azmem.azure.errors import InvalidInputError
+
+            raise InvalidInputError(
+                f"created_at {created_at.isoformat()} has no timezone",
+                suggestion="pass an aware datetime, e.g. datetime(..., tzinfo=UTC)",
+            )
         now = created_at or utcnow()
-        return cls(
-            id=id or str(uuid.uuid4()),
-            memory=memory,
-            hash=memory_hash(memory),
-            user_id=scope.user_id,
-            agent_id=scope.agent_id,
-            run_id=scope.run_id,
-            actor_id=actor_id,
-            role=role,
-            metadata=dict(metadata or {}),
-            created_at=now,
-            updated_at=now,
-        )
+        try:
+            return cls(
+                id=id or str(uuid.uuid4()),
+                memory=memory,
+                hash=memory_hash(memory) if isinstance(memory, str) else "",
+                user_id=scope.user_id,
+                agent_id=scope.agent_id,
+                run_id=scope.run_id,
+                actor_id=actor_id,
+                role=role,
+                metadata=dict(metadata or {}),
+                created_at=now,
+                updated_at=now,
+            )
+        except ValidationError as exc:
+            from azmem.azure.errors import InvalidInputError
+
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidInputError(f"invalid memory record: {where}: {first['msg']}") from None
 
 
 class HistoryEvent(BaseModel):
