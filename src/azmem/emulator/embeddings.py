@@ -43,12 +43,6 @@ def vector(item: Any, dimension: int) -> list[float]:
     return out
 
 
-def shorten(full: list[float], dimensions: int) -> list[float]:
-    part = full[:dimensions]
-    norm = math.sqrt(sum(x * x for x in part)) or 1.0
-    return [x / norm for x in part]
-
-
 def encode_base64(values: list[float]) -> str:
     """Little-endian float32, as the service sends and the SDK decodes."""
     return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode("ascii")
@@ -127,9 +121,9 @@ def response_body(
         if vectors is not None:
             values = [float(x) for x in vectors[index]]
         else:
-            values = vector(item, full)
-            if dimensions is not None and dimensions < full:
-                values = shorten(values, dimensions)
+            # SHAKE output is a prefix stream: the first `dimensions` raw components are those of
+            # the full vector, so normalising them equals shortening the full vector.
+            values = vector(item, dimensions or full)
         embedding: Any = encode_base64(values) if encoding == "base64" else values
         data.append({"object": "embedding", "index": index, "embedding": embedding})
     tokens = prompt_tokens(items)
