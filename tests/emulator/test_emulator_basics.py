@@ -117,3 +117,9 @@ def test_500_fault_is_persistent_until_cleared(emulator: Emulator) -> None:
 def test_reset_between_tests_starts_clean(emulator: Emulator) -> None:
     assert emulator.requests == []
     assert emulator.pending_replies("gpt-4o") == 0
+
+
+def test_reset_undoes_changes_to_live_deployments(emulator: Emulator) -> None:
+    emulator.deployment("gpt-4o").tpm = 5
+    emulator.reset()
+    assert emulator.deployment("gpt-4o").tpm is None

@@ -258,8 +258,7 @@ class Emulator:
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every request received, oldest first (a snapshot)."""
-        with self._state._lock:
-            return list(self._state.requests)
+        return self._state.snapshot_requests()
 
     def requests_for(self, deployment: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.deployment == deployment]

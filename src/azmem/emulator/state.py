@@ -105,8 +105,9 @@ class EmulatorState:
         clock: Clock | None = None,
     ) -> None:
         self._lock = threading.RLock()
-        self._initial = list(deployments)
-        self.deployments: dict[str, Deployment] = {d.name: d for d in deployments}
+        # Copies: tests may change a live Deployment (latency, tpm); reset() must undo that.
+        self._initial = [dataclasses.replace(d) for d in deployments]
+        self.deployments: dict[str, Deployment] = {d.name: dataclasses.replace(d) for d in deployments}
         self.api_keys: set[str] = set(api_keys)
         self.auth_required = auth_required
         self.region = region
@@ -238,13 +239,17 @@ class EmulatorState:
             return expiry is not None and self.clock() < expiry
 
     # -- log -----------------------------------------------------------------------------------------
+    def snapshot_requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self.requests)
+
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
 
     def reset(self) -> None:
         with self._lock:
-            self.deployments = {d.name: d for d in self._initial}
+            self.deployments = {d.name: dataclasses.replace(d) for d in self._initial}
             self._scripts.clear()
             self._responders.clear()
             self._faults.clear()
