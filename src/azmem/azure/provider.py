@@ -16,6 +16,10 @@ SDK retries are always off (``max_retries=0``): :mod:`azmem.azure.retry` decides
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import ssl
 import threading
 from typing import Any
 
@@ -27,6 +31,36 @@ from .errors import ConfigurationError, RequestContext
 from .settings import AzureOpenAISettings, Capabilities
 
 __all__ = ["AzureProvider"]
+
+
+class _Client(httpx2.Client):
+    """The SDK's defaults (limits, redirects) plus its safety net: close on garbage collection.
+
+    Users who never call ``close()`` must not get ResourceWarnings for sockets; the SDK's own
+    client does the same.
+    """
+
+    def __del__(self) -> None:
+        if not self.is_closed:
+            with contextlib.suppress(Exception):
+                self.close()
+
+
+class _AsyncClient(httpx2.AsyncClient):
+    def __del__(self) -> None:
+        if self.is_closed:
+            return
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().create_task(self.aclose())
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context per process: loading the CA bundle costs ~50 ms per client otherwise.
+
+    Built exactly as httpx2 builds its default (certifi, SSL_CERT_FILE/SSL_CERT_DIR honoured).
+    """
+    return httpx2.create_ssl_context()
 
 
 class AzureProvider:
@@ -114,27 +148,27 @@ class AzureProvider:
         s = self.settings
         return httpx2.Timeout(s.timeout, connect=s.connect_timeout)
 
-    def _http_client(self) -> httpx2.Client | None:
+    def _http_client(self) -> httpx2.Client:
         proxy = self.settings.proxy
-        if proxy is None:
-            return None
+        kwargs: dict[str, Any] = {"timeout": self._timeout(), "verify": _ssl_context()}
         if isinstance(proxy, str):
-            return openai.DefaultHttpx2Client(proxy=proxy, timeout=self._timeout())
-        mounts: dict[str, httpx2.BaseTransport | None] = {
-            scheme: httpx2.HTTPTransport(proxy=url) for scheme, url in proxy.items()
-        }
-        return openai.DefaultHttpx2Client(mounts=mounts, timeout=self._timeout())
+            kwargs["proxy"] = proxy
+        elif proxy:
+            tls = _ssl_context()
+            kwargs["mounts"] = {s: httpx2.HTTPTransport(proxy=url, verify=tls) for s, url in proxy.items()}
+        return _Client(limits=openai.DEFAULT_CONNECTION_LIMITS, follow_redirects=True, **kwargs)
 
-    def _async_http_client(self) -> httpx2.AsyncClient | None:
+    def _async_http_client(self) -> httpx2.AsyncClient:
         proxy = self.settings.proxy
-        if proxy is None:
-            return None
+        kwargs: dict[str, Any] = {"timeout": self._timeout(), "verify": _ssl_context()}
         if isinstance(proxy, str):
-            return openai.DefaultAsyncHttpx2Client(proxy=proxy, timeout=self._timeout())
-        mounts: dict[str, httpx2.AsyncBaseTransport | None] = {
-            scheme: httpx2.AsyncHTTPTransport(proxy=url) for scheme, url in proxy.items()
-        }
-        return openai.DefaultAsyncHttpx2Client(mounts=mounts, timeout=self._timeout())
+            kwargs["proxy"] = proxy
+        elif proxy:
+            tls = _ssl_context()
+            kwargs["mounts"] = {
+                scheme: httpx2.AsyncHTTPTransport(proxy=url, verify=tls) for scheme, url in proxy.items()
+            }
+        return _AsyncClient(limits=openai.DEFAULT_CONNECTION_LIMITS, follow_redirects=True, **kwargs)
 
     def _common(self) -> dict[str, Any]:
         return {
@@ -150,10 +184,7 @@ class AzureProvider:
                 "Only an async SDK client was passed to AzureProvider; there is no sync client to use.",
                 suggestion="Pass client= as well, or let azmem build both from settings.",
             )
-        common = self._common()
-        http_client = self._http_client()
-        if http_client is not None:
-            common["http_client"] = http_client
+        common = {**self._common(), "http_client": self._http_client()}
         if s.api_mode == "v1":
             api_key: Any = auth.api_key if auth.kind == "api_key" else auth.sync_token_provider()
             return openai.OpenAI(base_url=f"{s.endpoint}/openai/v1/", api_key=api_key, **common)
@@ -170,10 +201,7 @@ class AzureProvider:
                 "Only a sync SDK client was passed to AzureProvider; there is no async client to use.",
                 suggestion="Pass async_client= as well, or let azmem build both from settings.",
             )
-        common = self._common()
-        http_client = self._async_http_client()
-        if http_client is not None:
-            common["http_client"] = http_client
+        common = {**self._common(), "http_client": self._async_http_client()}
         if s.api_mode == "v1":
             api_key: Any = auth.api_key if auth.kind == "api_key" else auth.async_token_provider()
             return openai.AsyncOpenAI(base_url=f"{s.endpoint}/openai/v1/", api_key=api_key, **common)
