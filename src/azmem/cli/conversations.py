@@ -48,12 +48,14 @@ class Conversation:
         return Scope(self.user_id, self.agent_id, self.run_id)
 
 
-def _bad(where: str, problem: str) -> InputFileError:
-    return InputFileError(
-        f"{where}: {problem}",
-        suggestion='Each message needs "role" (user, assistant or system) and "content" (text); '
-        "see `azmem import --help` for the accepted file shapes.",
-    )
+_SHAPES_HINT = (
+    'Each message needs "role" (user, assistant or system) and "content" (text); '
+    "see `azmem import --help` for the accepted file shapes."
+)
+
+
+def _bad(where: str, problem: str, suggestion: str = _SHAPES_HINT) -> InputFileError:
+    return InputFileError(f"{where}: {problem}", suggestion=suggestion)
 
 
 def _message(raw: Any, where: str) -> dict[str, Any]:
@@ -127,7 +129,11 @@ def _from_lines(lines: Iterator[tuple[int, str]], name: str) -> list[Conversatio
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise _bad(where, f"not valid JSON ({exc.msg}).") from None
+            raise _bad(
+                where,
+                f"not valid JSON ({exc.msg}, column {exc.colno}).",
+                "A JSONL file holds one complete JSON object per line.",
+            ) from None
         if isinstance(obj, Mapping) and "messages" in obj:
             if pending:
                 out.append(Conversation(messages=pending, where=f"{name} line {first_pending}"))

@@ -85,7 +85,7 @@ def _load_settings(config: Path | None, store: Path | None, report: _Report) -> 
     roles = [
         f"{name}={cfg.deployment}"
         for name in ("chat", "small_chat", "embedding")
-        if (cfg := getattr(settings, name)) is not None
+        if (cfg := getattr(settings, name)) is not None and cfg.deployment
     ]
     source = f"config file {config}" if config else "environment"
     report.add(
@@ -296,8 +296,11 @@ def run_checks(config: Path | None = None, store: Path | None = None) -> list[Ch
     settings = _load_settings(config, store, report)
     if settings is None:
         return report.checks
-    chat_roles = [("chat", settings.chat)]
-    if settings.small_chat is not None and settings.chat is not None:
+    # A role with an endpoint but no deployment (top-level endpoint/api_key fill every role)
+    # is "not configured", as it is for Memory.
+    chat = settings.chat if settings.chat is not None and settings.chat.deployment else None
+    chat_roles = [("chat", chat)]
+    if settings.small_chat is not None and settings.small_chat.deployment and settings.chat is not None:
         same = (settings.small_chat.endpoint, settings.small_chat.deployment) == (
             settings.chat.endpoint,
             settings.chat.deployment,

@@ -9,7 +9,10 @@ information is one JSON line on stdout, which a script or a test can read with a
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,6 +26,25 @@ if TYPE_CHECKING:
 __all__ = ["connection_info", "emulator"]
 
 DEFAULT_PORT = 8765
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail early, with our message, when the port is taken (serve would fail the same way, later)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InputFileError(
+                f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
+                suggestion="Choose another --port (--port 0 picks a free one).",
+            ) from None
 
 
 def _load_config(path: Path | None) -> EmulatorConfig:
@@ -128,6 +150,8 @@ def emulator(
     bind_host = host or cfg.host
     bind_port = port if port is not None else (cfg.port or DEFAULT_PORT)
 
+    _check_port(bind_host, bind_port)
+
     def ready(endpoint: str) -> None:
         if bind_host in ("0.0.0.0", "::"):  # reachable locally through loopback
             endpoint = endpoint.replace(f"//{bind_host}", "//127.0.0.1").replace("//[::]", "//127.0.0.1")
@@ -138,6 +162,11 @@ def emulator(
         else:
             _print_info(info)
 
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it; turning it into the
+    # same KeyboardInterrupt as Ctrl-C makes `kill` (docker stop, CI teardown) exit 0.
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         serve(host=bind_host, port=bind_port, config=cfg, ready=ready)
     except KeyboardInterrupt:
@@ -147,3 +176,6 @@ def emulator(
             f"Cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}.",
             suggestion="Choose another --port (--port 0 picks a free one).",
         ) from None
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)

@@ -88,8 +88,12 @@ def out_console() -> Console:
 
 
 def err_console() -> Console:
-    """A console on the current ``sys.stderr`` (see :func:`out_console`)."""
-    return Console(file=sys.stderr, highlight=False)
+    """A console on the current ``sys.stderr`` (see :func:`out_console`).
+
+    Soft-wrapped: messages hold paths, ids and commands to copy, which a hard line
+    break in the middle would spoil; the terminal wraps long lines by itself.
+    """
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- JSON
