@@ -23,6 +23,7 @@ from azmem.azure.provider import AzureProvider
 from azmem.azure.retry import RetryPolicy, call_with_retry
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
 from azmem.azure.tracing import llm_span
+from azmem.emulator import Deployment, Emulator, Fault
 
 KEY = "sk-azmem-LEAKCHECK-0123456789abcdef"
 DEPLOYMENT = "gpt-4o-prod"
@@ -421,3 +422,127 @@ def test_key_and_token_never_leak(stub: StubServer, caplog: pytest.LogCaptureFix
     assert "Access denied" in blob, "the echoed message did reach the checked texts"
     assert KEY not in blob
     assert TOKEN not in blob
+
+
+# --------------------------------------------------------------------------- through the emulator
+# The same mapping, against the emulator's Azure-shaped answers (bodies and headers written
+# from the service's documentation, independently of azmem).
+
+
+def _emu_provider(emulator: Emulator, deployment: str = "gpt-4o", **kw: Any) -> AzureProvider:
+    settings = AzureOpenAISettings(
+        endpoint=emulator.endpoint,
+        deployment=deployment,
+        api_key=kw.pop("api_key", emulator.api_key),
+        timeout=kw.pop("timeout", 5.0),
+        **kw,
+    )
+    return AzureProvider(settings)
+
+
+def _emu_error(provider: AzureProvider, **create: Any) -> E.AzmemError:
+    create.setdefault("messages", [{"role": "user", "content": "hello"}])
+    with pytest.raises(openai.OpenAIError) as info:
+        provider.sync_client().chat.completions.create(model=provider.model_arg(), **create)
+    provider.close()
+    return map_sdk_error(info.value, provider.context("chat"))
+
+
+def test_emulator_unknown_deployment(emulator: Emulator) -> None:
+    err = _emu_error(_emu_provider(emulator, deployment="no-such-deployment"))
+    assert isinstance(err, E.DeploymentNotFoundError)
+    assert err.error_code == "DeploymentNotFound"
+    assert "no-such-deployment" in (err.suggestion or "")
+    assert emulator.endpoint in (err.suggestion or "")
+    assert err.debug_info.get("apim-request-id")
+    assert err.debug_info.get("x-ms-region")
+
+
+def test_emulator_wrong_key(emulator: Emulator) -> None:
+    err = _emu_error(_emu_provider(emulator, api_key="wrong-key-000"))
+    assert isinstance(err, E.AuthenticationError)
+    assert "API key" in (err.suggestion or "")
+
+
+def test_emulator_expired_entra_token(emulator: Emulator) -> None:
+    clock = emulator.use_manual_clock()
+    token = emulator.issue_token(ttl_seconds=60)
+    clock.advance(120)
+    provider = _emu_provider(emulator, api_key=None, credential=lambda: token)
+    err = _emu_error(provider)
+    assert isinstance(err, E.AuthenticationError)
+    assert "token provider" in (err.suggestion or "")
+    assert token not in str(err)
+
+
+def test_emulator_prompt_filter(emulator: Emulator) -> None:
+    emulator.fault("gpt-4o", Fault.prompt_filter({"hate": "high", "violence": "medium"}, times=1))
+    err = _emu_error(_emu_provider(emulator))
+    assert isinstance(err, E.ContentFilterError)
+    assert set(err.filtered_categories) >= {"hate", "violence"}
+    assert err.severities["hate"] == "high"
+
+
+def test_emulator_context_length(emulator: Emulator) -> None:
+    emulator.add_deployment(Deployment("tiny", model="gpt-4o", context_window=64))
+    err = _emu_error(
+        _emu_provider(emulator, deployment="tiny"), messages=[{"role": "user", "content": "word " * 400}]
+    )
+    assert isinstance(err, E.ContextLengthError)
+
+
+def test_emulator_json_schema_on_old_api_version(emulator: Emulator) -> None:
+    schema = {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "A",
+            "strict": True,
+            "schema": {
+                "type": "object",
+                "properties": {"a": {"type": "string"}},
+                "required": ["a"],
+                "additionalProperties": False,
+            },
+        },
+    }
+    err = _emu_error(_emu_provider(emulator, api_version="2024-06-01"), response_format=schema)
+    assert isinstance(err, E.JsonSchemaUnsupportedError)
+    assert "2024-08-01-preview" in (err.suggestion or "")
+
+
+@pytest.mark.parametrize(
+    ("fault", "cls"),
+    [
+        (Fault.rate_limit(retry_after_ms=1500, times=1), E.RateLimitError),
+        (Fault.server_error(503, times=1), E.ServiceError),
+        (Fault(status=408, times=1), E.TimeoutError),
+        (Fault.drop(times=1), E.NetworkError),
+    ],
+    ids=["429", "503", "408", "drop"],
+)
+def test_emulator_transient_faults(emulator: Emulator, fault: Fault, cls: type[E.AzmemError]) -> None:
+    emulator.fault("gpt-4o", fault)
+    err = _emu_error(_emu_provider(emulator))
+    assert type(err) is cls
+    assert err.retryable
+    if cls is E.RateLimitError:
+        assert err.retry_after == pytest.approx(1.5)
+
+
+def test_emulator_quota_wall_through_the_retry_driver(emulator: Emulator) -> None:
+    emulator.fault("gpt-4o", Fault.quota_wall())
+    provider = _emu_provider(emulator)
+    sleeps: list[float] = []
+    with pytest.raises(E.QuotaExceededError) as info:
+        call_with_retry(
+            lambda _n: provider.sync_client().chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "x"}]
+            ),
+            policy=RetryPolicy(),
+            ctx=provider.context("chat"),
+            sleep=sleeps.append,
+        )
+    assert info.value.retry_after == pytest.approx(86400)
+    assert sleeps == []
+    assert len(emulator.requests_for("gpt-4o")) == 1
+    provider.close()
