@@ -289,3 +289,26 @@ def test_async_client(emulator: Emulator) -> None:
             return reply.choices[0].message.content
 
     assert asyncio.run(main()) == "This is an emulated reply from gpt-4o."
+
+
+def test_legacy_model_refuses_json_schema_and_images(emulator: Emulator) -> None:
+    emulator.add_deployment(Deployment("old", model="gpt-35-turbo"))
+    image: list[Any] = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is this"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            ],
+        }
+    ]
+    with azure(emulator) as client:
+        with pytest.raises(openai.BadRequestError) as schema:
+            client.chat.completions.parse(model="old", messages=MESSAGES, response_format=Address)
+        with pytest.raises(openai.BadRequestError) as vision:
+            client.chat.completions.create(model="old", messages=image)
+        assert client.chat.completions.create(model="gpt-4o", messages=image).choices
+    assert "'response_format' of type 'json_schema' is not supported with this model" in str(
+        schema.value.body
+    )
+    assert vision.value.param == "messages.[0].content.[1].type"

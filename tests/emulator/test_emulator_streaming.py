@@ -96,3 +96,35 @@ def test_stream_errors_come_before_the_stream(emulator: Emulator) -> None:
     emulator.fault("gpt-4o", Fault.rate_limit(retry_after=1, times=1))
     with azure(emulator) as client, pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+
+
+def test_mid_stream_error_event_raises_api_error(emulator: Emulator) -> None:
+    emulator.script("gpt-4o", "one two three four five")
+    emulator.fault("gpt-4o", Fault.stream_error(times=1))
+    received: list[str] = []
+
+    def consume(client: openai.AzureOpenAI) -> None:
+        for chunk in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
+            if chunk.choices and chunk.choices[0].delta.content:
+                received.append(chunk.choices[0].delta.content)
+
+    with azure(emulator) as client, pytest.raises(openai.APIError) as info:
+        consume(client)
+    assert not isinstance(info.value, openai.APIStatusError)
+    assert received == ["one "]
+
+
+def test_mid_stream_drop_is_a_connection_failure(emulator: Emulator) -> None:
+    emulator.fault("gpt-4o", Fault.stream_drop(times=1))
+    with azure(emulator) as client, pytest.raises(openai.APIConnectionError):
+        list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+
+
+def test_stream_faults_on_non_streamed_calls(emulator: Emulator) -> None:
+    emulator.fault("gpt-4o", Fault.stream_error(times=1))
+    emulator.fault("gpt-4o", Fault.stream_drop(times=1))
+    with azure(emulator) as client:
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        with pytest.raises(openai.APIConnectionError):
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)

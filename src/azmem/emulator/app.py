@@ -72,6 +72,7 @@ class _Call:
         )
         self.body: dict[str, Any] = {}
         self.record: RecordedRequest | None = None
+        self.stream_fault: str | None = None
 
     def error(self, status: int, body: protocol.ErrorBody, extra: dict[str, str] | None = None) -> _Reply:
         headers = dict(self.headers)
@@ -121,6 +122,13 @@ async def _apply_fault(call: _Call, fault: Fault) -> chat.ChatReply | None:
         await call.sleep(fault.latency)
     if fault.kind == "latency":
         return None
+    if fault.kind in ("stream_error", "stream_drop"):
+        if call.body.get("stream"):
+            call.stream_fault = fault.kind
+            return None
+        if fault.kind == "stream_drop":
+            raise call.drop()
+        raise call.error(500, protocol.server_error(500))
     if fault.kind == "timeout":
         await call.sleep(fault.latency)
         raise call.error(408, protocol.server_error(408))
@@ -275,9 +283,20 @@ async def _chat(call: _Call, dep: Deployment, filtered: chat.ChatReply | None) -
     return _json(200, chat.completion_body(replies, prompt_tokens, dep, body), call.headers)
 
 
+_STREAM_FAULT_AFTER = 3  # chunks sent before a mid-stream fault: the filter chunk, role, one delta
+
+
 def _stream(call: _Call, reply: chat.ChatReply, prompt_tokens: int, dep: Deployment) -> Response:
     async def events() -> AsyncIterator[str]:
-        for piece in chat.stream_chunks(reply, prompt_tokens, dep, call.body):
+        for sent, piece in enumerate(chat.stream_chunks(reply, prompt_tokens, dep, call.body)):
+            if call.stream_fault and sent == _STREAM_FAULT_AFTER:
+                if call.stream_fault == "stream_error":
+                    yield chat.sse(protocol.server_error(500))
+                    return
+                transport = call.request.scope.get(TRANSPORT_KEY)
+                if transport is not None:
+                    transport.abort()
+                return
             yield chat.sse(piece)
             await asyncio.sleep(0)
         yield chat.sse("[DONE]")

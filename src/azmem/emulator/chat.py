@@ -99,6 +99,8 @@ def validate(body: dict[str, Any], dep: Deployment, api_version: str | None) -> 
                 "Unrecognized request argument supplied: reasoning_effort", param="reasoning_effort"
             ),
         )
+    if not dep.vision:
+        _reject_images(messages)
     response_format = body.get("response_format")
     extra: Any = body.get("tools")
     if isinstance(response_format, dict):
@@ -107,6 +109,8 @@ def validate(body: dict[str, Any], dep: Deployment, api_version: str | None) -> 
             date = api_version_date(api_version) if api_version else None
             if api_version is not None and (date is None or date < JSON_SCHEMA_MIN_VERSION):
                 raise RequestRejected(400, protocol.error("BadRequest", protocol.MSG_JSON_SCHEMA_VERSION))
+            if not dep.json_schema:
+                raise RequestRejected(400, protocol.invalid_request(protocol.MSG_JSON_SCHEMA_MODEL))
             spec = response_format.get("json_schema") or {}
             if spec.get("strict"):
                 problem = schema.check_strict(spec.get("schema") or {}, str(spec.get("name", "response")))
@@ -133,6 +137,22 @@ def validate(body: dict[str, Any], dep: Deployment, api_version: str | None) -> 
     if prompt_tokens > window:
         raise RequestRejected(400, protocol.context_length_exceeded(window, prompt_tokens))
     return prompt_tokens
+
+
+def _reject_images(messages: list[Any]) -> None:
+    for m_index, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for p_index, part in enumerate(content):
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                raise RequestRejected(
+                    400,
+                    protocol.invalid_request(
+                        "Invalid content type. image_url is only supported by certain models.",
+                        param=f"messages.[{m_index}].content.[{p_index}].type",
+                    ),
+                )
 
 
 def quota_tokens(body: dict[str, Any], prompt_tokens: int) -> int:

@@ -15,7 +15,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 DeploymentKind = Literal["chat", "embeddings"]
-FaultKind = Literal["status", "timeout", "drop", "malformed", "prompt_filter", "output_filter", "latency"]
+FaultKind = Literal[
+    "status",
+    "timeout",
+    "drop",
+    "malformed",
+    "prompt_filter",
+    "output_filter",
+    "latency",
+    "stream_error",
+    "stream_drop",
+]
 
 # Defaults by model name, so `Deployment("text-embedding-3-large")` behaves like the real one without
 # the test having to restate facts about the model.
@@ -57,6 +67,15 @@ def is_reasoning_model(model: str) -> bool:
     return model.startswith(_REASONING_PREFIXES) and not model.startswith("gpt-5-chat")
 
 
+# Older chat models: no strict structured outputs and no image input.
+_TEXT_ONLY = ("o1-mini", "o3-mini")
+_LEGACY_PREFIXES = ("gpt-35", "gpt-3.5", "gpt-4-32k", "gpt-4-0613", "gpt-4-0314")
+
+
+def is_legacy_model(model: str) -> bool:
+    return model.startswith(_LEGACY_PREFIXES) or model in ("gpt-4", "gpt-4-turbo", "gpt-4-1106-preview")
+
+
 @dataclass
 class Deployment:
     """One deployment of the emulated resource.
@@ -78,6 +97,8 @@ class Deployment:
     latency: float | tuple[float, float] = 0.0
     region: str = "East US"
     max_output_tokens: int = 16_384
+    json_schema: bool | None = None
+    vision: bool | None = None
 
     def __post_init__(self) -> None:
         if self.model is None:
@@ -88,6 +109,14 @@ class Deployment:
             self.context_window = default_context_window(self.model, self.kind)
         if self.reasoning is None:
             self.reasoning = self.kind == "chat" and is_reasoning_model(self.model)
+        if self.json_schema is None:
+            self.json_schema = self.kind == "chat" and not is_legacy_model(self.model)
+        if self.vision is None:
+            self.vision = (
+                self.kind == "chat"
+                and not is_legacy_model(self.model)
+                and not self.model.startswith(_TEXT_ONLY)
+            )
         if self.dimensions is None and self.kind == "embeddings":
             self.dimensions = default_embedding_dimension(self.model)
         if isinstance(self.latency, list):
@@ -186,6 +215,16 @@ class Fault:
         return cls(kind="output_filter", categories=dict(categories or {}), times=times)
 
     @classmethod
+    def stream_error(cls, *, times: int | None = None) -> Fault:
+        """Streams a few chunks, then a `data: {"error": ...}` event (non-streamed calls: a 500)."""
+        return cls(kind="stream_error", times=times)
+
+    @classmethod
+    def stream_drop(cls, *, times: int | None = None) -> Fault:
+        """Streams a few chunks, then closes the connection mid-stream (non-streamed: a drop)."""
+        return cls(kind="stream_drop", times=times)
+
+    @classmethod
     def slow(cls, seconds: float, *, times: int | None = None) -> Fault:
         return cls(kind="latency", latency=seconds, times=times)
 
@@ -217,6 +256,8 @@ class DeploymentConfig(BaseModel):
     rpm: int | None = None
     latency: float | tuple[float, float] = 0.0
     region: str = "East US"
+    json_schema: bool | None = None
+    vision: bool | None = None
 
     def to_deployment(self) -> Deployment:
         return Deployment(**self.model_dump())

@@ -37,6 +37,11 @@ MSG_JSON_WORD = (
 MSG_JSON_SCHEMA_VERSION = (
     "response_format value as json_schema is enabled only for api versions 2024-08-01-preview and later"
 )
+MSG_JSON_SCHEMA_MODEL = (
+    "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model. Learn "
+    "more about supported models at the Structured Outputs guide: "
+    "https://platform.openai.com/docs/guides/structured-outputs"
+)
 MSG_PROMPT_FILTER = (
     "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. "
     "Please modify your prompt and retry. To learn more about our content filtering policies please read "
