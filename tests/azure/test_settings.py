@@ -476,3 +476,15 @@ def test_proxy_forms() -> None:
         "http://": "http://p:1",
         "https://": "http://p:2",
     }
+
+
+def test_routing_section_is_kept_for_the_router(tmp_path: Path) -> None:
+    path = tmp_path / "azmem.yaml"
+    path.write_text(
+        f"chat: {{endpoint: {EP_FILE}, deployment: gpt-4o}}\n"
+        "routing:\n  pools:\n    chat:\n      deployments:\n"
+        "        - {endpoint: https://b.openai.azure.com, deployment: x}\n"
+    )
+    s = AzmemSettings.load(path)
+    assert s.routing is not None
+    assert s.routing["pools"]["chat"]["deployments"][0]["deployment"] == "x"

@@ -405,6 +405,9 @@ class AzmemSettings(BaseSettings):
     home: Path = Field(default_factory=default_home)
     embedder: Literal["local", "azure"] | None = None
     """"local" (bundled MiniLM) unless an embedding deployment is configured; then "azure"."""
+    routing: dict[str, Any] | None = None
+    """Deployment pools, kept raw here: validated by ``azmem.azure.routing.RoutingConfig.load``
+    (which imports this module, so it cannot be typed here). Lets one config file hold both."""
 
     @classmethod
     def settings_customise_sources(
