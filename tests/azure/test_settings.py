@@ -488,3 +488,11 @@ def test_routing_section_is_kept_for_the_router(tmp_path: Path) -> None:
     s = AzmemSettings.load(path)
     assert s.routing is not None
     assert s.routing["pools"]["chat"]["deployments"][0]["deployment"] == "x"
+
+
+def test_pasted_mem0_memory_config_keys_get_specific_advice() -> None:
+    cfg = {**MEM0, "vector_store": {"provider": "qdrant", "config": {}}}
+    with pytest.raises(ConfigurationError) as info:
+        AzmemSettings.load(cfg)
+    assert "vector_store" in info.value.message
+    assert "store.path" in (info.value.suggestion or "")

@@ -527,6 +527,18 @@ def _read_file(path: Path) -> dict[str, Any]:
     return dict(data)
 
 
+# Keys of a pasted mem0 MemoryConfig that azmem does not take, with what to do instead.
+_MEM0_TOP_HINTS = {
+    "vector_store": "azmem keeps memories in its own SQLite store: remove 'vector_store' "
+    "(set store.path to choose the file).",
+    "history_db_path": "azmem keeps history in the same store: remove 'history_db_path' "
+    "(set store.path to choose the file).",
+    "graph_store": "azmem has no graph store: remove 'graph_store'.",
+    "reranker": "remove 'reranker': azmem's search is hybrid (BM25 + vectors) without a separate reranker.",
+    "custom_fact_extraction_prompt": "prompts belong to the memory engine: Memory(config=...) or Memory(prompts=...).",
+    "custom_update_memory_prompt": "prompts belong to the memory engine: Memory(config=...) or Memory(prompts=...).",
+}
+
 _TOP_KEYS = frozenset(AzmemSettings.model_fields) | set(_TOP_SHORTHANDS) | {"llm", "embedder", "version"}
 
 
@@ -558,6 +570,13 @@ def _normalise_top(data: Mapping[str, Any], *, where: str) -> dict[str, Any]:
                 raise ConfigurationError(f"'{key}' must be a mapping or a deployment name.")
         elif key == "version":
             continue  # mem0 configs carry a schema version
+        elif key in _MEM0_TOP_HINTS:
+            raise ConfigurationError(
+                f"The mem0 setting '{_join(where, key)}' has no azmem equivalent.",
+                error_code="unsupported_setting",
+                details={"key": _join(where, key)},
+                suggestion=_MEM0_TOP_HINTS[key],
+            )
         elif key in _TOP_KEYS:
             if isinstance(value, BaseModel) and key != "credential":
                 value = value.model_dump(exclude_unset=True)
