@@ -527,6 +527,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     return dict(data)
 
 
+_PROMPT_HINT = "prompts belong to the memory engine: Memory(config=...) or Memory(prompts=...)."
 # Keys of a pasted mem0 MemoryConfig that azmem does not take, with what to do instead.
 _MEM0_TOP_HINTS = {
     "vector_store": "azmem keeps memories in its own SQLite store: remove 'vector_store' "
@@ -535,8 +536,8 @@ _MEM0_TOP_HINTS = {
     "(set store.path to choose the file).",
     "graph_store": "azmem has no graph store: remove 'graph_store'.",
     "reranker": "remove 'reranker': azmem's search is hybrid (BM25 + vectors) without a separate reranker.",
-    "custom_fact_extraction_prompt": "prompts belong to the memory engine: Memory(config=...) or Memory(prompts=...).",
-    "custom_update_memory_prompt": "prompts belong to the memory engine: Memory(config=...) or Memory(prompts=...).",
+    "custom_fact_extraction_prompt": _PROMPT_HINT,
+    "custom_update_memory_prompt": _PROMPT_HINT,
 }
 
 _TOP_KEYS = frozenset(AzmemSettings.model_fields) | set(_TOP_SHORTHANDS) | {"llm", "embedder", "version"}
