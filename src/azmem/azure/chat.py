@@ -24,7 +24,7 @@ from azmem.azure.errors import (
     StructuredOutputError,
     debug_headers,
 )
-from azmem.azure.flow import Flow, Send, send_with_retries
+from azmem.azure.flow import Flow, Send, call_span, send_with_retries
 from azmem.azure.messages import Message, ToolCall
 from azmem.azure.request import (
     ChatOptions,
@@ -41,7 +41,6 @@ from azmem.azure.response import (
     validation_failure_from,
 )
 from azmem.azure.retry import RetryPolicy
-from azmem.azure.tracing import llm_span
 from azmem.azure.usage import Usage, UsageTracker
 
 __all__ = ["ChatEnv", "Target", "generate_flow", "open_stream_flow", "span_attributes"]
@@ -78,6 +77,7 @@ class ChatEnv:
 
     policy: RetryPolicy
     tracer: Any
+    """The caller's tracer, or None for azmem's default (resolved per call)."""
     usage: UsageTracker | None = None
     cache: ResponseCache | None = None
     no_json_schema: set[tuple[str, str]] = field(default_factory=set)
@@ -112,6 +112,8 @@ def span_attributes(
 
 
 def _record_result(span: Any, result: LLMResult[Any], mode: OutputMode) -> None:
+    if not span.is_recording():
+        return
     span.set_attribute("gen_ai.usage.input_tokens", result.usage.input_tokens)
     span.set_attribute("gen_ai.usage.output_tokens", result.usage.output_tokens)
     span.set_attribute("azmem.output_mode", mode)
@@ -159,7 +161,7 @@ def _from_cache(
                 return None
             parsed = response_model.model_validate(hit["data"])
         usage = Usage.model_validate({**hit["usage"], "cached": True})
-        return LLMResult[T](
+        return LLMResult.model_construct(
             text=hit.get("text"),
             data=hit.get("data"),
             parsed=parsed,
@@ -205,7 +207,7 @@ def generate_flow(
 ) -> Flow[LLMResult[Any]]:
     """One ``generate`` call from cache lookup to a validated result."""
     response_model = options.response_model
-    with llm_span(
+    with call_span(
         env.tracer,
         f"chat {target.deployment}",
         span_attributes(target, options, cache_enabled=env.cache is not None, operation="chat"),

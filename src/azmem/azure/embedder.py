@@ -27,12 +27,11 @@ from openai.types import CreateEmbeddingResponse
 
 from azmem.azure.cache import ResponseCache
 from azmem.azure.errors import ConfigurationError, EmbedderMismatchError, EmptyResponseError
-from azmem.azure.flow import Flow, Send, drive, drive_async, send_with_retries
+from azmem.azure.flow import Flow, Send, call_span, drive, drive_async, send_with_retries
 from azmem.azure.messages import clean_text
 from azmem.azure.provider import AzureProvider
 from azmem.azure.retry import RetryPolicy
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
-from azmem.azure.tracing import get_tracer, llm_span
 from azmem.azure.usage import Usage, UsageTracker
 
 __all__ = [
@@ -164,7 +163,7 @@ class _BaseEmbedder:
             self._provider, self._owns_provider = AzureProvider(settings, client=client), True
         cfg = self._provider.settings
         self._policy = policy or RetryPolicy()
-        self._tracer = get_tracer(tracer)
+        self._tracer = tracer
         self._usage = usage
         self._cache = cache
         if not 1 <= max_batch_inputs <= MAX_BATCH_INPUTS:
@@ -243,7 +242,7 @@ class _BaseEmbedder:
         }
         if self._target.dimensions is not None:
             attrs["gen_ai.embeddings.dimension.count"] = self._target.dimensions
-        return llm_span(self._tracer, f"embeddings {self._target.deployment}", attrs)
+        return call_span(self._tracer, f"embeddings {self._target.deployment}", attrs)
 
     def _batch_flow(self, plan: _Plan, batch: list[int], span: Any) -> Flow[Usage]:
         """One request under the retry policy; fills ``plan.vectors`` for its positions."""

@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Generator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 import openai
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 
 from azmem.azure.errors import (
     AzmemError,
@@ -26,8 +29,21 @@ from azmem.azure.errors import (
     map_sdk_error,
 )
 from azmem.azure.retry import RetryPolicy, log_attempt
+from azmem.azure.tracing import get_tracer, llm_span
 
-__all__ = ["Flow", "Outcome", "Send", "Sleep", "Step", "drive", "drive_async", "send_with_retries"]
+_NO_PROVIDER = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+
+__all__ = [
+    "Flow",
+    "Outcome",
+    "Send",
+    "Sleep",
+    "Step",
+    "call_span",
+    "drive",
+    "drive_async",
+    "send_with_retries",
+]
 
 R = TypeVar("R")
 
@@ -56,6 +72,41 @@ class Outcome:
 
 Step = Send | Sleep
 Flow = Generator[Step, Outcome | None, R]
+
+
+class _NullSpan:
+    """Stands in for a span nobody records: every method is free."""
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        return None
+
+    def set_attributes(self, attributes: Any) -> None:
+        return None
+
+    def add_event(self, name: str, attributes: Any = None) -> None:
+        return None
+
+    def is_recording(self) -> bool:
+        return False
+
+
+_NULL_SPAN = _NullSpan()
+
+
+def call_span(tracer: Tracer | None, name: str, attributes: dict[str, Any]) -> AbstractContextManager[Any]:
+    """The span of one call: :func:`llm_span`, unless no tracer provider is installed at all.
+
+    Without an OpenTelemetry SDK every span is a no-op, yet building and sanitising the
+    attributes still costs more than the rest of our per-call work; skipping it keeps the
+    client within a few percent of the raw SDK. The provider is checked per call, so an
+    application that installs one later is traced from then on.
+    """
+    resolved = get_tracer(tracer)
+    if isinstance(resolved, trace.NoOpTracer) or (
+        isinstance(resolved, trace.ProxyTracer) and isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
+    ):
+        return nullcontext(_NULL_SPAN)
+    return llm_span(resolved, name, attributes)
 
 
 def _ours_to_map(exc: BaseException) -> bool:

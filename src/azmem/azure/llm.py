@@ -19,14 +19,13 @@ from typing_extensions import Unpack
 from azmem.azure.cache import ResponseCache
 from azmem.azure.chat import ChatEnv, Target, generate_flow, open_stream_flow, span_attributes
 from azmem.azure.errors import AzmemError, InvalidInputError, NetworkError, map_sdk_error
-from azmem.azure.flow import Send, drive, drive_async
+from azmem.azure.flow import Send, call_span, drive, drive_async
 from azmem.azure.messages import Message, MessageInput, normalize_messages
 from azmem.azure.provider import AzureProvider
 from azmem.azure.request import ChatOptions, ModelSize, ReasoningEffort, ToolSpec, tool_param
 from azmem.azure.response import LLMResult, StreamState
 from azmem.azure.retry import RetryPolicy
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
-from azmem.azure.tracing import get_tracer, llm_span
 from azmem.azure.usage import UsageTracker
 
 __all__ = ["AsyncLLMClient", "GenerateParams", "LLMClient"]
@@ -116,7 +115,7 @@ class _BaseLLMClient(Generic[SDKClient]):
         if cache is None and settings is not None and settings.cache.enabled:
             cache = ResponseCache(settings.cache_path, ttl_seconds=settings.cache.ttl_seconds)
         policy = retry or (settings.retry if settings is not None else RetryPolicy())
-        self._env = ChatEnv(policy=policy, tracer=get_tracer(tracer), usage=usage, cache=cache)
+        self._env = ChatEnv(policy=policy, tracer=tracer, usage=usage, cache=cache)
         self._max_reasks = max_reasks
         self._targets: dict[ModelSize, Target] = {}
 
@@ -312,7 +311,7 @@ class LLMClient(_BaseLLMClient[openai.OpenAI]):
         env = self._env
         attrs = span_attributes(target, options, cache_enabled=False, operation="chat")
         attrs["gen_ai.request.stream"] = True
-        with llm_span(env.tracer, f"chat {target.deployment}", attrs) as span:
+        with call_span(env.tracer, f"chat {target.deployment}", attrs) as span:
             sdk_stream, _headers = drive(
                 open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
             )
@@ -426,7 +425,7 @@ class AsyncLLMClient(_BaseLLMClient[openai.AsyncOpenAI]):
         env = self._env
         attrs = span_attributes(target, options, cache_enabled=False, operation="chat")
         attrs["gen_ai.request.stream"] = True
-        with llm_span(env.tracer, f"chat {target.deployment}", attrs) as span:
+        with call_span(env.tracer, f"chat {target.deployment}", attrs) as span:
             sdk_stream, _headers = await drive_async(
                 open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
             )

@@ -83,6 +83,12 @@ def _extra(obj: BaseModel, name: str) -> Any:
     return extra.get(name)
 
 
+def _request_id(headers: Mapping[str, str] | None) -> str | None:
+    if headers is None:
+        return None
+    return headers.get("apim-request-id") or headers.get("x-request-id")
+
+
 def _validation_text(exc: ValidationError | ValueError) -> str:
     if isinstance(exc, ValidationError):
         lines = []
@@ -104,28 +110,31 @@ def interpret_completion(
     attempts: int,
 ) -> LLMResult[T] | ValidationFailure:
     """Turn a completion into a result, an exception, or a validation failure to re-ask."""
-    info = {**ctx.debug_info(), **debug_headers(headers)}
+
+    def info() -> dict[str, Any]:  # only error paths pay for it
+        return {**ctx.debug_info(), **debug_headers(headers)}
+
     if not completion.choices:
-        raise EmptyResponseError(f"Deployment '{ctx.deployment}' returned no choices.", debug_info=info)
+        raise EmptyResponseError(f"Deployment '{ctx.deployment}' returned no choices.", debug_info=info())
     choice = completion.choices[0]
     message = choice.message
     finish = choice.finish_reason
     if finish == "content_filter":
         raise ContentFilterError.from_results(
-            _extra(choice, "content_filter_results"), source="output", ctx=ctx, debug_info=info
+            _extra(choice, "content_filter_results"), source="output", ctx=ctx, debug_info=info()
         )
     if finish == "length":
         limit = f"max_tokens={max_tokens}" if max_tokens is not None else "the deployment's default limit"
         raise OutputTruncatedError(
             f"The answer from '{ctx.deployment}' was cut off at {limit} (finish_reason 'length').",
             error_code="length",
-            debug_info=info,
+            debug_info=info(),
             details={"output_tokens": completion.usage.completion_tokens if completion.usage else None},
             suggestion="Raise max_tokens for this call (reasoning models spend part of it on reasoning).",
         )
     if message.refusal:
         raise RefusalError(
-            f"The model refused to answer: {message.refusal}", refusal=message.refusal, debug_info=info
+            f"The model refused to answer: {message.refusal}", refusal=message.refusal, debug_info=info()
         )
     tool_calls = tuple(
         ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
@@ -135,24 +144,26 @@ def interpret_completion(
     content = message.content
     if content is None and not tool_calls:
         raise EmptyResponseError(
-            f"Deployment '{ctx.deployment}' returned neither content nor tool calls.", debug_info=info
+            f"Deployment '{ctx.deployment}' returned neither content nor tool calls.", debug_info=info()
         )
     common: dict[str, Any] = {
         "tool_calls": tool_calls,
         "usage": usage_of(completion),
         "deployment": ctx.deployment,
         "model": completion.model or None,
-        "request_id": info.get("apim-request-id") or info.get("x-request-id") or completion.id or None,
+        "request_id": _request_id(headers) or completion.id or None,
         "finish_reason": finish,
         "attempts": attempts,
     }
     if mode == "text" or (content is None and tool_calls):
-        return LLMResult[T](text=content, **common)
+        return LLMResult.model_construct(text=content, **common)
     assert content is not None
     if mode == "json_schema":
         parsed = getattr(message, "parsed", None)
         if parsed is not None:
-            return LLMResult[T](text=content, data=parsed.model_dump(mode="json"), parsed=parsed, **common)
+            return LLMResult.model_construct(
+                text=content, data=parsed.model_dump(mode="json"), parsed=parsed, **common
+            )
     try:
         data = json.loads(content)
     except ValueError as exc:
@@ -160,12 +171,12 @@ def interpret_completion(
     if not isinstance(data, dict):
         return ValidationFailure(content, f"Expected a JSON object, got {type(data).__name__}.")
     if response_model is None:
-        return LLMResult[T](text=content, data=data, **common)
+        return LLMResult.model_construct(text=content, data=data, **common)
     try:
         parsed = response_model.model_validate(data)
     except ValidationError as exc:
         return ValidationFailure(content, _validation_text(exc))
-    return LLMResult[T](text=content, data=data, parsed=parsed, **common)
+    return LLMResult.model_construct(text=content, data=data, parsed=parsed, **common)
 
 
 def validation_failure_from(exc: ValidationError | ValueError, content: str | None) -> ValidationFailure:

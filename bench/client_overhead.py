@@ -1,0 +1,194 @@
+"""What azmem's LLM client costs on top of the raw openai SDK (a benchmark, not a test).
+
+The same chat request goes through ``openai.AzureOpenAI`` directly and through
+``azmem.azure.LLMClient`` against the local emulator, alternating call by call in one run
+so both see the same machine state. The emulator runs in its own process so its work
+does not share our GIL. Reported:
+
+* median latency per call at concurrency 1 (sync clients) and the ratio azmem/raw;
+* throughput at concurrency 64 (async clients, ``asyncio.gather`` over one client each),
+  rounds alternating, median of rounds, and the ratio azmem/raw.
+
+Targets: latency_ratio <= 1.05, throughput_ratio >= 0.95. The last line is
+``latency_ratio=... throughput_ratio=...`` for scripts.
+
+    python bench/client_overhead.py [--calls 400] [--concurrency 64] [--rounds 5] [--per-round 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import openai
+
+from azmem.azure import AsyncLLMClient, AzureOpenAISettings, LLMClient, RetryPolicy
+
+API_KEY = "test-key"
+API_VERSION = "2024-10-21"
+DEPLOYMENT = "gpt-4o"
+MESSAGES: list[dict[str, Any]] = [
+    {"role": "system", "content": "You answer briefly."},
+    {"role": "user", "content": "Name one colour of the rainbow."},
+]
+MAX_TOKENS = 64
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def emulator_process() -> Iterator[str]:
+    """The emulator in a child process; yields its endpoint."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "azmem.emulator", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"{endpoint}/openai/models?api-version={API_VERSION}", headers={"api-key": API_KEY}
+                )
+                urllib.request.urlopen(request, timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the emulator did not start") from None
+                time.sleep(0.05)
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _settings(endpoint: str) -> AzureOpenAISettings:
+    return AzureOpenAISettings(
+        endpoint=endpoint, deployment=DEPLOYMENT, api_key=API_KEY, api_version=API_VERSION
+    )
+
+
+def bench_latency(endpoint: str, calls: int) -> tuple[float, float]:
+    """Median seconds per call (raw, azmem), alternating call by call after a warm-up."""
+    raw = openai.AzureOpenAI(azure_endpoint=endpoint, api_key=API_KEY, api_version=API_VERSION, max_retries=0)
+    llm = LLMClient(chat=_settings(endpoint), retry=RetryPolicy())
+
+    def raw_call() -> None:
+        out = raw.chat.completions.create(model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS)  # type: ignore[arg-type]
+        assert out.choices[0].message.content
+
+    def azmem_call() -> None:
+        assert llm.generate(MESSAGES, max_tokens=MAX_TOKENS).text
+
+    for _ in range(50):
+        raw_call()
+        azmem_call()
+    raw_times: list[float] = []
+    azmem_times: list[float] = []
+    for i in range(calls):
+        pair: list[tuple[list[float], Callable[[], None]]] = [
+            (raw_times, raw_call),
+            (azmem_times, azmem_call),
+        ]
+        if i % 2:
+            pair.reverse()
+        for sink, fn in pair:
+            started = time.perf_counter()
+            fn()
+            sink.append(time.perf_counter() - started)
+    raw.close()
+    llm.close()
+    return statistics.median(raw_times), statistics.median(azmem_times)
+
+
+async def _throughput_round(call: Callable[[], Awaitable[None]], concurrency: int, total: int) -> float:
+    remaining = total
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return total / (time.perf_counter() - started)
+
+
+async def bench_throughput(
+    endpoint: str, concurrency: int, rounds: int, per_round: int
+) -> tuple[float, float]:
+    """Median requests per second over alternating rounds (raw, azmem)."""
+    raw = openai.AsyncAzureOpenAI(
+        azure_endpoint=endpoint, api_key=API_KEY, api_version=API_VERSION, max_retries=0
+    )
+    llm = AsyncLLMClient(chat=_settings(endpoint), retry=RetryPolicy())
+
+    async def raw_call() -> None:
+        out = await raw.chat.completions.create(model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS)  # type: ignore[arg-type]
+        assert out.choices[0].message.content
+
+    async def azmem_call() -> None:
+        assert (await llm.generate(MESSAGES, max_tokens=MAX_TOKENS)).text
+
+    await _throughput_round(raw_call, concurrency, concurrency * 2)
+    await _throughput_round(azmem_call, concurrency, concurrency * 2)
+    raw_rates: list[float] = []
+    azmem_rates: list[float] = []
+    for i in range(rounds):
+        order = [(raw_rates, raw_call), (azmem_rates, azmem_call)]
+        if i % 2:
+            order.reverse()
+        for sink, fn in order:
+            sink.append(await _throughput_round(fn, concurrency, per_round))
+    await raw.close()
+    await llm.aclose()
+    return statistics.median(raw_rates), statistics.median(azmem_rates)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=400, help="calls per client at concurrency 1")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=5, help="throughput rounds per client")
+    parser.add_argument("--per-round", type=int, default=1024, help="requests per throughput round")
+    args = parser.parse_args(argv)
+    with emulator_process() as endpoint:
+        raw_lat, azmem_lat = bench_latency(endpoint, args.calls)
+        raw_rps, azmem_rps = asyncio.run(
+            bench_throughput(endpoint, args.concurrency, args.rounds, args.per_round)
+        )
+    latency_ratio = azmem_lat / raw_lat
+    throughput_ratio = azmem_rps / raw_rps
+    print(f"concurrency 1, {args.calls} calls each, alternating:")
+    print(f"  raw openai  median {raw_lat * 1000:.3f} ms/call")
+    print(f"  azmem       median {azmem_lat * 1000:.3f} ms/call  (ratio {latency_ratio:.3f}, target <= 1.05)")
+    rounds = f"{args.rounds} rounds x {args.per_round} requests"
+    print(f"concurrency {args.concurrency} (async), {rounds}, alternating:")
+    print(f"  raw openai  {raw_rps:.0f} req/s")
+    print(f"  azmem       {azmem_rps:.0f} req/s  (ratio {throughput_ratio:.3f}, target >= 0.95)")
+    print(f"latency_ratio={latency_ratio:.3f} throughput_ratio={throughput_ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()
