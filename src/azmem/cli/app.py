@@ -102,6 +102,7 @@ _SETUP_PANEL = "Set-up and tools"
 
 app.command("add", rich_help_panel=_MEMORY_PANEL)(memories.add)
 app.command("search", rich_help_panel=_MEMORY_PANEL)(memories.search)
+app.command("query", rich_help_panel=_MEMORY_PANEL)(memories.query)
 app.command("list", rich_help_panel=_MEMORY_PANEL)(memories.list_)
 app.command("get", rich_help_panel=_MEMORY_PANEL)(memories.get)
 app.command("history", rich_help_panel=_MEMORY_PANEL)(memories.history)

@@ -28,7 +28,18 @@ from azmem.cli.output import (
 )
 from azmem.cli.runtime import open_memory
 
-__all__ = ["add", "delete", "get", "history", "list_", "parse_filters", "parse_metadata", "reindex", "search"]
+__all__ = [
+    "add",
+    "delete",
+    "get",
+    "history",
+    "list_",
+    "parse_filters",
+    "parse_metadata",
+    "query",
+    "reindex",
+    "search",
+]
 
 
 FilterOpt = Annotated[
@@ -149,16 +160,15 @@ def add(
     if not events:
         print_notice("Nothing new to remember: the memories already cover it.")
         return
-    table = Table(show_header=True)
+    table = Table(expand=True)
     table.add_column("event", no_wrap=True)
-    table.add_column("memory", overflow="fold")
-    table.add_column("id", style="dim", no_wrap=True)
+    table.add_column("memory", overflow="fold", ratio=1)
     for event in events:
-        label = Text(event.event, style=_EVENT_STYLE.get(event.event, ""))
-        memory_text = event.memory
+        cell = Text(event.memory)
         if event.previous_memory and event.event == "UPDATE":
-            memory_text = f"{event.memory}  (was: {event.previous_memory})"
-        table.add_row(label, Text(memory_text), event.id)
+            cell.append(f"\n(was: {event.previous_memory})", style="yellow")
+        cell.append(f"\n{event.id}", style="dim")
+        table.add_row(Text(event.event, style=_EVENT_STYLE.get(event.event, "")), cell)
     out_console().print(table)
 
 
@@ -196,6 +206,46 @@ def search(
         print_notice("No matching memories.")
         return
     out_console().print(memories_table(result.results, show_score=True))
+
+
+def query(
+    ctx: typer.Context,
+    question: Annotated[
+        str, typer.Argument(metavar="QUESTION", help="A question about the scope's memories.")
+    ],
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    run: RunOpt = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="Memories retrieved for the answer.")
+    ] = 10,
+    filter_: FilterOpt = None,
+    json_: JsonOpt = False,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Answer a question from the memories, citing the ones used (needs a chat deployment).
+
+    Without a chat deployment it shows the memories it would have answered from.
+    """
+    scope = Scope(user, agent, run)
+    require_scope(scope, "query")
+    filters = parse_filters(filter_)
+    with open_memory(state(ctx, config, store)) as memory:
+        result = memory.query(question, filters=filters, limit=limit, **scope.kwargs())
+    if json_:
+        print_json(result)
+        return
+    console = out_console()
+    if result.answer is not None:
+        console.print(Text(result.answer))
+    if result.note:
+        print_notice(result.note)
+    cited = set(result.cited_ids)
+    shown = [m for m in result.memories if m.id in cited] if cited else list(result.memories)
+    if shown:
+        title = "based on" if cited else "retrieved"
+        console.print(memories_table(shown, title=title, show_score=True))
 
 
 def list_(
