@@ -496,3 +496,8 @@ def test_pasted_mem0_memory_config_keys_get_specific_advice() -> None:
         AzmemSettings.load(cfg)
     assert "vector_store" in info.value.message
     assert "store.path" in (info.value.suggestion or "")
+
+
+def test_azmem_routing_env_belongs_to_the_router(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZMEM_ROUTING", "/somewhere/routing.yaml")
+    assert AzmemSettings.load().routing is None

@@ -34,7 +34,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigurationError, register_secret
 from .retry import RetryPolicy
@@ -419,7 +420,7 @@ class AzmemSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # No .env or secrets-dir magic: every source is one the docs name.
-        return (init_settings, env_settings)
+        return (init_settings, _AzmemEnvSource(settings_cls))
 
     @model_validator(mode="after")
     def _resolve(self) -> AzmemSettings:
@@ -500,6 +501,19 @@ class AzmemSettings(BaseSettings):
             return cls(**merged)
         except ValidationError as exc:
             raise _config_error(exc) from None
+
+
+class _AzmemEnvSource(EnvSettingsSource):
+    """``AZMEM_*`` variables, except those other modules own.
+
+    ``AZMEM_ROUTING`` (JSON or a path) is read by ``RoutingConfig.load``, ``AZMEM_CONFIG`` and
+    ``AZMEM_HOME`` by :meth:`AzmemSettings.load` / :func:`default_home`.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name == "routing":
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
 
 
 def _read_file(path: Path) -> dict[str, Any]:
