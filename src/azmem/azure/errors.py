@@ -85,7 +85,7 @@ _REDACTED = "***"
 _SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*"),
     re.compile(r"(?i)((?<![a-z])(?:api[-_]?key|authorization|access[-_]?token|client[-_]?secret|token|sig|key)"
-               r"[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;}]{4,}"),
+               r"[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;}]{8,}"),
     re.compile(r"eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*"),  # JWTs
 )
 
