@@ -35,6 +35,7 @@ def _snapshot(m: Memory, user_id: str) -> list[tuple[str, str, list[str]]]:
 
 
 def test_add_extracts_and_adds_with_two_calls(azure_memory: Memory, emulator: Emulator) -> None:
+    azure_memory.add("I'm a vegan", user_id="alice", infer=False)  # something similar to reconcile with
     emulator.script(
         CHAT,
         [
@@ -74,7 +75,8 @@ def test_add_extracts_and_adds_with_two_calls(azure_memory: Memory, emulator: Em
     # structured outputs: a strict JSON schema for each step
     assert extract["response_format"]["type"] == "json_schema"
     payload = json.loads(_user_payload(reconcile))
-    assert payload["existing_memories"] == []
+    assert [m["id"] for m in payload["existing_memories"]] == [0]
+    assert payload["existing_memories"][0]["text"] == "I'm a vegan"
     assert [f["text"] for f in payload["new_facts"]] == [
         "The user is vegetarian",
         "The user moved to Oslo on 7 May 2023",
@@ -178,6 +180,17 @@ def test_extraction_failure_is_typed_and_writes_nothing(azure_memory: Memory, em
     assert azure_memory.get_all(user_id="erin").results == []
 
 
+def test_empty_scope_needs_no_reconciliation(azure_memory: Memory, emulator: Emulator) -> None:
+    emulator.script(CHAT, [facts("The user likes tea", "The user likes tea ", "The user lives in Oslo")])
+    azure_memory.add("I like tea", user_id="other-user", infer=False)  # another scope is not "similar"
+    result = azure_memory.add("I like tea. I live in Oslo.", user_id="k")
+    assert [(e.event, e.memory) for e in result.results] == [
+        ("ADD", "The user likes tea"),  # the repeated fact is dropped
+        ("ADD", "The user lives in Oslo"),
+    ]
+    assert len(chat_requests(emulator)) == 1
+
+
 def test_nothing_to_remember_makes_one_call(azure_memory: Memory, emulator: Emulator) -> None:
     emulator.script(CHAT, [json.dumps({"facts": []})])
     assert azure_memory.add("hi there!", user_id="f").results == []
@@ -232,6 +245,7 @@ def test_prompt_names_reach_usage(emulator: Emulator, local_embedder: LocalEmbed
     settings = AzmemSettings.load(azure_config(emulator, tmp_path))
     usage = UsageTracker()
     with Memory(settings, embedder=local_embedder, llm=LLMClient(settings, usage=usage)) as m:
+        m.add("I like coffee", user_id="i", infer=False)
         emulator.script(
             CHAT, [facts("The user likes tea"), decisions((0, "ADD", None, "The user likes tea"))]
         )

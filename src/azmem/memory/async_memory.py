@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +40,12 @@ from azmem.memory.results import (
 from azmem.stores.models import SearchMode
 from azmem.stores.protocol import MemoryStore
 
+if TYPE_CHECKING:
+    from azmem.azure.llm import AsyncLLMClient
+    from azmem.azure.settings import AzmemSettings
+    from azmem.embeddings.protocol import AsyncEmbedder, Embedder
+    from azmem.memory.prompts import Prompt, Prompts
+
 __all__ = ["AsyncMemory"]
 
 
@@ -51,13 +57,13 @@ class AsyncMemory(MemoryBase):
 
     def __init__(
         self,
-        settings: Any | None = None,
+        settings: AzmemSettings | None = None,
         *,
         config: ConfigInput = None,
-        embedder: Any | None = None,
+        embedder: Embedder | AsyncEmbedder | None = None,
         store: MemoryStore | None = None,
-        prompts: Any | None = None,
-        llm: Any | None = None,
+        prompts: Prompts | Mapping[str, str | Prompt] | None = None,
+        llm: AsyncLLMClient | None = None,
         **overrides: Any,
     ) -> None:
         super().__init__(

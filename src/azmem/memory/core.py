@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from azmem.azure.errors import InvalidInputError, MemoryNotFoundError
+from azmem.azure.errors import InvalidInputError, MemoryNotFoundError, StructuredOutputError
 from azmem.memory.prompts import Prompt, Prompts
 from azmem.memory.results import (
     AddResult,
@@ -478,16 +478,14 @@ def plan_changes(
 ) -> list[Change]:
     """Map the model's decisions back to real memories and make them consistent.
 
-    * A fact index or target outside what was shown raises InvalidInputError-free
-      `StructuredOutputError`-like failure upstream already (the response model is an
-      enum); checked again here so that no code path can touch an id it did not show.
+    * A fact index or target outside what was shown is already impossible (the response
+      model is an enum of the ids shown, so the client re-asks and finally raises);
+      checked again here so that no code path can ever touch an id it did not show.
     * One decision per fact: the first wins; a fact with no decision is added (losing
       information silently is worse than a near-duplicate).
     * One change per existing memory: a second UPDATE of the same memory becomes an ADD
       of its text, a second DELETE/NONE is dropped.
     """
-    from azmem.azure.errors import StructuredOutputError
-
     by_fact: dict[int, Decision] = {}
     for d in decisions:
         if not 0 <= d.fact < len(facts):
@@ -593,12 +591,17 @@ def _add_inferred(
         ]
 
     existing = gather_existing((yield StoreCall(neighbours)))
-    decided = yield Chat(
-        prompts.reconcile,
-        reconcile_messages(prompts.reconcile, facts, existing),
-        reconcile_model(len(facts), len(existing)),
-    )
-    changes = plan_changes(facts, existing, decided.decisions)
+    if existing:
+        decided = yield Chat(
+            prompts.reconcile,
+            reconcile_messages(prompts.reconcile, facts, existing),
+            reconcile_model(len(facts), len(existing)),
+        )
+        changes = plan_changes(facts, existing, decided.decisions)
+    else:
+        # Nothing similar is stored: every fact is new, and asking the model would only
+        # cost a call and a chance to lose a fact.
+        changes = [Change("ADD", i, f.text) for i, f in enumerate(facts)]
 
     # Vectors: reuse the fact's own when the text is unchanged, embed the rest in one batch.
     fresh = [c.text for c in changes if c.event in ("ADD", "UPDATE") and c.text != facts[c.fact].text]

@@ -8,7 +8,7 @@ calls (local embedder, `LLMClient`, the store). The logic is in the flows; see
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,12 @@ from azmem.memory.results import (
 )
 from azmem.stores.models import SearchMode
 from azmem.stores.protocol import MemoryStore
+
+if TYPE_CHECKING:
+    from azmem.azure.llm import LLMClient
+    from azmem.azure.settings import AzmemSettings
+    from azmem.embeddings.protocol import AsyncEmbedder, Embedder
+    from azmem.memory.prompts import Prompt, Prompts
 
 __all__ = ["Memory"]
 
@@ -51,13 +57,13 @@ class Memory(MemoryBase):
 
     def __init__(
         self,
-        settings: Any | None = None,
+        settings: AzmemSettings | None = None,
         *,
         config: ConfigInput = None,
-        embedder: Any | None = None,
+        embedder: Embedder | AsyncEmbedder | None = None,
         store: MemoryStore | None = None,
-        prompts: Any | None = None,
-        llm: Any | None = None,
+        prompts: Prompts | Mapping[str, str | Prompt] | None = None,
+        llm: LLMClient | None = None,
         **overrides: Any,
     ) -> None:
         super().__init__(
@@ -142,8 +148,9 @@ class Memory(MemoryBase):
         8601 or Unix seconds), against which relative dates are resolved.
 
         ``infer=True`` extracts atomic facts with the chat deployment and reconciles them
-        with similar existing memories (ADD / UPDATE / DELETE / NONE): two LLM calls
-        whatever the number of facts. ``infer=False`` stores each non-system message
+        with similar existing memories (ADD / UPDATE / DELETE / NONE): at most two LLM
+        calls whatever the number of facts (one when nothing similar is stored yet, so
+        there is nothing to reconcile). ``infer=False`` stores each non-system message
         verbatim (``role`` and ``timestamp`` in metadata). ``None`` infers when a chat
         deployment is configured. Atomic: on any error nothing is stored.
         Returns the changes made (``NONE`` decisions are not listed).
