@@ -61,11 +61,7 @@ from azmem.stores.models import (
     memory_hash,
     utcnow,
 )
-
-try:
-    from azmem.stores.vectors import VectorIndex
-except ImportError:  # pragma: no cover - until stores/vectors.py is committed
-    from azmem.stores._exact_index import VectorIndex  # type: ignore[assignment]
+from azmem.stores.vectors import VectorIndex
 
 __all__ = ["RRF_K", "SQLiteStore"]
 
