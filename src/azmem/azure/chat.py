@@ -161,7 +161,7 @@ def _from_cache(
                 return None
             parsed = response_model.model_validate(hit["data"])
         usage = Usage.model_validate({**hit["usage"], "cached": True})
-        return LLMResult.model_construct(
+        return LLMResult(
             text=hit.get("text"),
             data=hit.get("data"),
             parsed=parsed,
@@ -210,7 +210,7 @@ def generate_flow(
     with call_span(
         env.tracer,
         f"chat {target.deployment}",
-        span_attributes(target, options, cache_enabled=env.cache is not None, operation="chat"),
+        lambda: span_attributes(target, options, cache_enabled=env.cache is not None, operation="chat"),
     ) as span:
         memory_key = (target.endpoint, target.deployment)
         mode = choose_mode(

@@ -228,6 +228,11 @@ class _BaseEmbedder:
         return plan
 
     def _span(self, plan: _Plan) -> Any:
+        return call_span(
+            self._tracer, f"embeddings {self._target.deployment}", lambda: self._span_attributes(plan)
+        )
+
+    def _span_attributes(self, plan: _Plan) -> dict[str, Any]:
         attrs: dict[str, Any] = {
             "gen_ai.operation.name": "embeddings",
             "gen_ai.provider.name": "azure.ai.openai",
@@ -242,7 +247,7 @@ class _BaseEmbedder:
         }
         if self._target.dimensions is not None:
             attrs["gen_ai.embeddings.dimension.count"] = self._target.dimensions
-        return call_span(self._tracer, f"embeddings {self._target.deployment}", attrs)
+        return attrs
 
     def _batch_flow(self, plan: _Plan, batch: list[int], span: Any) -> Flow[Usage]:
         """One request under the retry policy; fills ``plan.vectors`` for its positions."""

@@ -93,12 +93,14 @@ class _NullSpan:
 _NULL_SPAN = _NullSpan()
 
 
-def call_span(tracer: Tracer | None, name: str, attributes: dict[str, Any]) -> AbstractContextManager[Any]:
+def call_span(
+    tracer: Tracer | None, name: str, attributes: Callable[[], dict[str, Any]]
+) -> AbstractContextManager[Any]:
     """The span of one call: :func:`llm_span`, unless no tracer provider is installed at all.
 
     Without an OpenTelemetry SDK every span is a no-op, yet building and sanitising the
-    attributes still costs more than the rest of our per-call work; skipping it keeps the
-    client within a few percent of the raw SDK. The provider is checked per call, so an
+    attributes (hence ``attributes`` is a function) costs more than the rest of our
+    per-call work; skipping it keeps the client within a few percent of the raw SDK. The provider is checked per call, so an
     application that installs one later is traced from then on.
     """
     resolved = get_tracer(tracer)
@@ -106,7 +108,7 @@ def call_span(tracer: Tracer | None, name: str, attributes: dict[str, Any]) -> A
         isinstance(resolved, trace.ProxyTracer) and isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
     ):
         return nullcontext(_NULL_SPAN)
-    return llm_span(resolved, name, attributes)
+    return llm_span(resolved, name, attributes())
 
 
 def _ours_to_map(exc: BaseException) -> bool:

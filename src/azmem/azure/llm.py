@@ -199,6 +199,12 @@ class _BaseLLMClient(Generic[SDKClient]):
         return self._target(options.model_size), normalize_messages(messages), options
 
 
+def _stream_attributes(target: Target, options: ChatOptions) -> dict[str, Any]:
+    attrs = span_attributes(target, options, cache_enabled=False, operation="chat")
+    attrs["gen_ai.request.stream"] = True
+    return attrs
+
+
 def _stream_error(exc: Exception, state: StreamState) -> AzmemError:
     """A failure in the middle of a stream; never retried (text already reached the caller)."""
     if isinstance(exc, httpx2.TransportError):
@@ -309,9 +315,9 @@ class LLMClient(_BaseLLMClient[openai.OpenAI]):
 
     def _stream(self, target: Target, msgs: list[Message], options: ChatOptions) -> Iterator[str]:
         env = self._env
-        attrs = span_attributes(target, options, cache_enabled=False, operation="chat")
-        attrs["gen_ai.request.stream"] = True
-        with call_span(env.tracer, f"chat {target.deployment}", attrs) as span:
+        with call_span(
+            env.tracer, f"chat {target.deployment}", lambda: _stream_attributes(target, options)
+        ) as span:
             sdk_stream, _headers = drive(
                 open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
             )
@@ -423,9 +429,9 @@ class AsyncLLMClient(_BaseLLMClient[openai.AsyncOpenAI]):
 
     async def _stream(self, target: Target, msgs: list[Message], options: ChatOptions) -> AsyncIterator[str]:
         env = self._env
-        attrs = span_attributes(target, options, cache_enabled=False, operation="chat")
-        attrs["gen_ai.request.stream"] = True
-        with call_span(env.tracer, f"chat {target.deployment}", attrs) as span:
+        with call_span(
+            env.tracer, f"chat {target.deployment}", lambda: _stream_attributes(target, options)
+        ) as span:
             sdk_stream, _headers = await drive_async(
                 open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
             )

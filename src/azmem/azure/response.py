@@ -156,14 +156,12 @@ def interpret_completion(
         "attempts": attempts,
     }
     if mode == "text" or (content is None and tool_calls):
-        return LLMResult.model_construct(text=content, **common)
+        return LLMResult(text=content, **common)
     assert content is not None
     if mode == "json_schema":
         parsed = getattr(message, "parsed", None)
         if parsed is not None:
-            return LLMResult.model_construct(
-                text=content, data=parsed.model_dump(mode="json"), parsed=parsed, **common
-            )
+            return LLMResult(text=content, data=parsed.model_dump(mode="json"), parsed=parsed, **common)
     try:
         data = json.loads(content)
     except ValueError as exc:
@@ -171,12 +169,12 @@ def interpret_completion(
     if not isinstance(data, dict):
         return ValidationFailure(content, f"Expected a JSON object, got {type(data).__name__}.")
     if response_model is None:
-        return LLMResult.model_construct(text=content, data=data, **common)
+        return LLMResult(text=content, data=data, **common)
     try:
         parsed = response_model.model_validate(data)
     except ValidationError as exc:
         return ValidationFailure(content, _validation_text(exc))
-    return LLMResult.model_construct(text=content, data=data, parsed=parsed, **common)
+    return LLMResult(text=content, data=data, parsed=parsed, **common)
 
 
 def validation_failure_from(exc: ValidationError | ValueError, content: str | None) -> ValidationFailure:
