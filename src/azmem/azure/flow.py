@@ -100,8 +100,9 @@ def call_span(
 
     Without an OpenTelemetry SDK every span is a no-op, yet building and sanitising the
     attributes (hence ``attributes`` is a function) costs more than the rest of our
-    per-call work; skipping it keeps the client within a few percent of the raw SDK. The provider is checked per call, so an
-    application that installs one later is traced from then on.
+    per-call work; skipping it keeps the client within a few percent of the raw SDK.
+    The provider is checked per call, so an application that installs one later is
+    traced from then on.
     """
     resolved = get_tracer(tracer)
     if isinstance(resolved, trace.NoOpTracer) or (
