@@ -216,26 +216,57 @@ def test_a_fixed_token_that_expired_is_an_authentication_error(make_llm: Factory
 # --------------------------------------------------------------------------- own SDK clients, v1
 
 
-def test_wraps_a_callers_azure_client_and_leaves_it_open(make_llm: Factory) -> None:
+@pytest.mark.parametrize("api", ["dated", "v1"])
+def test_wraps_a_callers_sdk_client_and_leaves_it_open(make_llm: Factory, api: str) -> None:
     emu = make_llm.emu
+    cfg = settings(emu, api_mode=api)
+    v1_url = f"{emu.endpoint}/openai/v1/"
+    dated: dict[str, Any] = {"azure_endpoint": emu.endpoint, "api_key": API_KEY, "api_version": "2024-10-21"}
     own: Any
     if make_llm.mode == "sync":
-        own = openai.AzureOpenAI(azure_endpoint=emu.endpoint, api_key=API_KEY, api_version="2024-10-21")
-        llm = LLMClient(chat=settings(emu), client=own, retry=FAST_RETRY)
+        own = openai.OpenAI(base_url=v1_url, api_key=API_KEY) if api == "v1" else openai.AzureOpenAI(**dated)
+        llm = LLMClient(chat=cfg, client=own, retry=FAST_RETRY)
         assert llm.generate("hi", response_model=Person).parsed
         llm.close()
         assert not own.is_closed()
         own.close()
     else:
-        own = openai.AsyncAzureOpenAI(azure_endpoint=emu.endpoint, api_key=API_KEY, api_version="2024-10-21")
+        own = (
+            openai.AsyncOpenAI(base_url=v1_url, api_key=API_KEY)
+            if api == "v1"
+            else openai.AsyncAzureOpenAI(**dated)
+        )
         runner = make_llm.runner
         assert runner is not None
-        allm = AsyncLLMClient(chat=settings(emu), client=own, retry=FAST_RETRY)
+        allm = AsyncLLMClient(chat=cfg, client=own, retry=FAST_RETRY)
         assert runner.run(allm.generate("hi", response_model=Person)).parsed
         runner.run(allm.aclose())
         assert not own.is_closed()
         runner.run(own.close())
-    assert len(chat_requests(emu)) == 1
+    (sent,) = chat_requests(emu)
+    assert sent.path == (
+        "/openai/v1/chat/completions" if api == "v1" else "/openai/deployments/gpt-4o/chat/completions"
+    )
+
+
+def test_no_op_tracers_cost_nothing_and_real_ones_record() -> None:
+    from opentelemetry.trace import NoOpTracer
+
+    from azmem.azure.flow import call_span
+
+    built: list[str] = []
+
+    def attrs() -> dict[str, Any]:
+        built.append("x")
+        return {"k": 1}
+
+    with call_span(NoOpTracer(), "n", attrs) as span:
+        assert not span.is_recording()
+    assert built == []
+    spans = Spans()
+    with call_span(spans.tracer, "n", attrs) as span:
+        assert span.is_recording()
+    assert dict(spans.only().attributes or {})["k"] == 1
 
 
 def test_v1_api_mode(make_llm: Factory) -> None:
