@@ -545,3 +545,36 @@ def test_check_detects_fts_drift(store: SQLiteStore) -> None:
         conn.execute("DROP TRIGGER memories_au_text")
         conn.execute("UPDATE memories SET memory = 'delta epsilon' WHERE rid = ?", (rid,))
     assert any("full-text" in p for p in store.check())
+
+
+def test_times_order_across_centuries(store: SQLiteStore) -> None:
+    early = add(store, "early", created_at=datetime(999, 5, 1, tzinfo=UTC))
+    late = add(store, "late", created_at=datetime(2024, 5, 1, tzinfo=UTC))
+    assert [r.id for r in store.list(Scope()).records] == [late.id, early.id]
+    got = store.get(early.id)
+    assert got is not None
+    assert got.created_at == datetime(999, 5, 1, tzinfo=UTC)
+    assert store.count(filters={"created_at": {"lt": "1500-01-01"}}) == 1
+
+
+def test_locked_store_reads_and_opens_but_writes_time_out(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with open_store(path) as s:
+        add(s, "before the lock")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+    try:
+        store = SQLiteStore(path, busy_timeout=0.2)
+        store.open(EMBEDDER, DIM)  # unchanged embedder: no write needed
+        assert store.count() == 1
+        assert store.search("lock", fake_embed("lock"), Scope())[0].record.memory == "before the lock"
+        with pytest.raises(StoreError) as err:
+            add(store, "blocked")
+        assert err.value.error_code == "store_locked"
+        assert "locked" in err.value.message
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    add(store, "after the lock")
+    assert store.count() == 2
+    store.close()

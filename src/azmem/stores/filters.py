@@ -90,7 +90,10 @@ def format_time(value: datetime) -> str:
     """The one textual form of a time in the store: fixed width, UTC, so text order == time order."""
     if value.tzinfo is None:
         raise InvalidInputError(f"datetime {value.isoformat()} has no timezone; azmem stores UTC times")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    try:
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    except OverflowError:
+        raise InvalidInputError(f"datetime {value!r} is out of range") from None
 
 
 def parse_time(value: object, *, what: str) -> str:

@@ -280,6 +280,10 @@ class SQLiteStore:
     def open(self, embedder_name: str, dimension: int) -> None:
         v.check_text(embedder_name, "embedder_name")
         dimension = v.check_limit(dimension, "dimension", maximum=65_536)
+        with self._guard("open") as conn:
+            if self._meta_embedder(conn) == (embedder_name, dimension):  # the usual case: no write lock
+                self._embedder = (embedder_name, dimension)
+                return
         with self._write("open") as conn:
             current = self._meta_embedder(conn)
             empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM memories)").fetchone()[0]
