@@ -10,11 +10,14 @@ import json
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 from store_helpers import fake_embed, open_store
 
-from azmem.stores import AddOp, DeleteOp, MemoryRecord, Scope, UpdateOp
+from azmem.stores import AddOp, DeleteOp, MemoryRecord, Scope, SQLiteStore, UpdateOp
 
 BATCH = 40
 
@@ -63,6 +66,25 @@ def crash_writer(path: str, seed: int) -> None:
         print(f"commit {n}", flush=True)
 
 
+def reindex_and_hang(path: str) -> None:
+    """Start a reindex to dimension 8 and stop inside its transaction, after half the vectors,
+    waiting to be killed: a deterministic kill in the middle of the biggest write there is."""
+    store = SQLiteStore(path)
+    total = store.count()
+
+    def vectors() -> Iterator[tuple[str, npt.NDArray[np.float32]]]:
+        done = 0
+        for batch in store.iter_all(16):
+            for rec in batch:
+                yield rec.id, fake_embed(rec.memory, 8)
+                done += 1
+                if done == total // 2:
+                    print("halfway", flush=True)
+                    sys.stdin.readline()  # never answered: the parent kills us here
+
+    store.replace_vectors("fake:other-8", 8, vectors())
+
+
 def writer(path: str, user: str, count: int, go_file: str) -> None:
     store = open_store(path)
     while not Path(go_file).exists():  # start together with the other writer
@@ -100,6 +122,8 @@ if __name__ == "__main__":
         crash_writer(args[0], int(args[1]))
     elif command == "writer":
         writer(args[0], args[1], int(args[2]), args[3])
+    elif command == "reindex-and-hang":
+        reindex_and_hang(args[0])
     elif command == "reader":
         reader(args[0])
     else:

@@ -19,7 +19,7 @@ from azmem.stores import Scope
 from .store_helpers import add, fake_embed, open_store
 
 WORKER = Path(__file__).with_name("store_worker.py")
-CYCLES = 5
+CYCLES = 4
 
 
 def run_and_kill(path: Path, seed: int, rng: random.Random) -> int:
@@ -91,3 +91,32 @@ def test_sigkill_at_random_moments_leaves_a_consistent_store(tmp_path: Path) -> 
     assert store.count() == before + 1
     assert store.check() == []
     store.close()
+
+
+def test_kill_inside_reindex_keeps_the_old_vectors(tmp_path: Path) -> None:
+    path = tmp_path / "reindex.db"
+    with open_store(path) as store:
+        records = [add(store, f"memory number {i} about topic {i % 7}") for i in range(200)]
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER), "reindex-and-hang", str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "halfway"  # 100 rows rewritten, uncommitted
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        assert stream is not None
+        stream.close()
+    with open_store(path) as store:  # same (old) embedder: no mismatch
+        assert store.check() == []
+        assert store.count() == 200
+        for rec in records[::20]:
+            hit = store.search(None, fake_embed(rec.memory), Scope(), mode="dense", limit=1)[0]
+            assert hit.record.id == rec.id
+            assert hit.similarity == pytest.approx(1.0, abs=1e-5)
+    raw = sqlite3.connect(path)
+    assert {len(r[0]) for r in raw.execute("SELECT vector FROM memories")} == {4 * 32}
+    raw.close()

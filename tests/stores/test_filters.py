@@ -228,7 +228,7 @@ filter_trees = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(flt=filter_trees)
 def test_sql_matches_reference(
     fstore: tuple[SQLiteStore, dict[str, MemoryRecord]], flt: dict[str, Any]
