@@ -300,3 +300,14 @@ async def test_without_aiohttp_async_tokens_come_from_the_sync_credential(
     assert await provider() == "tok-1"
     assert await provider() == "tok-1"
     assert cred.calls == 1
+
+
+def test_credential_class_instead_of_instance_is_rejected() -> None:
+    from azure.identity import DefaultAzureCredential
+
+    with pytest.raises(ConfigurationError, match=r"DefaultAzureCredential\(\)"):
+        plan_auth(
+            AzureOpenAISettings(
+                endpoint="https://c.openai.azure.com", deployment="d", credential=DefaultAzureCredential
+            )
+        )

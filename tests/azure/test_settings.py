@@ -501,3 +501,19 @@ def test_pasted_mem0_memory_config_keys_get_specific_advice() -> None:
 def test_azmem_routing_env_belongs_to_the_router(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZMEM_ROUTING", "/somewhere/routing.yaml")
     assert AzmemSettings.load().routing is None
+
+
+def test_api_version_must_be_dated_in_dated_mode() -> None:
+    with pytest.raises(ConfigurationError, match="api_mode='v1'"):
+        AzmemSettings.load(chat={"endpoint": EP_ARG, "deployment": "d", "api_version": "v1"})
+    with pytest.raises(ConfigurationError, match="2024-10-21"):
+        AzmemSettings.load(chat={"endpoint": EP_ARG, "deployment": "d", "api_version": "10/21/2024"})
+    ok = AzureOpenAISettings(api_mode="v1", api_version="preview")
+    assert ok.api_mode == "v1"
+
+
+def test_pasted_v1_base_url_selects_the_v1_api() -> None:
+    role = AzureOpenAISettings(endpoint=EP_ARG + "/openai/v1/", deployment="d")
+    assert role.endpoint == EP_ARG
+    assert role.api_mode == "v1"
+    assert AzureOpenAISettings(endpoint=EP_ARG + "/openai/v1", api_mode="dated").api_mode == "dated"

@@ -240,6 +240,12 @@ def _as_async(provider: TokenProvider) -> AsyncTokenProvider:
 
 
 def _validate_credential(credential: Any) -> None:
+    if isinstance(credential, type):
+        raise ConfigurationError(
+            f"credential is the class {credential.__name__}, not an instance.",
+            error_code="bad_token_provider",
+            suggestion=f"Pass credential={credential.__name__}() (with parentheses).",
+        )
     if credential is None or _is_credential(credential):
         return
     if hasattr(credential, "token") and hasattr(credential, "expires_on"):

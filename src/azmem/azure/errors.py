@@ -673,6 +673,9 @@ def _map_status(exc: Any, ctx: RequestContext, info: dict[str, Any], where: str)
             **common,
         )
     if status == 429:
+        limits = {k: v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
+        if limits:
+            common["details"] = {**details, "ratelimit": limits}
         if code in {"insufficient_quota", "QuotaExceeded"}:
             return QuotaExceededError(f"Quota exhausted for {where}: {service_message}", **common)
         return RateLimitError(f"Rate limited by {where}: {service_message}", **common)

@@ -57,6 +57,7 @@ logger = logging.getLogger("azmem.azure.settings")
 DEFAULT_API_VERSION = "2024-10-21"
 DEFAULT_TOKEN_SCOPE = "https://cognitiveservices.azure.com/.default"
 JSON_SCHEMA_MIN_API_VERSION = "2024-08-01-preview"
+_DATED_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
 
 Role = Literal["chat", "small_chat", "embedding"]
 
@@ -198,8 +199,23 @@ class AzureOpenAISettings(BaseModel):
     @classmethod
     def _accept_mem0_shape(cls, data: Any) -> Any:
         if isinstance(data, Mapping):
-            return _normalise_role(data, where="")
+            data = _normalise_role(data, where="")
+            endpoint = data.get("endpoint")
+            if isinstance(endpoint, str) and endpoint.rstrip("/").endswith("/openai/v1"):
+                # A pasted v1 base URL says which API the user means.
+                data.setdefault("api_mode", "v1")
         return data
+
+    @model_validator(mode="after")
+    def _check_api_version(self) -> AzureOpenAISettings:
+        if self.api_mode == "dated" and not _DATED_VERSION.fullmatch(self.api_version):
+            v1_like = self.api_version.lower() in {"v1", "latest", "preview"}
+            hint = " Set api_mode='v1' for the v1 API." if v1_like else ""
+            raise ValueError(
+                "api_version must be a dated version like 2024-10-21 or 2025-04-01-preview when "
+                f"api_mode='dated'.{hint}"
+            )
+        return self
 
     @field_validator("endpoint")
     @classmethod
