@@ -311,3 +311,13 @@ def test_credential_class_instead_of_instance_is_rejected() -> None:
                 endpoint="https://c.openai.azure.com", deployment="d", credential=DefaultAzureCredential
             )
         )
+
+
+def test_use_managed_identity_beats_a_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://mi.openai.azure.com")
+    monkeypatch.setenv("AZURE_OPENAI_DEPLOYMENT", "d")
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "real-key-123456")
+    monkeypatch.setenv("AZURE_OPENAI_USE_MANAGED_IDENTITY", "true")
+    plan = plan_auth(AzmemSettings.load().role("chat"))
+    assert plan.kind == "entra"
+    assert plan.source == "ManagedIdentityCredential"

@@ -273,13 +273,22 @@ def _validate_credential(credential: Any) -> None:
 def plan_auth(settings: AzureOpenAISettings) -> AuthPlan:
     """Decide between the API key and Entra ID for one role.
 
-    ``auth="api_key"`` with no real key is a ConfigurationError; ``auth="auto"`` falls back
-    to Entra ID with one INFO line per role and endpoint so the switch is never silent.
+    ``auth="auto"``: a passed ``credential`` or ``use_managed_identity`` means Entra ID;
+    otherwise a real key; otherwise Entra ID, announced by one INFO line per role and
+    endpoint so the switch is never silent. ``auth="api_key"`` with no real key is a
+    ConfigurationError. Which credential: the one passed; else ClientSecretCredential when
+    tenant_id, client_id and client_secret are set; else ManagedIdentityCredential
+    (``managed_identity_client_id`` for a user-assigned identity) when
+    ``use_managed_identity``; else DefaultAzureCredential.
     """
     _validate_credential(settings.credential)
     key = settings.api_key
     has_key = not is_placeholder_key(key)
-    if settings.auth == "api_key" or (settings.auth == "auto" and has_key and settings.credential is None):
+    # An explicit credential or use_managed_identity is a deliberate choice of Entra ID; it
+    # beats a key that may only come from a shared environment (as in Graphiti's
+    # AZURE_OPENAI_USE_MANAGED_IDENTITY).
+    entra_chosen = settings.credential is not None or settings.use_managed_identity
+    if settings.auth == "api_key" or (settings.auth == "auto" and has_key and not entra_chosen):
         if not has_key:
             raise ConfigurationError(
                 f"auth='api_key' but no usable API key is set for the {settings.role} role.",
@@ -297,7 +306,7 @@ def plan_auth(settings: AzureOpenAISettings) -> AuthPlan:
         else "ManagedIdentityCredential" if settings.use_managed_identity
         else "DefaultAzureCredential"
     )
-    if settings.auth == "auto" and settings.credential is None:
+    if settings.auth == "auto" and not entra_chosen:
         marker = (settings.role, settings.endpoint)
         with _logged_lock:
             first = marker not in _logged
