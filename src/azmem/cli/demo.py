@@ -138,7 +138,7 @@ def demo(
     console.print(
         f"[bold]azmem demo[/bold]: {stats.messages} messages of a chat with {escape(user)}, stored verbatim "
         f"with local embeddings ({escape(embedder)}) in SQLite; no Azure, no network. "
-        f"Imported in {imported:.1f} s."
+        f"Imported in {imported:.1f} s, model load included."
     )
     for item in searches:
         table = Table(title=f"[bold]search[/bold] {escape(json.dumps(item['query']))}", title_justify="left")

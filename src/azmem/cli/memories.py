@@ -296,7 +296,7 @@ def get(
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     for key, value in to_jsonable(item).items():
-        if value in (None, {}, []):
+        if value in (None, {}, []) or key == "hash":  # the hash is for machines (dedup), not people
             continue
         shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
         table.add_row(key, Text(shown))
@@ -320,7 +320,7 @@ def history(
         print_notice(f"No history for {memory_id}.")
         return
     table = Table()
-    table.add_column("when", style="dim", no_wrap=True)
+    table.add_column("when (UTC)", style="dim", no_wrap=True)
     table.add_column("event", no_wrap=True)
     table.add_column("before", overflow="fold")
     table.add_column("after", overflow="fold")

@@ -172,7 +172,7 @@ def memories_table(records: Sequence[Any], *, title: str | None = None, show_sco
     if show_score:
         table.add_column("score", justify="right", style="cyan", no_wrap=True)
     table.add_column("memory", overflow="fold", ratio=1, min_width=38)
-    table.add_column("updated", style="dim", no_wrap=True)
+    table.add_column("updated (UTC)", style="dim", no_wrap=True)
     for record in records:
         row: list[str | Text] = []
         if show_score:
