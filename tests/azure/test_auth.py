@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import openai
 import pytest
 from azure.core.credentials import AccessToken
 from azure_stub_server import StubServer, stub_server
@@ -15,6 +16,7 @@ from azmem.azure.auth import is_placeholder_key, plan_auth
 from azmem.azure.errors import ConfigurationError
 from azmem.azure.provider import AzureProvider
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
+from azmem.emulator import Emulator
 
 
 @pytest.fixture
@@ -321,3 +323,64 @@ def test_use_managed_identity_beats_a_key_from_the_environment(monkeypatch: pyte
     plan = plan_auth(AzmemSettings.load().role("chat"))
     assert plan.kind == "entra"
     assert plan.source == "ManagedIdentityCredential"
+
+
+class EmulatorCredential:
+    """A TokenCredential that gets its tokens from the emulator's issuer (they really expire)."""
+
+    def __init__(self, emulator: Emulator, ttl: float) -> None:
+        self.emulator = emulator
+        self.ttl = ttl
+        self.issued: list[str] = []
+
+    def get_token(self, *scopes: str, **_: Any) -> AccessToken:
+        token = self.emulator.issue_token(ttl_seconds=self.ttl)
+        self.issued.append(token)
+        return AccessToken(token, int(time.time() + self.ttl))
+
+
+def test_emulator_tokens_refresh_where_a_fixed_token_expires(emulator: Emulator) -> None:
+    clock = emulator.use_manual_clock()
+    cred = EmulatorCredential(emulator, ttl=120)  # inside the refresh window: a new token per request
+    refreshing = AzureProvider(
+        AzureOpenAISettings(endpoint=emulator.endpoint, deployment="gpt-4o", credential=cred)
+    )
+    fixed_token = emulator.issue_token(ttl_seconds=120)
+    fixed = AzureProvider(
+        AzureOpenAISettings(endpoint=emulator.endpoint, deployment="gpt-4o", credential=lambda: fixed_token)
+    )
+    _chat(refreshing)
+    _chat(fixed)
+    clock.advance(600)  # every token issued so far has expired
+    _chat(refreshing)
+    assert len(cred.issued) == 2
+    with pytest.raises(openai.AuthenticationError):
+        _chat(fixed)
+    sent = [r.headers.get("authorization") for r in emulator.requests_for("gpt-4o")]
+    assert sent[0] == f"Bearer {cred.issued[0]}"
+    assert sent[2] == f"Bearer {cred.issued[1]}"
+    refreshing.close()
+    fixed.close()
+
+
+def test_emulator_placeholder_key_uses_the_token_provider(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="azmem.azure.auth")
+    cred = EmulatorCredential(emulator, ttl=3600)
+    settings = AzmemSettings.load(
+        chat={
+            "endpoint": emulator.endpoint,
+            "deployment": "gpt-4o",
+            "api_key": "<your-api-key>",
+            "auth": "auto",
+        }
+    )
+    # A placeholder key and no credential: Entra ID with DefaultAzureCredential, announced once.
+    assert plan_auth(settings.role("chat")).kind == "entra"
+    assert any("placeholder" in r.getMessage() for r in caplog.records)
+    provider = AzureProvider(settings.role("chat").model_copy(update={"credential": cred}))
+    _chat(provider)
+    assert emulator.requests_for("gpt-4o")[-1].status == 200
+    assert "api-key" not in emulator.requests_for("gpt-4o")[-1].headers
+    provider.close()
