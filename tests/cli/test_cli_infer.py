@@ -111,3 +111,9 @@ def test_query_answers_with_the_cited_memories(cli: Invoke, emulator: Emulator, 
     assert "Your dog is called Biscuit." in result.stdout
     assert "based on" in result.stdout
     assert "Rotterdam" not in result.stdout
+
+    emulator.script("gpt-4o", [json.dumps({"answer": "Biscuit.", "used": [0]})])
+    data = json_out(cli("query", "dog?", "--user", "q", "--config", config, "--limit", "1", "--json"))
+    assert data["answer"] == "Biscuit."
+    assert data["answered"] is True
+    assert data["cited_ids"] == [data["memories"][0]["id"]]
