@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,24 @@ def test_processes_share_one_cache(tmp_path: Path) -> None:
         assert cache.get("child-199") == 199
         assert cache.get("parent-0") == 0
         assert len(cache) == 400
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    import os
+
+    cache = ResponseCache(tmp_path / "fork.db")
+    cache.set("parent", 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork in a threaded process
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        try:
+            cache.set("child", 2)
+            os._exit(0 if cache.get("parent") == 1 else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cache.get("child") == 2
+    cache.close()

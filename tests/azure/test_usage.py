@@ -145,3 +145,23 @@ def test_usage_addition() -> None:
         10,
         1,
     )
+
+
+def test_from_sdk_objects_and_dicts() -> None:
+    from openai.types import CompletionUsage
+    from openai.types.completion_usage import CompletionTokensDetails, PromptTokensDetails
+
+    sdk = CompletionUsage(
+        prompt_tokens=100,
+        completion_tokens=40,
+        total_tokens=140,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=64),
+        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=30),
+    )
+    u = Usage.from_sdk(sdk)
+    assert (u.input_tokens, u.output_tokens, u.total_tokens) == (100, 40, 140)
+    assert u.cached_input_tokens == 64
+    assert u.reasoning_tokens == 30
+    emb = Usage.from_sdk({"prompt_tokens": 12, "total_tokens": 12})
+    assert (emb.input_tokens, emb.output_tokens, emb.total_tokens) == (12, 0, 12)
+    assert Usage.from_sdk(None, cached=True) == Usage(cached=True)

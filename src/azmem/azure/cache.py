@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -70,6 +71,7 @@ class ResponseCache:
         self.ttl_seconds = ttl_seconds
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
+        self._pid = os.getpid()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,6 +86,11 @@ class ResponseCache:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def _connect(self) -> sqlite3.Connection:
+        if os.getpid() != self._pid:
+            # A forked child must not use its parent's SQLite connections: start afresh.
+            self._pid = os.getpid()
+            self._local = threading.local()
+            self._conns = []
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn

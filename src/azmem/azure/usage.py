@@ -33,6 +33,35 @@ class Usage(BaseModel):
     """Prompt tokens the service served from its own prompt cache (billed at a discount)."""
     reasoning_tokens: int = 0
 
+    @classmethod
+    def from_sdk(cls, usage: Any, *, cached: bool = False) -> Usage:
+        """From the SDK's ``CompletionUsage`` / embeddings usage (or its dict), details included.
+
+        Missing usage (some streams, some errors) is all zeros rather than an exception.
+        """
+        if usage is None:
+            return cls(cached=cached)
+        get = usage.get if isinstance(usage, Mapping) else lambda k, d=None: getattr(usage, k, d)
+        prompt = int(get("prompt_tokens", 0) or 0)
+        completion = int(get("completion_tokens", 0) or 0)
+        total = int(get("total_tokens", 0) or 0) or prompt + completion
+
+        def detail(field_name: str, key: str) -> int:
+            details = get(field_name)
+            if details is None:
+                return 0
+            value = details.get(key) if isinstance(details, Mapping) else getattr(details, key, None)
+            return int(value or 0)
+
+        return cls(
+            input_tokens=prompt,
+            output_tokens=completion,
+            total_tokens=total,
+            cached=cached,
+            cached_input_tokens=detail("prompt_tokens_details", "cached_tokens"),
+            reasoning_tokens=detail("completion_tokens_details", "reasoning_tokens"),
+        )
+
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
