@@ -442,21 +442,31 @@ class Change:
     target: MemoryRecord | None = None
 
 
+def storable(text: str) -> str | None:
+    """Model output normalised to one line of storable text, or None.
+
+    The model's text is not the user's input: a NUL, a lone surrogate (JSON can escape
+    one) or a runaway length must not turn into an InvalidInputError blaming the caller.
+    """
+    text = " ".join(text.split())
+    if not text or "\x00" in text:
+        return None
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+    return text if size <= MAX_MESSAGE_BYTES else None
+
+
 def clean_facts(facts: Sequence[ExtractedFact]) -> list[ExtractedFact]:
-    """Drop blank and repeated facts, and facts the store would refuse (NUL, oversize)."""
+    """Drop blank, repeated and unstorable facts; keep at most MAX_FACTS."""
     seen: set[str] = set()
     out: list[ExtractedFact] = []
     for fact in facts:
-        text = " ".join(fact.text.split())
-        key = text.casefold()
-        if (
-            not text
-            or key in seen
-            or "\x00" in text
-            or len(text.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES
-        ):
+        text = storable(fact.text)
+        if text is None or text.casefold() in seen:
             continue
-        seen.add(key)
+        seen.add(text.casefold())
         out.append(ExtractedFact(text=text, subject=fact.subject))
     return out[:MAX_FACTS]
 
@@ -505,7 +515,7 @@ def plan_changes(
             changes.append(Change("ADD", i, fact.text))
             continue
         d = found
-        text = " ".join(d.text.split())
+        text = (storable(d.text) or fact.text) if d.event in ("ADD", "UPDATE") else ""
         target = existing[d.target] if d.target is not None else None
         if target is not None and target.id in touched:
             if d.event == "UPDATE":
