@@ -9,7 +9,7 @@ or an awaited one) and how they sleep, like httpx's ``Client``/``AsyncClient``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import Any, Generic, Literal, TypedDict, TypeVar, overload
+from typing import Any, Literal, TypedDict, TypeVar, overload
 
 import httpx2
 import openai
@@ -31,7 +31,6 @@ from azmem.azure.usage import UsageTracker
 __all__ = ["AsyncLLMClient", "GenerateParams", "LLMClient"]
 
 T = TypeVar("T", bound=BaseModel)
-SDKClient = TypeVar("SDKClient", openai.OpenAI, openai.AsyncOpenAI)
 
 
 class GenerateParams(TypedDict, total=False):
@@ -59,15 +58,29 @@ class GenerateParams(TypedDict, total=False):
 _ProviderArg = AzureOpenAISettings | AzureProvider | None
 
 
-def _provider(arg: _ProviderArg, fallback: AzureOpenAISettings | None) -> AzureProvider | None:
+def _provider(arg: _ProviderArg, fallback: AzureOpenAISettings | None) -> tuple[AzureProvider | None, bool]:
+    """(provider, whether we built it and so must close it)."""
     if isinstance(arg, AzureProvider):
-        return arg
+        return arg, False
     cfg = arg if arg is not None else fallback
-    return AzureProvider(cfg) if cfg is not None else None
+    return (AzureProvider(cfg), True) if cfg is not None else (None, False)
 
 
-class _BaseLLMClient(Generic[SDKClient]):
-    """Configuration and option handling shared by both clients (no I/O)."""
+class _BaseLLMClient:
+    """Configuration and option handling shared by both clients (no I/O).
+
+    Arguments (keyword-only after ``settings``):
+
+    * ``settings``: everything from :meth:`AzmemSettings.load` (env, config file); loaded
+      automatically when neither it, ``chat`` nor ``client`` is given.
+    * ``chat`` / ``small_chat``: one role's settings or a ready :class:`AzureProvider`;
+      ``model_size="small"`` uses ``small_chat`` and falls back to ``chat``.
+    * ``client``: the caller's own ``AzureOpenAI``/``OpenAI`` (or async) instance, wrapped
+      with every feature kept; ``chat`` settings still name the deployment. Never closed by us.
+    * ``tracer``, ``usage``, ``cache``, ``retry``, ``max_reasks``: collaborators and policy;
+      ``None`` means azmem's defaults (global tracer, no usage tracking, the settings'
+      cache and retry policy, two validation re-asks).
+    """
 
     def __init__(
         self,
@@ -97,23 +110,26 @@ class _BaseLLMClient(Generic[SDKClient]):
                     "client= needs chat settings naming the deployment",
                     suggestion="Pass chat=AzureOpenAISettings(deployment='<name>', ...) with the client.",
                 )
-            self._chat = self._wrap_client(cfg, client)
+            # The provider never closes a caller's client, so it is safe for us to close it.
+            chat_provider, own_chat = self._wrap_client(cfg, client), True
         else:
-            chat_provider = _provider(chat, chat_cfg)
-            if chat_provider is None:
+            found, own_chat = _provider(chat, chat_cfg)
+            if found is None:
                 assert settings is not None
                 settings.role("chat")  # raises the ConfigurationError that names the env vars
                 raise AssertionError("unreachable")
-            self._chat = chat_provider
-        small = _provider(small_chat, settings.small_chat if settings is not None else None)
-        self._small = small if small is not None else self._chat
-        self._own_providers = [
-            p
-            for p in {id(self._chat): self._chat, id(self._small): self._small}.values()
-            if not isinstance(chat if p is self._chat else small_chat, AzureProvider)
+            chat_provider = found
+        small, own_small = _provider(small_chat, settings.small_chat if settings is not None else None)
+        self._chat = chat_provider
+        self._small = small if small is not None else chat_provider
+        self._owned = [
+            p for p, own in ((chat_provider, own_chat), (small, own_small)) if own and p is not None
         ]
+        self._owned_cache: ResponseCache | None = None
         if cache is None and settings is not None and settings.cache.enabled:
-            cache = ResponseCache(settings.cache_path, ttl_seconds=settings.cache.ttl_seconds)
+            cache = self._owned_cache = ResponseCache(
+                settings.cache_path, ttl_seconds=settings.cache.ttl_seconds
+            )
         policy = retry or (settings.retry if settings is not None else RetryPolicy())
         self._env = ChatEnv(policy=policy, tracer=tracer, usage=usage, cache=cache)
         self._max_reasks = max_reasks
@@ -233,7 +249,7 @@ def _finish_stream(span: Any, env: ChatEnv, target: Target, options: ChatOptions
     state.check_finish()
 
 
-class LLMClient(_BaseLLMClient[openai.OpenAI]):
+class LLMClient(_BaseLLMClient):
     """Chat completions on Azure OpenAI, blocking."""
 
     def __init__(
@@ -335,8 +351,10 @@ class LLMClient(_BaseLLMClient[openai.OpenAI]):
 
     def close(self) -> None:
         """Close the SDK clients this client created (never a caller's own)."""
-        for provider in self._own_providers:
+        for provider in self._owned:
             provider.close()
+        if self._owned_cache is not None:
+            self._owned_cache.close()
 
     def __enter__(self) -> LLMClient:
         return self
@@ -345,7 +363,7 @@ class LLMClient(_BaseLLMClient[openai.OpenAI]):
         self.close()
 
 
-class AsyncLLMClient(_BaseLLMClient[openai.AsyncOpenAI]):
+class AsyncLLMClient(_BaseLLMClient):
     """Chat completions on Azure OpenAI, awaitable; the same flows as :class:`LLMClient`."""
 
     def __init__(
@@ -449,8 +467,10 @@ class AsyncLLMClient(_BaseLLMClient[openai.AsyncOpenAI]):
 
     async def aclose(self) -> None:
         """Close the SDK clients this client created (never a caller's own)."""
-        for provider in self._own_providers:
+        for provider in self._owned:
             await provider.aclose()
+        if self._owned_cache is not None:
+            self._owned_cache.close()
 
     async def __aenter__(self) -> AsyncLLMClient:
         return self
