@@ -194,3 +194,18 @@ def test_noop_without_an_sdk() -> None:
     with pytest.raises(RateLimitError) as info:
         failing()
     assert info.value is error
+
+
+def test_record_exception_and_status_through_the_span_are_scrubbed(
+    tracer: trace.Tracer, exporter: InMemorySpanExporter
+) -> None:
+    key = "sk-TRACE-RECORD-CHECK-777"
+    register_secret(key)
+    with llm_span(tracer, "chat", {}) as span:
+        span.record_exception(ValueError(f"bad key {key}"))
+        span.set_status(StatusCode.ERROR, f"failed with {key}")
+    done = _only(exporter)
+    (event,) = [e for e in done.events if e.name == "exception"]
+    assert dict(event.attributes or {})["exception.message"] == "bad key ***"
+    assert key not in str(done.status.description)
+    assert done.status.status_code == StatusCode.ERROR

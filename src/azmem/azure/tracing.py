@@ -101,6 +101,23 @@ class _SafeSpan:
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
         self._span.add_event(name, sanitize_attributes(attributes or {}))
 
+    def record_exception(self, exception: BaseException, attributes: Mapping[str, Any] | None = None,
+                         **_: Any) -> None:
+        # Not the SDK's record_exception: its stack trace and message are not scrubbed.
+        event = {
+            "exception.type": f"{type(exception).__module__}.{type(exception).__qualname__}",
+            "exception.message": redact(str(exception))[:2000],
+            **dict(attributes or {}),
+        }
+        self._span.add_event("exception", sanitize_attributes(event))
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if isinstance(status, Status):
+            status = Status(status.status_code, redact(status.description or "") or None)
+            self._span.set_status(status)
+        else:
+            self._span.set_status(status, redact(description) if description else None)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._span, name)
 
