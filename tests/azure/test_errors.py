@@ -12,6 +12,8 @@ from typing import Any
 import openai
 import pytest
 from azure_stub_server import Reply, StubServer, completion, error_body, stub_server
+from hypothesis import given
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -546,3 +548,22 @@ def test_emulator_quota_wall_through_the_retry_driver(emulator: Emulator) -> Non
     assert sleeps == []
     assert len(emulator.requests_for("gpt-4o")) == 1
     provider.close()
+
+
+@given(ms=st.one_of(st.none(), st.text(max_size=12)), seconds=st.one_of(st.none(), st.text(max_size=40)))
+def test_parse_retry_after_never_raises_and_is_positive(ms: str | None, seconds: str | None) -> None:
+    headers = {k: v for k, v in (("retry-after-ms", ms), ("retry-after", seconds)) if v is not None}
+    value = parse_retry_after(headers)
+    assert value is None or value > 0
+
+
+@given(
+    secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=8, max_size=40),
+    prefix=st.text(),
+)
+def test_registered_secrets_never_survive_redaction(secret: str, prefix: str) -> None:
+    E.register_secret(secret)
+    try:
+        assert secret not in redact(f"{prefix}{secret}{prefix}")
+    finally:
+        E._known_secrets.discard(secret)  # the registry is process-wide: leave no random words in it
