@@ -146,7 +146,8 @@ def test_without_azure_everything_is_local_and_passes(cli: Invoke) -> None:
     assert data["ok"] is True
     statuses = {c["name"]: c["status"] for c in data["checks"]}
     assert statuses["chat deployment"] == "skip"
-    assert statuses["embedding deployment"] == "skip"
+    assert statuses["local embedding model"] == "ok"  # loaded and hash-checked
+    assert statuses["store"] == "ok"
 
 
 def test_a_bad_config_key_is_a_failed_check_with_the_fix(cli: Invoke, tmp_path: Path) -> None:

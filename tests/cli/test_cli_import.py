@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from azmem.cli.conversations import load_conversations, parse_conversations
 from azmem.cli.output import InputFileError
+from azmem.emulator import Emulator, Fault
 
 from .conftest import Invoke, json_out
 
@@ -130,3 +132,31 @@ def test_unreadable_files(tmp_path: Path) -> None:
     latin1.write_bytes('[{"role": "user", "content": "caf\xe9"}]'.encode("latin-1"))
     with pytest.raises(InputFileError, match="not UTF-8"):
         load_conversations(latin1)
+
+
+def test_a_failure_mid_import_keeps_the_finished_chunks_and_says_how_far_it_got(
+    cli: Invoke, emulator: Emulator, tmp_path: Path
+) -> None:
+    config = tmp_path / "azmem.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "endpoint": emulator.endpoint,
+                "api_key": emulator.api_key,
+                "chat": "gpt-4o",
+                "retry": {"max_attempts": 1},
+            }
+        ),
+        encoding="utf-8",
+    )
+    # chunk 1: extraction (an empty store needs no reconciliation); chunk 2: the service fails
+    facts = json.dumps({"facts": [{"text": "Moved to Lisbon", "subject": "user"}]})
+    emulator.script("gpt-4o", [facts, Fault.server_error(500)])
+    path = _write(tmp_path / "c.json", {"user_id": "f", "messages": MESSAGES})
+    result = cli("import", str(path), "--infer", "--batch-size", "2", "--config", str(config))
+    assert result.exit_code == 5
+    assert "Imported 2 of 3 messages before the error below." in result.stderr
+    assert "Error:" in result.stderr
+    stored = json_out(cli("list", "--user", "f", "--json"))["results"]
+    # the first chunk, whole; nothing of the second
+    assert [m["memory"] for m in stored] == ["Moved to Lisbon"]

@@ -239,6 +239,19 @@ def _check_embedding(cfg: AzureOpenAISettings, report: _Report) -> int | None:
         provider.close()
 
 
+def _check_local_model(report: _Report) -> tuple[str, int] | None:
+    """Load the bundled model once (files located and sha256-checked): what every add and search needs."""
+    from azmem.embeddings.local import DIMENSION, LOCAL_EMBEDDER_NAME, EmbeddingModelError, LocalEmbedder
+
+    try:
+        LocalEmbedder().load()
+    except EmbeddingModelError as exc:
+        report.add(Check("local embedding model", "fail", exc.message, exc.suggestion))
+        return None
+    report.add(Check("local embedding model", "ok", f"{LOCAL_EMBEDDER_NAME} loads ({DIMENSION} dimensions)"))
+    return LOCAL_EMBEDDER_NAME, DIMENSION
+
+
 def _recorded_embedder(path: Path) -> tuple[str, int] | None:
     """The (embedder name, dimension) the store's vectors were made with, read without writing."""
     from azmem.stores.sqlite import SQLiteStore
@@ -252,7 +265,7 @@ def _check_store(settings: AzmemSettings, embedder: tuple[str, int] | None, repo
 
     path = settings.store_path
     if embedder is None:
-        report.add(Check("store", "skip", f"{path}: not compared (the embedding deployment is not usable)"))
+        report.add(Check("store", "skip", f"{path}: not compared (the embedder is not usable)"))
         return
     name, dimension = embedder
     if not path.exists():
@@ -290,7 +303,6 @@ def _check_store(settings: AzmemSettings, embedder: tuple[str, int] | None, repo
 def run_checks(config: Path | None = None, store: Path | None = None) -> list[Check]:
     """Every check, in the order a request would fail; the core of ``azmem doctor``, without rendering."""
     from azmem.azure.errors import AzmemError
-    from azmem.embeddings.local import DIMENSION, LOCAL_EMBEDDER_NAME
 
     report = _Report()
     settings = _load_settings(config, store, report)
@@ -325,7 +337,7 @@ def run_checks(config: Path | None = None, store: Path | None = None) -> list[Ch
         except AzmemError as exc:  # settings that cannot even build a client
             report.add(Check(f"{role} deployment", "fail", exc.message, exc.suggestion, role))
 
-    embedder: tuple[str, int] | None = (LOCAL_EMBEDDER_NAME, DIMENSION)
+    embedder: tuple[str, int] | None
     if settings.embedder == "azure" and settings.embedding is not None:
         try:
             dimension = _check_embedding(settings.embedding, report)
@@ -334,7 +346,7 @@ def run_checks(config: Path | None = None, store: Path | None = None) -> list[Ch
             dimension = None
         embedder = None if dimension is None else (f"azure:{settings.embedding.deployment}", dimension)
     else:
-        report.add(Check("embedding deployment", "skip", f"embeddings are local ({LOCAL_EMBEDDER_NAME})"))
+        embedder = _check_local_model(report)
     _check_store(settings, embedder, report)
     return report.checks
 
