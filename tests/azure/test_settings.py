@@ -517,3 +517,17 @@ def test_pasted_v1_base_url_selects_the_v1_api() -> None:
     assert role.endpoint == EP_ARG
     assert role.api_mode == "v1"
     assert AzureOpenAISettings(endpoint=EP_ARG + "/openai/v1", api_mode="dated").api_mode == "dated"
+
+
+def test_keys_inside_the_routing_section_are_not_shown() -> None:
+    key = "sk-ROUTING-VISIBLE-CHECK-5555"
+    s = AzmemSettings.load(
+        routing={"pools": {"chat": {"endpoint": EP_ARG, "deployment": "d", "api_key": key}}}
+    )
+    assert s.routing is not None
+    assert s.routing["pools"]["chat"]["api_key"] == key, "the router still gets the raw value"
+    for text in (repr(s), str(s), str(s.model_dump()), s.model_dump_json()):
+        assert key not in text
+    from azmem.azure.errors import redact
+
+    assert key not in redact(f"echo {key}")

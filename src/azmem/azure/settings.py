@@ -422,9 +422,16 @@ class AzmemSettings(BaseSettings):
     home: Path = Field(default_factory=default_home)
     embedder: Literal["local", "azure"] | None = None
     """"local" (bundled MiniLM) unless an embedding deployment is configured; then "azure"."""
-    routing: dict[str, Any] | None = None
+    routing: dict[str, Any] | None = Field(default=None, repr=False, exclude=True)
     """Deployment pools, kept raw here: validated by ``azmem.azure.routing.RoutingConfig.load``
-    (which imports this module, so it cannot be typed here). Lets one config file hold both."""
+    (which imports this module, so it cannot be typed here). Lets one config file hold both.
+    Raw values may hold keys, so it is kept out of repr and dumps."""
+
+    @field_validator("routing")
+    @classmethod
+    def _remember_routing_secrets(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        _register_nested_secrets(v)
+        return v
 
     @classmethod
     def settings_customise_sources(
@@ -517,6 +524,18 @@ class AzmemSettings(BaseSettings):
             return cls(**merged)
         except ValidationError as exc:
             raise _config_error(exc) from None
+
+
+def _register_nested_secrets(value: Any) -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in {"api_key", "client_secret"} and isinstance(item, str):
+                register_secret(item)
+            else:
+                _register_nested_secrets(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _register_nested_secrets(item)
 
 
 class _AzmemEnvSource(EnvSettingsSource):
