@@ -55,6 +55,7 @@ class GenerateParams(TypedDict, total=False):
     max_reasks: int | None
 
 
+_PARAM_NAMES = frozenset(GenerateParams.__annotations__)
 _ProviderArg = AzureOpenAISettings | AzureProvider | None
 
 
@@ -176,7 +177,7 @@ class _BaseLLMClient:
         return target
 
     def _options(self, response_model: type[BaseModel] | None, params: GenerateParams) -> ChatOptions:
-        unknown = set(params) - set(GenerateParams.__annotations__)
+        unknown = params.keys() - _PARAM_NAMES
         if unknown:
             raise InvalidInputError(f"unknown generate() argument(s): {', '.join(sorted(unknown))}")
         size: ModelSize = params.get("model_size", "medium")

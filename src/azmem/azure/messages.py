@@ -175,7 +175,7 @@ def normalize_messages(messages: str | Sequence[MessageInput]) -> list[Message]:
     """
     if isinstance(messages, str):
         return [UserMessage(content=messages)]
-    if isinstance(messages, Mapping | BaseModel):
+    if type(messages) is not list and isinstance(messages, Mapping | BaseModel):
         raise InvalidInputError(
             "messages must be a string or a sequence of messages, not a single message",
             suggestion="Wrap the message in a list: generate([message]).",
@@ -183,7 +183,9 @@ def normalize_messages(messages: str | Sequence[MessageInput]) -> list[Message]:
     out: list[Message] = []
     for index, item in enumerate(messages):
         try:
-            if isinstance(item, _MESSAGE_TYPES):
+            if type(item) is dict:  # first: the common case, and ABC checks are slow
+                out.append(_from_mapping(item))
+            elif isinstance(item, _MESSAGE_TYPES):
                 out.append(item)
             elif isinstance(item, Mapping):
                 out.append(_from_mapping(item))
