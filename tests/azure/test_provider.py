@@ -172,3 +172,20 @@ def test_facts() -> None:
         "api_key",
     )
     assert KEY not in repr(provider)
+
+
+def test_wrapped_client_supplies_its_deployment() -> None:
+    own = openai.AzureOpenAI(
+        azure_endpoint="https://x.openai.azure.com",
+        api_key=KEY,
+        api_version="2024-10-21",
+        azure_deployment="dep-7",
+    )
+    provider = AzureProvider(AzureOpenAISettings(), client=own)
+    assert provider.deployment == "dep-7"
+    assert provider.model_arg() == "dep-7"
+    plain = openai.OpenAI(base_url="https://x.openai.azure.com/openai/v1/", api_key=KEY)
+    with pytest.raises(ConfigurationError, match="deployment"):
+        AzureProvider(AzureOpenAISettings(), client=plain)
+    own.close()
+    plain.close()

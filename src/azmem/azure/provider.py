@@ -80,17 +80,26 @@ class AzureProvider:
         self._owns_async_client = async_client is None
         self._lock = threading.Lock()
         self._auth: AuthPlan | None = None
+        self._deployment = settings.deployment
         if client is None and async_client is None:
             settings.require()
             self._auth = plan_auth(settings)
-        elif not settings.deployment:
-            settings.require()  # the deployment is still needed for `model=`
+        elif not self._deployment:
+            # A client built with azure_deployment=... names it; otherwise `model=` needs it.
+            wrapped = client if client is not None else async_client
+            self._deployment = getattr(wrapped, "_azure_deployment", None)
+            if not self._deployment:
+                raise ConfigurationError(
+                    "A wrapped SDK client needs the deployment name to send as `model`.",
+                    error_code="missing_deployment",
+                    suggestion="Pass AzureOpenAISettings(deployment='<name>') along with the client.",
+                )
 
     # -- facts ---------------------------------------------------------------------
 
     @property
     def deployment(self) -> str:
-        return self.settings.deployment or ""
+        return self._deployment or ""
 
     @property
     def endpoint(self) -> str:
