@@ -9,6 +9,7 @@ fallback exist exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Generator
@@ -199,8 +200,6 @@ def drive(flow: Flow[R], perform: Callable[[Send], Any]) -> R:
 
 async def drive_async(flow: Flow[R], perform: Callable[[Send], Awaitable[Any]]) -> R:
     """Run a flow on the event loop; cancellation closes the flow (its span ends, nothing leaks)."""
-    import asyncio
-
     try:
         step = next(flow)
         while True:
