@@ -91,7 +91,7 @@ def import_(
     files: Annotated[
         list[Path],
         typer.Argument(
-            help="JSON or JSONL conversation files ('-' reads stdin).", show_default=False, metavar="FILE..."
+            help="JSON or JSONL conversation files ('-' reads stdin).", show_default=False, metavar="FILE"
         ),
     ],
     user: UserOpt = None,

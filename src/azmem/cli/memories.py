@@ -121,7 +121,8 @@ _EVENT_STYLE = {"ADD": "green", "UPDATE": "yellow", "DELETE": "red", "NONE": "di
 def add(
     ctx: typer.Context,
     text: Annotated[
-        list[str] | None, typer.Argument(help="What to remember ('-' or a pipe: read stdin).")
+        list[str] | None,
+        typer.Argument(metavar="TEXT", help="What to remember ('-' or a pipe: read stdin)."),
     ] = None,
     user: UserOpt = None,
     agent: AgentOpt = None,
@@ -174,7 +175,7 @@ def add(
 
 def search(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="What to look for, in plain words.")],
     user: UserOpt = None,
     agent: AgentOpt = None,
     run: RunOpt = None,
@@ -337,7 +338,7 @@ def history(
 def delete(
     ctx: typer.Context,
     memory_id: Annotated[
-        str | None, typer.Argument(metavar="[ID]", help="The memory to delete.", show_default=False)
+        str | None, typer.Argument(metavar="ID", help="The memory to delete.", show_default=False)
     ] = None,
     all_: Annotated[
         bool,
