@@ -47,13 +47,13 @@ class AzmemGroup(TyperGroup):
 app = typer.Typer(
     name="azmem",
     cls=AzmemGroup,
-    help="Long-term memory for AI agents on Azure OpenAI.\n\nStart with [bold]azmem demo[/bold].",
+    help="Long-term memory for AI agents on Azure OpenAI.\n\nStart with **azmem demo**.",
     epilog="Exit codes: 0 ok, 1 doctor found problems, 2 bad command line, 3 configuration, "
     "4 input, 5 Azure OpenAI service, 6 store. Docs: docs/cli.md",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
