@@ -102,3 +102,25 @@ def test_installed_console_script_runs_the_demo(tmp_path: Path) -> None:
     assert data["messages"] == len(load_sample().messages)
     assert elapsed < 30
     assert not (tmp_path / "home").exists()  # the user's data directory is not touched
+
+
+def test_installed_console_script_reports_a_bad_config_key_without_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "azmem.toml"
+    config.write_text(
+        '[chat]\nendpoint = "https://x.openai.azure.com"\ndeploymnet = "gpt-4o"\n', encoding="utf-8"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZMEM_"))}
+    env["AZMEM_HOME"] = str(tmp_path / "home")
+    proc = subprocess.run(
+        [_console_script(), "--config", str(config), "search", "x", "--user", "a", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 3
+    assert proc.stdout == ""
+    assert "deploymnet" in proc.stderr
+    assert "Fix:" in proc.stderr
+    assert "Traceback" not in proc.stderr
