@@ -10,10 +10,11 @@ from emulator_helpers import MESSAGES, azure, raw, v1
 
 from azmem.emulator import Deployment, Emulator
 
-TOKEN_MESSAGE = (
-    "Access token is missing, invalid, audience is incorrect (https://cognitiveservices.azure.com), "
-    "or have expired."
-)
+TOKEN_BODY = {
+    "statusCode": 401,
+    "message": "Unauthorized. Access token is missing, invalid, audience is incorrect "
+    "(https://cognitiveservices.azure.com), or have expired.",
+}
 
 
 def test_api_key_header_and_bearer_key_both_accepted(emulator: Emulator) -> None:
@@ -40,7 +41,27 @@ def test_issued_token_works_until_it_expires(emulator: Emulator) -> None:
         clock.advance(61)
         with pytest.raises(openai.AuthenticationError) as info:
             client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-    assert info.value.body == {"code": "401", "message": TOKEN_MESSAGE}
+    assert info.value.body == TOKEN_BODY
+    assert info.value.code is None
+
+
+def test_token_without_role_is_permission_denied(emulator: Emulator) -> None:
+    token = emulator.issue_token(ttl_seconds=60, authorized=False)
+    with (
+        openai.AzureOpenAI(
+            azure_endpoint=emulator.endpoint,
+            azure_ad_token_provider=lambda: token,
+            api_version="2024-10-21",
+            max_retries=0,
+        ) as client,
+        pytest.raises(openai.AuthenticationError) as info,
+    ):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert info.value.code == "PermissionDenied"
+    assert info.value.body == {
+        "code": "PermissionDenied",
+        "message": "Principal does not have access to API/Operation.",
+    }
 
 
 def test_token_provider_refresh_is_called_every_attempt(emulator: Emulator) -> None:
@@ -66,7 +87,7 @@ def test_token_provider_refresh_is_called_every_attempt(emulator: Emulator) -> N
 def test_unknown_bearer_token_gets_the_entra_message(emulator: Emulator) -> None:
     with v1(emulator, api_key="not-a-key") as client, pytest.raises(openai.AuthenticationError) as info:
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-    assert info.value.body == {"code": "401", "message": TOKEN_MESSAGE}
+    assert info.value.body == TOKEN_BODY
 
 
 def test_missing_credentials_is_401_missing_key(emulator: Emulator) -> None:

@@ -99,21 +99,26 @@ class _Call:
         return _Dropped()
 
 
-def _check_auth(state: EmulatorState, request: Request) -> str | None:
-    """None when authorised, else the 401 message Azure would give for what was sent."""
+def _check_auth(state: EmulatorState, request: Request) -> protocol.ErrorBody | None:
+    """None when authorised, else the 401 body Azure would give for what was sent."""
     if not state.auth_required:
         return None
     key = request.headers.get("api-key")
     if key is not None:
-        return None if key in state.api_keys else protocol.MSG_BAD_KEY
+        return None if key in state.api_keys else protocol.unauthorized(protocol.MSG_BAD_KEY)
     authorization = request.headers.get("authorization")
     if authorization is None:
-        return protocol.MSG_MISSING_KEY
+        return protocol.unauthorized(protocol.MSG_MISSING_KEY)
     scheme, _, credential = authorization.partition(" ")
     credential = credential.strip()
-    if scheme.lower() == "bearer" and (credential in state.api_keys or state.token_valid(credential)):
+    if scheme.lower() != "bearer":
+        return protocol.token_rejected()
+    if credential in state.api_keys:
         return None
-    return protocol.MSG_BAD_TOKEN
+    status = state.token_status(credential)
+    if status == "valid":
+        return None
+    return protocol.permission_denied() if status == "forbidden" else protocol.token_rejected()
 
 
 async def _apply_fault(call: _Call, fault: Fault) -> chat.ChatReply | None:
@@ -186,7 +191,7 @@ async def _pipeline(call: _Call, dep_name: str | None) -> Response:
         raise call.error(404, protocol.resource_not_found())
     auth_problem = _check_auth(state, request)
     if auth_problem is not None:
-        raise call.error(401, protocol.unauthorized(auth_problem))
+        raise call.error(401, auth_problem)
     if raw_invalid or not isinstance(parsed, dict):
         raise call.error(
             400,
@@ -409,7 +414,7 @@ def _models(state: EmulatorState, request: Request, *, dated: bool) -> Response:
         return _json(404, protocol.resource_not_found(), headers)
     problem = _check_auth(state, request)
     if problem is not None:
-        return _json(401, protocol.unauthorized(problem), headers)
+        return _json(401, problem, headers)
     created = int(time.time())
     data = [
         {

@@ -24,9 +24,10 @@ MSG_MISSING_KEY = (
     "requests to an API."
 )
 MSG_BAD_TOKEN = (
-    "Access token is missing, invalid, audience is incorrect (https://cognitiveservices.azure.com), "
-    "or have expired."
+    "Unauthorized. Access token is missing, invalid, audience is incorrect "
+    "(https://cognitiveservices.azure.com), or have expired."
 )
+MSG_NO_ROLE = "Principal does not have access to API/Operation."
 MSG_DEPLOYMENT_NOT_FOUND = (
     "The API deployment for this resource does not exist. If you created the deployment within the "
     "last 5 minutes, please wait a moment and try again."
@@ -86,6 +87,17 @@ def deployment_not_found() -> ErrorBody:
 
 def unauthorized(message: str) -> ErrorBody:
     return error("401", message)
+
+
+def token_rejected() -> ErrorBody:
+    """A bad or expired Entra token is refused by the gateway, in its own flat envelope (no "error"
+    key), so the SDK's `e.code` is None and `e.body` is this whole dict."""
+    return {"statusCode": 401, "message": MSG_BAD_TOKEN}
+
+
+def permission_denied() -> ErrorBody:
+    """A valid token whose principal lacks a data-plane role (e.g. Cognitive Services OpenAI User)."""
+    return error("PermissionDenied", MSG_NO_ROLE)
 
 
 def operation_name(operation: str) -> str:

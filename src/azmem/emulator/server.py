@@ -233,9 +233,13 @@ class Emulator:
         """Take a deployment down ("503": ServiceUnavailable answers; "drop": connections closed)."""
         self._state.set_outage(deployment, down, mode)
 
-    def issue_token(self, ttl_seconds: float = 3600.0) -> str:
-        """An Entra-style bearer token accepted until `ttl_seconds` pass on the emulator's clock."""
-        return self._state.issue_token(ttl_seconds)
+    def issue_token(self, ttl_seconds: float = 3600.0, *, authorized: bool = True) -> str:
+        """An Entra-style bearer token accepted until `ttl_seconds` pass on the emulator's clock.
+
+        `authorized=False` makes a token of a principal without a role on the resource: it is
+        recognised but answered with 401 PermissionDenied, as Azure does before RBAC propagates.
+        """
+        return self._state.issue_token(ttl_seconds, authorized=authorized)
 
     @property
     def clock(self) -> Clock:

@@ -117,7 +117,7 @@ class EmulatorState:
         self._faults: dict[str, list[Fault]] = {}
         self._windows: dict[str, _Window] = {}
         self._outages: dict[str, OutageMode] = {}
-        self._tokens: dict[str, float] = {}
+        self._tokens: dict[str, tuple[float, bool]] = {}
         self.requests: list[RecordedRequest] = []
         self.stopping = threading.Event()
 
@@ -227,16 +227,18 @@ class EmulatorState:
             return len(window.entries), window.tokens()
 
     # -- tokens --------------------------------------------------------------------------------------
-    def issue_token(self, ttl_seconds: float) -> str:
+    def issue_token(self, ttl_seconds: float, *, authorized: bool = True) -> str:
         token = "emu-" + secrets.token_urlsafe(24)
         with self._lock:
-            self._tokens[token] = self.clock() + ttl_seconds
+            self._tokens[token] = (self.clock() + ttl_seconds, authorized)
         return token
 
-    def token_valid(self, token: str) -> bool:
+    def token_status(self, token: str) -> Literal["valid", "invalid", "forbidden"]:
         with self._lock:
-            expiry = self._tokens.get(token)
-            return expiry is not None and self.clock() < expiry
+            entry = self._tokens.get(token)
+            if entry is None or self.clock() >= entry[0]:
+                return "invalid"
+            return "valid" if entry[1] else "forbidden"
 
     # -- log -----------------------------------------------------------------------------------------
     def snapshot_requests(self) -> list[RecordedRequest]:
