@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"[^\W_]+")  # unicode61 separates on '_' as well
-MAX_TERMS = 64
+MAX_TERMS = 32
 MAX_TERM_CHARS = 64
 
 _STOPWORDS_TEXT = """a an and are as at be been but by did do does for from had has have he her his how i if
@@ -23,16 +23,25 @@ this to was we were what when where which who whom why will with you your"""
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
-def match_expression(text: str | None) -> str | None:
-    """The MATCH string for `text`, or None when it holds no searchable word."""
+def query_terms(text: str | None) -> list[str]:
+    """The distinct search words of `text`, in order (stop words dropped unless nothing else is left)."""
     if not text:
-        return None
+        return []
     seen: dict[str, None] = {}
     for token in _WORD.findall(text):
         term = token[:MAX_TERM_CHARS].lower()
         if term not in seen:
             seen[term] = None
     terms = [t for t in seen if t not in STOPWORDS] or list(seen)
-    if not terms:
-        return None
-    return " OR ".join(f'"{t}"' for t in terms[:MAX_TERMS])
+    return terms[:MAX_TERMS]
+
+
+def or_expression(terms: list[str]) -> str:
+    """Each term as a quoted FTS5 string (never syntax), ORed."""
+    return " OR ".join(f'"{t}"' for t in terms)
+
+
+def match_expression(text: str | None) -> str | None:
+    """The MATCH string for `text`, or None when it holds no searchable word."""
+    terms = query_terms(text)
+    return or_expression(terms) if terms else None
