@@ -103,7 +103,8 @@ class MemoryStore(Protocol):
           every method scores 1.0; `threshold` is a minimum *cosine similarity*
           (a BM25-only hit below it is dropped too).
         Any text is a valid query: it is reduced to plain search terms, never parsed
-        as FTS5 syntax.
+        as FTS5 syntax. On large stores a store may ignore very common words to bound
+        the cost of BM25 (see docs/stores.md).
         """
         ...
 
