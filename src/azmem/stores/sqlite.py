@@ -486,7 +486,9 @@ class SQLiteStore:
                     for mid, text, meta, actor, role in rows
                 ],
             )
-            conn.execute(f"DELETE FROM memories AS m WHERE {where}", params)
+            conn.execute(
+                f"DELETE FROM memories WHERE rid IN (SELECT m.rid FROM memories m WHERE {where})", params
+            )
             self._prune_changes(conn)
         return len(rows)
 
