@@ -181,6 +181,28 @@ def test_allowed_set_is_exact_within_the_set(
         np.testing.assert_allclose(got_scores, want_scores, atol=1e-6)
 
 
+@pytest.mark.parametrize("share", [0.01, 0.2, 0.7, 1.0])
+@pytest.mark.parametrize("id_kind", ["rowids", "huge_and_negative"])
+def test_exact_restriction_at_every_share_and_id_shape(share: float, id_kind: str) -> None:
+    """Small and large restrictions take different code paths (gather vs full scan + pick)."""
+    rng = np.random.default_rng(11)
+    n = 2_000
+    if id_kind == "rowids":
+        ids = np.arange(1, n + 1, dtype=np.int64)
+    else:
+        ids = rng.choice(np.int64(2**62), n, replace=False).astype(np.int64) - np.int64(2**61)
+    vecs = _unit(rng, n)
+    index = VectorIndex(DIM, mode="exact")
+    index.add(ids, vecs)
+    chosen = rng.choice(n, max(1, int(n * share)), replace=False)
+    allowed = np.concatenate([ids[chosen], ids[chosen[:5]]])  # duplicates must not duplicate results
+    for q in _unit(rng, 5):
+        got_ids, got_scores = index.search(q, 20, allowed=allowed)
+        want_ids, want_scores = _brute(ids[chosen], vecs[chosen], q, 20)
+        np.testing.assert_array_equal(got_ids, want_ids)
+        np.testing.assert_allclose(got_scores, want_scores, atol=1e-6)
+
+
 @pytest.mark.parametrize("mode", ["exact", "quantized"])
 def test_large_allowed_set_never_leaks(
     random_data: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float32]], mode: str
