@@ -96,3 +96,26 @@ def test_embeddings_count_input_tokens(emulator: Emulator) -> None:
             client.embeddings.create(model="limited-emb", input=["y" * 240])  # ~60 tokens
     assert "Embeddings_Create" in str(info.value.body)
     assert emulator.window_usage("limited-emb") == (1, 50)
+
+
+def test_concurrent_burst_admits_exactly_the_rpm(emulator: Emulator) -> None:
+    import asyncio
+
+    emulator.use_manual_clock()
+    emulator.add_deployment(Deployment("limited", model="gpt-4o", rpm=20))
+
+    async def burst() -> list[int]:
+        async with openai.AsyncAzureOpenAI(**emulator.client_kwargs()) as client:
+
+            async def one() -> int:
+                try:
+                    await client.chat.completions.create(model="limited", messages=MESSAGES)
+                    return 200
+                except openai.RateLimitError:
+                    return 429
+
+            return await asyncio.gather(*(one() for _ in range(50)))
+
+    statuses = asyncio.run(burst())
+    assert statuses.count(200) == 20
+    assert statuses.count(429) == 30
