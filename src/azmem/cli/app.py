@@ -7,7 +7,6 @@ the store) happen inside the commands, so ``azmem --help`` answers at once.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,7 +14,7 @@ from typer.core import TyperGroup
 
 from azmem import __version__
 from azmem.cli import demo, doctor, emulator, importer, memories
-from azmem.cli.options import GLOBAL_PANEL, CliState
+from azmem.cli.options import CliState, ConfigOpt, StoreOpt
 from azmem.cli.output import ExitCode, debug_enabled, err_console, exit_code_for, print_error
 
 __all__ = ["app", "main"]
@@ -67,28 +66,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="Config file (YAML or TOML) with the Azure OpenAI settings.",
-            dir_okay=False,
-            rich_help_panel=GLOBAL_PANEL,
-            show_default=False,
-        ),
-    ] = None,
-    store: Annotated[
-        Path | None,
-        typer.Option(
-            "--store",
-            "-s",
-            help="SQLite store file (default: the one in the config, else the user data directory).",
-            dir_okay=False,
-            rich_help_panel=GLOBAL_PANEL,
-            show_default=False,
-        ),
-    ] = None,
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
     version: Annotated[
         bool,
         typer.Option("--version", help="Show the version and exit.", callback=_version, is_eager=True),

@@ -233,14 +233,6 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     return ExitCode.INTERNAL
 
 
-def is_user_facing(exc: BaseException) -> bool:
-    """True for errors written for the user (they carry a message and maybe a suggestion).
-
-    Anything else is a bug in azmem and is reported as one.
-    """
-    return exit_code_for(exc) is not ExitCode.INTERNAL
-
-
 def describe_error(exc: BaseException) -> dict[str, Any]:
     """The error as data: for ``--json`` consumers and for tests, never including secrets.
 
