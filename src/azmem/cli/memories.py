@@ -131,7 +131,9 @@ def add(
         list[str] | None,
         typer.Option("--meta", "-m", help="Metadata KEY=VALUE (repeatable).", show_default=False),
     ] = None,
-    role: Annotated[str, typer.Option(help="Role of the message: user, assistant or system.")] = "user",
+    role: Annotated[
+        Literal["user", "assistant", "system"], typer.Option(help="Who said it (kept in the metadata).")
+    ] = "user",
     infer: Annotated[
         bool | None,
         typer.Option(
