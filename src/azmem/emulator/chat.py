@@ -7,6 +7,7 @@ answers look identical on the wire.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -49,7 +50,8 @@ def api_version_date(version: str) -> str | None:
 
 
 def fingerprint(dep: Deployment) -> str:
-    return "fp_" + format(abs(hash(dep.model)) % (16**10), "010x")
+    """Stable per model across processes (str hash() is salted per process, sha256 is not)."""
+    return "fp_" + hashlib.sha256(str(dep.model).encode()).hexdigest()[:10]
 
 
 def _all_text(messages: list[Any]) -> str:

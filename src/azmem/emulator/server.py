@@ -125,7 +125,8 @@ class Emulator:
                 self.stop()
                 raise RuntimeError(f"the emulator failed to start: {error!r}")
             time.sleep(0.005)
-        self._endpoint = f"http://{self._host}:{port}"
+        shown = f"[{self._host}]" if ":" in self._host else self._host
+        self._endpoint = f"http://{shown}:{port}"
         return self._endpoint
 
     def stop(self) -> None:
@@ -324,7 +325,7 @@ def _banner(endpoint: str, config: EmulatorConfig, deployments: list[Deployment]
 
 def serve(
     host: str = "127.0.0.1",
-    port: int = 8765,
+    port: int = 8000,
     config_path: str | Path | None = None,
     *,
     config: EmulatorConfig | None = None,
