@@ -39,9 +39,3 @@ def query_terms(text: str | None) -> list[str]:
 def or_expression(terms: list[str]) -> str:
     """Each term as a quoted FTS5 string (never syntax), ORed."""
     return " OR ".join(f'"{t}"' for t in terms)
-
-
-def match_expression(text: str | None) -> str | None:
-    """The MATCH string for `text`, or None when it holds no searchable word."""
-    terms = query_terms(text)
-    return or_expression(terms) if terms else None
