@@ -8,6 +8,7 @@ the error says how far it got.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -126,8 +127,6 @@ def import_(
     file holds one conversation or one message per line. --user/--agent/--run override
     the ids in the file.
     """
-    import sys
-
     conversations: list[Conversation] = []
     for path in files:
         if str(path) == "-":
