@@ -531,3 +531,14 @@ def test_keys_inside_the_routing_section_are_not_shown() -> None:
     from azmem.azure.errors import redact
 
     assert key not in redact(f"echo {key}")
+
+
+def test_small_chat_from_azmem_env_inherits_the_chat_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", EP_GENERIC)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "generic-key-123")
+    monkeypatch.setenv("AZURE_OPENAI_DEPLOYMENT", "gpt-4o")
+    monkeypatch.setenv("AZMEM_SMALL_CHAT__DEPLOYMENT", "gpt-4o-mini")
+    small = AzmemSettings.load().role("small_chat")
+    assert small.deployment == "gpt-4o-mini"
+    assert small.endpoint == EP_GENERIC
+    assert _key(small) == "generic-key-123"

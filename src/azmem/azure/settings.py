@@ -514,10 +514,20 @@ class AzmemSettings(BaseSettings):
 
         file_layer = _normalise_top(_read_file(file_path), where="") if file_path else {}
         env_generic, env_roles = _env_layers()
+        # AZMEM_* (e.g. AZMEM_SMALL_CHAT__DEPLOYMENT) joins the generic layer here, so roles it
+        # creates inherit from chat like any other.
+        try:
+            env_azmem = _normalise_top(_AzmemEnvSource(cls)(), where="")
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            raise ConfigurationError(
+                f"Could not read the AZMEM_* environment variables: {exc}", error_code="bad_env"
+            ) from None
         explicit = _deep_merge(_normalise_top(explicit_cfg, where=""), _normalise_top(overrides, where=""))
 
         merged: dict[str, Any] = {}
-        for layer in (file_layer, env_generic, env_roles, explicit):
+        for layer in (file_layer, env_azmem, env_generic, env_roles, explicit):
             merged = _deep_merge(merged, _expand_shorthands(layer))
         _inherit(merged, explicit)
         try:
