@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["connection_info", "emulator"]
 
-DEFAULT_PORT = 8765
+DEFAULT_PORT = 8000  # the same as `python -m azmem.emulator`
 
 
 def _interrupt(signum: int, frame: object) -> None:
