@@ -5,7 +5,8 @@ Sources, highest first:
 1. explicit arguments (``AzmemSettings.load(config_dict, **overrides)``; a dict ``config``
    counts as explicit, like mem0's config beating its env vars);
 2. role-specific env: ``LLM_AZURE_*`` for chat (and small chat), ``EMBEDDING_AZURE_*``;
-3. generic env: ``AZURE_OPENAI_*``, ``OPENAI_API_VERSION`` and ``AZMEM_*``;
+3. generic env: ``AZMEM_*`` (pydantic-settings, ``__`` nesting: ``AZMEM_CHAT__TIMEOUT=30``), then
+   ``AZURE_OPENAI_*`` and ``OPENAI_API_VERSION``;
 4. a config file (YAML or TOML; ``config=<path>`` or env ``AZMEM_CONFIG``);
 5. defaults.
 
@@ -527,7 +528,7 @@ class AzmemSettings(BaseSettings):
         explicit = _deep_merge(_normalise_top(explicit_cfg, where=""), _normalise_top(overrides, where=""))
 
         merged: dict[str, Any] = {}
-        for layer in (file_layer, env_azmem, env_generic, env_roles, explicit):
+        for layer in (file_layer, env_generic, env_azmem, env_roles, explicit):
             merged = _deep_merge(merged, _expand_shorthands(layer))
         _inherit(merged, explicit)
         try:
