@@ -11,6 +11,7 @@ reports what the service says *now* instead of waiting out backoffs.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -87,7 +88,12 @@ def _load_settings(config: Path | None, store: Path | None, report: _Report) -> 
         for name in ("chat", "small_chat", "embedding")
         if (cfg := getattr(settings, name)) is not None and cfg.deployment
     ]
-    source = f"config file {config}" if config else "environment"
+    if config is not None:
+        source = f"config file {config}"
+    elif os.environ.get("AZMEM_CONFIG"):
+        source = f"config file {os.environ['AZMEM_CONFIG']} (AZMEM_CONFIG) and environment"
+    else:
+        source = "environment"
     report.add(
         Check(
             "configuration",
