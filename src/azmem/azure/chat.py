@@ -38,6 +38,7 @@ from azmem.azure.response import (
     LLMResult,
     ValidationFailure,
     interpret_completion,
+    usage_of,
     validation_failure_from,
 )
 from azmem.azure.retry import RetryPolicy
@@ -259,7 +260,8 @@ def generate_flow(
                 attempt=attempts,
                 auth=target.auth,
             )
-            _record_usage(env, target, options, _usage(completion), cached=False)
+            usage = usage_of(completion)
+            _record_usage(env, target, options, usage, cached=False)
             outcome: LLMResult[Any] | ValidationFailure
             if failure is not None:
                 outcome = failure
@@ -267,6 +269,7 @@ def generate_flow(
                 try:
                     outcome = interpret_completion(
                         completion,
+                        usage=usage,
                         mode=mode,
                         response_model=response_model,
                         ctx=ctx,
@@ -296,12 +299,6 @@ def generate_flow(
             if env.cache is not None and cache_key is not None:
                 env.cache.set(cache_key, _to_cache(outcome), namespace="chat")
             return outcome
-
-
-def _usage(completion: ChatCompletion) -> Usage:
-    from azmem.azure.response import usage_of
-
-    return usage_of(completion)
 
 
 def open_stream_flow(

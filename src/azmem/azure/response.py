@@ -102,6 +102,7 @@ def _validation_text(exc: ValidationError | ValueError) -> str:
 def interpret_completion(
     completion: ChatCompletion,
     *,
+    usage: Usage | None = None,
     mode: OutputMode,
     response_model: type[T] | None,
     ctx: RequestContext,
@@ -148,7 +149,7 @@ def interpret_completion(
         )
     common: dict[str, Any] = {
         "tool_calls": tool_calls,
-        "usage": usage_of(completion),
+        "usage": usage if usage is not None else usage_of(completion),
         "deployment": ctx.deployment,
         "model": completion.model or None,
         "request_id": _request_id(headers) or completion.id or None,
