@@ -578,3 +578,26 @@ def test_locked_store_reads_and_opens_but_writes_time_out(tmp_path: Path) -> Non
     add(store, "after the lock")
     assert store.count() == 2
     store.close()
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_truncated_file_never_leaks_sqlite_errors(tmp_path: Path, keep: float) -> None:
+    path = tmp_path / "m.db"
+    with open_store(path) as s:
+        for i in range(300):
+            add(s, f"memory {i} with some words to fill pages " * 5)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+    def use_it() -> None:
+        s = open_store(path)
+        s.count()
+        s.search("memory", fake_embed("memory"), Scope(), limit=50)
+        s.list(Scope(), limit=500)
+        add(s, "after damage")
+
+    with pytest.raises(StoreError) as err:
+        use_it()
+    assert str(path) in err.value.message
+    assert err.value.error_code == "store_corrupt"
+    assert "move the file aside" in (err.value.suggestion or "")
