@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,9 +30,8 @@ _AZURE_ENV = (
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Keep the developer's real Azure variables and data directory out of every test."""
     for name in _AZURE_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AZMEM_HOME", str(tmp_path / "azmem-home"))
-    yield
