@@ -131,3 +131,15 @@ def test_hybrid_shortcuts_match_a_fresh_store_object(
         b = other.search("memory 7", cluster, scope, {"g": {"gte": 10}}, limit=20)
         assert [h.record.id for h in a] == [h.record.id for h in b]
     other.close()
+
+
+@pytest.mark.parametrize("mode", ["exact", "quantized"])
+def test_index_modes_find_the_same_best_match(world: tuple[SQLiteStore, list[Any]], mode: Any) -> None:
+    store, (_, rows) = world
+    other = SQLiteStore(store.path, index_mode=mode)
+    other.open(*store.embedder)  # type: ignore[misc]
+    rec, vec = rows[123]
+    hit = other.search(None, vec, Scope(), limit=1, mode="dense")[0]
+    assert hit.record.id == rec.id
+    assert hit.similarity == pytest.approx(1.0, abs=1e-5)
+    other.close()

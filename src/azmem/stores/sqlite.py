@@ -61,7 +61,7 @@ from azmem.stores.models import (
     memory_hash,
     utcnow,
 )
-from azmem.stores.vectors import VectorIndex
+from azmem.stores.vectors import IndexMode, VectorIndex
 
 __all__ = ["RRF_K", "SQLiteStore"]
 
@@ -135,9 +135,17 @@ class _Prepared:
 class SQLiteStore:
     """`MemoryStore` on one SQLite file. `SQLiteStore(":memory:")` works for throwaway use."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0, index_mode: IndexMode = "auto"
+    ) -> None:
+        """`index_mode` picks the in-memory vector search: "exact", "quantized" or "auto"
+        (exact for small candidate sets, quantized scan + exact re-rank for large ones;
+        see stores/vectors.py). `busy_timeout` is how long a write waits for another writer."""
+        if index_mode not in ("exact", "quantized", "auto"):
+            raise InvalidInputError(f"index_mode must be 'exact', 'quantized' or 'auto', got {index_mode!r}")
         self.path = str(path)
         self._busy_timeout = busy_timeout
+        self._index_mode: IndexMode = index_mode
         self._lock = threading.RLock()
         self._embedder: tuple[str, int] | None = None
         self._index: VectorIndex | None = None
@@ -783,7 +791,7 @@ class SQLiteStore:
         ).fetchone()
         head = pruned if head is None else head
         if self._index is None or self._index_dim != dim or self._index_seq < pruned:
-            index = VectorIndex(dim)
+            index = VectorIndex(dim, mode=self._index_mode)
             self._scopes = ScopeColumns()
             self._load_rows(conn, index, "", (), dim)
             self._index, self._index_dim = index, dim
