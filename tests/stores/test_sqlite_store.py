@@ -590,11 +590,11 @@ def test_truncated_file_never_leaks_sqlite_errors(tmp_path: Path, keep: float) -
     path.write_bytes(data[: int(len(data) * keep)])
 
     def use_it() -> None:
-        s = open_store(path)
-        s.count()
-        s.search("memory", fake_embed("memory"), Scope(), limit=50)
-        s.list(Scope(), limit=500)
-        add(s, "after damage")
+        with open_store(path) as s:
+            s.count()
+            s.search("memory", fake_embed("memory"), Scope(), limit=50)
+            s.list(Scope(), limit=500)
+            add(s, "after damage")
 
     with pytest.raises(StoreError) as err:
         use_it()
