@@ -312,3 +312,42 @@ def test_legacy_model_refuses_json_schema_and_images(emulator: Emulator) -> None
         schema.value.body
     )
     assert vision.value.param == "messages.[0].content.[1].type"
+
+
+def test_generated_instance_respects_formats_and_bounds(emulator: Emulator) -> None:
+    import datetime
+    import uuid
+
+    from pydantic import Field
+
+    class Event(BaseModel):
+        when: datetime.datetime
+        day: datetime.date
+        id: uuid.UUID
+        count: int = Field(ge=3)
+        share: float = Field(gt=0, lt=1)
+
+    with azure(emulator) as client:
+        reply = client.chat.completions.parse(model="gpt-4o", messages=MESSAGES, response_format=Event)
+    event = reply.choices[0].message.parsed
+    assert event is not None
+    assert event.count == 3
+
+
+def test_dict_field_is_refused_in_strict_mode(emulator: Emulator) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"labels": {"type": "object", "additionalProperties": {"type": "string"}}},
+        "required": ["labels"],
+        "additionalProperties": False,
+    }
+    with azure(emulator) as client, pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "T", "schema": schema, "strict": True},
+            },
+        )
+    assert "context=('properties', 'labels')" in str(info.value.body)

@@ -8,6 +8,7 @@ shows up in tests rather than in production.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 MAX_DEPTH = 12
@@ -45,7 +46,9 @@ def check_strict(schema: Any, name: str) -> str | None:
         ctx = "(" + ", ".join(repr(c) for c in context) + (",)" if len(context) == 1 else ")")
         types = node.get("type")
         is_object = types == "object" or (isinstance(types, list) and "object" in types)
-        if is_object and "properties" in node:
+        # Every object, with or without properties (a `dict[str, X]` field has none), must close
+        # itself with additionalProperties false in strict mode.
+        if is_object:
             if node.get("additionalProperties") is not False:
                 return (
                     f"Invalid schema for response_format '{name}': In context={ctx}, "
@@ -129,16 +132,51 @@ def _gen(schema: Any, root: dict[str, Any], name: str, depth: int) -> Any:
             count = int(schema.get("minItems", 0))
         return [_gen(items, root, name, depth + 1) for _ in range(count)]
     if types == "string":
-        return f"example {name}"
+        return _FORMATS.get(str(schema.get("format")), f"example {name}")
     if types == "integer":
-        return int(schema.get("minimum", 1))
+        return int(_number(schema, 1, integer=True))
     if types == "number":
-        return float(schema.get("minimum", 1.5))
+        return float(_number(schema, 1.5, integer=False))
     if types == "boolean":
         return True
     if types == "null":
         return None
     return None
+
+
+_FORMATS = {
+    "date-time": "2024-01-01T00:00:00Z",
+    "date": "2024-01-01",
+    "time": "12:00:00",
+    "duration": "P1D",
+    "email": "user@example.com",
+    "hostname": "example.com",
+    "ipv4": "127.0.0.1",
+    "ipv6": "::1",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+    "uri": "https://example.com/",
+}
+
+
+def _number(schema: dict[str, Any], default: float, *, integer: bool) -> float:
+    """A value inside the schema's bounds (strict mode allows minimum/maximum and exclusive forms)."""
+    lo = schema.get("minimum", schema.get("exclusiveMinimum"))
+    lo_open = "minimum" not in schema and "exclusiveMinimum" in schema
+    hi = schema.get("maximum", schema.get("exclusiveMaximum"))
+    hi_open = "maximum" not in schema and "exclusiveMaximum" in schema
+    if lo is not None:
+        value = float(lo)
+        if lo_open:
+            value = math.floor(value) + 1 if integer else value
+        if hi is not None and not integer:
+            value = (float(lo) + float(hi)) / 2
+        elif lo_open and not integer:
+            value += 1
+        return value
+    if hi is not None:
+        limit = float(hi) - 1 if hi_open else float(hi)
+        return min(default, math.floor(limit) if integer else limit)
+    return default
 
 
 def _shallow(schema: dict[str, Any]) -> Any:
