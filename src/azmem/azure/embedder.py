@@ -146,12 +146,15 @@ class _BaseEmbedder:
         max_batch_tokens: int = MAX_BATCH_TOKENS,
     ) -> None:
         policy = retry
+        self._owned_cache: ResponseCache | None = None
         if settings is None:
             settings = AzmemSettings.load()
         if isinstance(settings, AzmemSettings):
             policy = policy or settings.retry
             if cache is None and settings.cache.enabled:
-                cache = ResponseCache(settings.cache_path, ttl_seconds=settings.cache.ttl_seconds)
+                cache = self._owned_cache = ResponseCache(
+                    settings.cache_path, ttl_seconds=settings.cache.ttl_seconds
+                )
             settings = settings.role("embedding")
         if isinstance(settings, AzureProvider):
             if client is not None:
@@ -348,8 +351,11 @@ class AzureEmbedder(_BaseEmbedder):
             return self._assemble(plan, usages, span)
 
     def close(self) -> None:
+        """Close what this embedder created (SDK clients, the settings' cache), never a caller's."""
         if self._owns_provider:
             self._provider.close()
+        if self._owned_cache is not None:
+            self._owned_cache.close()
 
     def __enter__(self) -> AzureEmbedder:
         return self
@@ -369,10 +375,27 @@ class AsyncAzureEmbedder(_BaseEmbedder):
         self,
         settings: AzmemSettings | AzureOpenAISettings | AzureProvider | None = None,
         *,
+        client: openai.AsyncOpenAI | None = None,
+        dimensions: int | None = None,
+        tracer: Any | None = None,
+        usage: UsageTracker | None = None,
+        cache: ResponseCache | None = None,
+        retry: RetryPolicy | None = None,
+        max_batch_inputs: int = MAX_BATCH_INPUTS,
+        max_batch_tokens: int = MAX_BATCH_TOKENS,
         max_concurrency: int = 4,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(settings, **kwargs)
+        super().__init__(
+            settings,
+            client=client,
+            dimensions=dimensions,
+            tracer=tracer,
+            usage=usage,
+            cache=cache,
+            retry=retry,
+            max_batch_inputs=max_batch_inputs,
+            max_batch_tokens=max_batch_tokens,
+        )
         self._max_concurrency = max(1, max_concurrency)
 
     async def aembed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -402,8 +425,11 @@ class AsyncAzureEmbedder(_BaseEmbedder):
             return self._assemble(plan, usages, span)
 
     async def aclose(self) -> None:
+        """Close what this embedder created (SDK clients, the settings' cache), never a caller's."""
         if self._owns_provider:
             await self._provider.aclose()
+        if self._owned_cache is not None:
+            self._owned_cache.close()
 
     async def __aenter__(self) -> AsyncAzureEmbedder:
         return self
