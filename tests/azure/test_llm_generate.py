@@ -14,6 +14,7 @@ from pydantic import BaseModel, field_validator
 
 from azmem.azure.errors import (
     ContentFilterError,
+    InvalidInputError,
     OutputTruncatedError,
     RefusalError,
     StructuredOutputError,
@@ -358,3 +359,15 @@ def test_stream_truncation_is_reported(make_llm: Factory) -> None:
     make_llm.emu.script("gpt-4o", ["word " * 100])
     with pytest.raises(OutputTruncatedError):
         make_llm().stream("long", max_tokens=3)
+
+
+def test_loose_tools_with_a_response_model_are_refused_before_sending(make_llm: Factory) -> None:
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    with pytest.raises(InvalidInputError, match="strict"):
+        make_llm().generate("x", response_model=Person, tools=[tool])
+    assert chat_requests(make_llm.emu) == []
+
+
+def test_strict_tools_work_with_a_response_model(make_llm: Factory) -> None:
+    result = make_llm().generate("x", response_model=Person, tools=[Weather])
+    assert isinstance(result.parsed, Person)

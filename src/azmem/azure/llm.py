@@ -189,6 +189,15 @@ class _BaseLLMClient:
         temperature = params.get("temperature")
         top_p = params.get("top_p")
         effort = params.get("reasoning_effort")
+        tool_params = tuple(tool_param(t) for t in tools) if tools else None
+        if response_model is not None and tool_params:
+            loose = [t["function"]["name"] for t in tool_params if not t.get("function", {}).get("strict")]
+            if loose:
+                # chat.completions.parse only accepts strict function tools alongside a schema.
+                raise InvalidInputError(
+                    f"tools {loose} are not strict, which structured output (response_model) requires",
+                    suggestion="Pass the tools as pydantic models, or add 'strict': True to their function.",
+                )
         return ChatOptions(
             response_model=response_model,
             json=bool(params.get("json", False)),
@@ -197,7 +206,7 @@ class _BaseLLMClient:
             top_p=top_p if top_p is not None else cfg.top_p,
             seed=params.get("seed"),
             stop=tuple(stop) if stop else None,
-            tools=tuple(tool_param(t) for t in tools) if tools else None,
+            tools=tool_params,
             tool_choice=params.get("tool_choice"),
             reasoning_effort=effort if effort is not None else cfg.reasoning_effort,
             model_size=size,
