@@ -47,6 +47,12 @@ class Evens(BaseModel):
         return v
 
 
+class Pet(BaseModel):
+    """A pet."""
+
+    name: str
+
+
 class Weather(BaseModel):
     """Current weather for a city."""
 
@@ -371,3 +377,12 @@ def test_loose_tools_with_a_response_model_are_refused_before_sending(make_llm: 
 def test_strict_tools_work_with_a_response_model(make_llm: Factory) -> None:
     result = make_llm().generate("x", response_model=Person, tools=[Weather])
     assert isinstance(result.parsed, Person)
+
+
+def test_named_tool_choice_gets_a_generated_call(make_llm: Factory) -> None:
+    choice = {"type": "function", "function": {"name": "Weather"}}
+    result = make_llm().generate("Weather?", tools=[Pet, Weather], tool_choice=choice)
+    (call,) = result.tool_calls
+    assert call.name == "Weather"
+    assert isinstance(Weather.model_validate(call.arguments_json()).city, str)
+    assert chat_requests(make_llm.emu)[0].json["tool_choice"] == choice
