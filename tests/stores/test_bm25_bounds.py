@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from azmem.stores import Scope, SQLiteStore
-from azmem.stores import sqlite as sqlite_module
+from azmem.stores import Scope, SQLiteStore, _search
 from azmem.stores._fts import or_expression, query_terms
 
 from .store_helpers import add, open_store
@@ -76,7 +75,7 @@ def test_common_words_are_dropped_when_rarer_ones_exist(
     corpus: tuple[SQLiteStore, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, ids = corpus
-    monkeypatch.setattr(sqlite_module, "RARE_DOCS", 10)  # "common", "apple", "banana", "cherry" are common
+    monkeypatch.setattr(_search, "RARE_DOCS", 10)  # "common", "apple", "banana", "cherry" are common
     hits = store.search("common apple juniper", None, Scope(), limit=50, mode="bm25")
     # Only memories with the rare word "juniper" (i % 10 == 0) are ranked.
     assert {ids[h.record.id] for h in hits} == {t for t in ids.values() if "juniper" in t.split()}
@@ -87,8 +86,8 @@ def test_rare_words_within_budget_are_kept_rarest_first(
     corpus: tuple[SQLiteStore, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, ids = corpus
-    monkeypatch.setattr(sqlite_module, "RARE_DOCS", 20)
-    monkeypatch.setattr(sqlite_module, "RARE_BUDGET", 12)  # juniper (6) + iris (7) > 12: iris dropped
+    monkeypatch.setattr(_search, "RARE_DOCS", 20)
+    monkeypatch.setattr(_search, "RARE_BUDGET", 12)  # juniper (6) + iris (7) > 12: iris dropped
     hits = store.search("iris juniper", None, Scope(), limit=50, mode="bm25")
     assert {ids[h.record.id] for h in hits} == {t for t in ids.values() if "juniper" in t.split()}
 
@@ -97,8 +96,8 @@ def test_only_common_words_scores_the_newest_matches(
     corpus: tuple[SQLiteStore, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, ids = corpus
-    monkeypatch.setattr(sqlite_module, "RARE_DOCS", 5)
-    monkeypatch.setattr(sqlite_module, "COMMON_SCAN", 8)
+    monkeypatch.setattr(_search, "RARE_DOCS", 5)
+    monkeypatch.setattr(_search, "COMMON_SCAN", 8)
     hits = store.search("common", None, Scope(), limit=50, mode="bm25")
     assert sorted(int(ids[h.record.id].split("item")[1]) for h in hits) == list(range(52, 60))
     scoped = store.search("common", None, Scope(user_id="u2"), limit=50, mode="bm25")
