@@ -458,3 +458,22 @@ def test_unknown_pool_names_the_configured_ones() -> None:
     router, _ = make_router({"chat": dep("a")})
     with pytest.raises(NoDeploymentAvailableError, match="configured: chat"):
         router.begin("chta")
+
+
+def test_waiters_are_spread_over_the_moments_grants_leave_the_window() -> None:
+    router, clock = make_router({"chat": dep("a", tpm=300)}, limiter={"margin": 0.0, "completion_tokens": 0})
+    for _ in range(3):
+        attempt(router.begin("chat", Requirements(prompt_tokens=93)))  # 100 tokens each, at t0, t0+1, t0+2
+        clock.advance(1.0)
+    waiters = [router.begin("chat", Requirements(prompt_tokens=93)) for _ in range(3)]
+    waits = [w.next() for w in waiters]
+    assert all(isinstance(w, Wait) for w in waits)
+    # Not all at the first expiry (a herd), but one per grant that leaves: t0+60, t0+61, t0+62.
+    assert [round(w.seconds, 6) for w in waits] == [57.0, 58.0, 59.0]  # type: ignore[union-attr]
+    clock.advance(57.0)
+    assert isinstance(waiters[0].next(), Attempt)
+    # A caller that gives up leaves the queue, so it does not delay the ones behind it.
+    waiters[1].close()
+    late = router.begin("chat", Requirements(prompt_tokens=93)).next()
+    assert isinstance(late, Wait)
+    assert late.seconds == pytest.approx(2.0)  # behind waiters[2] only: t0+62 -> now is t0+60

@@ -12,7 +12,8 @@ headers (``x-ratelimit-*``) back to the router.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -80,7 +81,7 @@ def routed_flow(
         "llm.provider": "azure",
         "azmem.route.model": call.requested_model,
     }
-    with llm_span(tracer, f"route {call.requested_model}", attrs) as span:
+    with llm_span(tracer, f"route {call.requested_model}", attrs) as span, _closing(call):
         while True:
             decision = call.next()
             if isinstance(decision, GiveUp):
@@ -135,6 +136,14 @@ def routed_flow(
             if decision.fallback:
                 span.set_attribute("azmem.route.fallback", decision.fallback)
             return result
+
+
+@contextmanager
+def _closing(call: Call) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        call.close()
 
 
 def _skips(skipped: Any) -> dict[str, str]:

@@ -21,12 +21,20 @@ import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Grant", "Ledger", "MemoryLedger", "SQLiteLedger", "admission_delay", "default_ledger_path"]
+__all__ = [
+    "Grant",
+    "Ledger",
+    "MemoryLedger",
+    "SQLiteLedger",
+    "WindowView",
+    "admission_delay",
+    "default_ledger_path",
+]
 
 
 @dataclass(frozen=True)
@@ -44,19 +52,35 @@ class Entry:
 
 
 def admission_delay(
-    entries: Iterable[Entry], *, now: float, window: float, tokens: int, tpm: int | None, rpm: int | None
+    entries: Iterable[Entry],
+    *,
+    now: float,
+    window: float,
+    tokens: int,
+    tpm: int | None,
+    rpm: int | None,
+    count: int = 1,
+    used: tuple[int, int] | None = None,
 ) -> float:
-    """Seconds until a request of ``tokens`` fits the window (0.0: it fits now).
+    """Seconds until ``count`` requests of ``tokens`` each fit the window (0.0: they fit now).
 
-    ``entries`` are the grants still inside the window, oldest first. A request larger than
-    the whole TPM quota fits only into an empty window (the service would count it anyway;
-    never admitting it would hang the caller).
+    ``entries`` are the grants still inside the window, oldest first; it is only read as far
+    as needed, so a backend can pass a cursor. ``used`` (tokens, requests in the window) saves
+    a pass when the caller already summed them. A request larger than the whole TPM quota fits
+    only into an empty window (the service would count it anyway; never admitting it would
+    hang the caller).
     """
-    live = [e for e in entries if e.t > now - window]
-    used_tokens = sum(e.tokens for e in live)
-    used_requests = sum(e.requests for e in live)
-    excess_tokens = 0 if tpm is None else (used_tokens if tokens > tpm else used_tokens + tokens - tpm)
-    excess_requests = 0 if rpm is None else used_requests + 1 - rpm
+    live: Iterable[Entry]
+    if used is None:
+        live = [e for e in entries if e.t > now - window]
+        used_tokens = sum(e.tokens for e in live)
+        used_requests = sum(e.requests for e in live)
+    else:
+        live = entries
+        used_tokens, used_requests = used
+    need = tokens * count
+    excess_tokens = 0 if tpm is None else (used_tokens if tokens > tpm else used_tokens + need - tpm)
+    excess_requests = 0 if rpm is None else used_requests + count - rpm
     if excess_tokens <= 0 and excess_requests <= 0:
         return 0.0
     freed_tokens = freed_requests = 0
@@ -65,10 +89,22 @@ def admission_delay(
         freed_requests += entry.requests
         if freed_tokens >= excess_tokens and freed_requests >= excess_requests:
             return max(0.0, entry.t + window - now)
-    return window  # unreachable with consistent inputs; a safe bound
+    return window  # more than the window holds; a safe bound
+
+
+@dataclass(frozen=True)
+class WindowView:
+    """A deployment's window as the router plans waits with it: totals and the oldest grants."""
+
+    used_tokens: int
+    used_requests: int
+    oldest: list[Entry]
 
 
 class Ledger(Protocol):
+    window: float
+    """Seconds a grant counts: the service's window plus the safety margin."""
+
     def acquire(
         self, key: str, tokens: int, *, tpm: int | None, rpm: int | None, now: float
     ) -> Grant | float:
@@ -87,61 +123,93 @@ class Ledger(Protocol):
         """Usage the service reports that we did not send (other machines on the same quota)."""
         ...
 
+    def view(self, key: str, *, now: float, limit: int) -> WindowView:
+        """Totals of the window and its ``limit`` oldest grants, for planning waits."""
+        ...
+
 
 class MemoryLedger:
-    """One process's ledger; the default in tests and when SQLite is turned off."""
+    """One process's ledger; the default in tests and when SQLite is turned off.
+
+    Grants are kept in arrival order (the clock is monotonic) with running totals, so an
+    admission costs the expired grants it drops, not a pass over the whole window.
+    """
 
     def __init__(self, window: float = 60.0, margin: float = 1.0) -> None:
         self.window = window + margin
-        self._entries: dict[str, dict[int, Entry]] = {}
+        self._books: dict[str, dict[int, Entry]] = {}
+        self._totals: dict[str, list[int]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
-    def _live(self, key: str, now: float) -> dict[int, Entry]:
-        book = self._entries.setdefault(key, {})
-        for gid in [gid for gid, e in book.items() if e.t <= now - self.window or e.t > now + 1.0]:
+    def _live(self, key: str, now: float) -> tuple[dict[int, Entry], list[int]]:
+        book = self._books.setdefault(key, {})
+        totals = self._totals.setdefault(key, [0, 0])
+        while book:
+            gid, first = next(iter(book.items()))
+            if first.t > now - self.window and first.t <= now + 1.0:
+                break
             del book[gid]
-        return book
+            totals[0] -= first.tokens
+            totals[1] -= first.requests
+        return book, totals
+
+    def _add(self, key: str, entry: Entry) -> int:
+        gid = next(self._ids)
+        self._books[key][gid] = entry
+        totals = self._totals[key]
+        totals[0] += entry.tokens
+        totals[1] += entry.requests
+        return gid
 
     def acquire(
         self, key: str, tokens: int, *, tpm: int | None, rpm: int | None, now: float
     ) -> Grant | float:
         with self._lock:
-            book = self._live(key, now)
+            book, totals = self._live(key, now)
             delay = admission_delay(
-                sorted(book.values(), key=lambda e: e.t),
+                iter(book.values()),
                 now=now,
                 window=self.window,
                 tokens=tokens,
                 tpm=tpm,
                 rpm=rpm,
+                used=(totals[0], totals[1]),
             )
             if delay > 0:
                 return delay
-            gid = next(self._ids)
-            book[gid] = Entry(now, tokens, 1)
-            return Grant(key, gid, tokens)
+            return Grant(key, self._add(key, Entry(now, tokens, 1)), tokens)
 
     def settle(self, grant: Grant, tokens: int) -> None:
         with self._lock:
-            entry = self._entries.get(grant.key, {}).get(grant.id)
+            entry = self._books.get(grant.key, {}).get(grant.id)
             if entry is not None:
-                self._entries[grant.key][grant.id] = Entry(entry.t, tokens, entry.requests)
+                self._books[grant.key][grant.id] = Entry(entry.t, tokens, entry.requests)
+                self._totals[grant.key][0] += tokens - entry.tokens
 
     def release(self, grant: Grant) -> None:
         with self._lock:
-            self._entries.get(grant.key, {}).pop(grant.id, None)
+            entry = self._books.get(grant.key, {}).pop(grant.id, None)
+            if entry is not None:
+                self._totals[grant.key][0] -= entry.tokens
+                self._totals[grant.key][1] -= entry.requests
 
     def used(self, key: str, *, now: float) -> tuple[int, int]:
         with self._lock:
-            book = self._live(key, now)
-            return sum(e.tokens for e in book.values()), sum(e.requests for e in book.values())
+            _, totals = self._live(key, now)
+            return totals[0], totals[1]
 
     def record_external(self, key: str, tokens: int, requests: int, *, now: float) -> None:
         if tokens <= 0 and requests <= 0:
             return
         with self._lock:
-            self._live(key, now)[next(self._ids)] = Entry(now, max(0, tokens), max(0, requests))
+            self._live(key, now)
+            self._add(key, Entry(now, max(0, tokens), max(0, requests)))
+
+    def view(self, key: str, *, now: float, limit: int) -> WindowView:
+        with self._lock:
+            book, totals = self._live(key, now)
+            return WindowView(totals[0], totals[1], list(itertools.islice(book.values(), limit)))
 
 
 def default_ledger_path() -> Path:
@@ -191,9 +259,17 @@ class SQLiteLedger:
             "DELETE FROM grants WHERE key = ? AND (t <= ? OR t > ?)", (key, now - self.window, now + 1.0)
         )
 
-    def _entries(self, key: str) -> list[Entry]:
-        rows = self._db.execute("SELECT t, tokens, requests FROM grants WHERE key = ? ORDER BY t", (key,))
-        return [Entry(float(t), int(tok), int(req)) for t, tok, req in rows]
+    def _totals(self, key: str) -> tuple[int, int]:
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(tokens), 0), COALESCE(SUM(requests), 0) FROM grants WHERE key = ?", (key,)
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def _oldest(self, key: str, limit: int = -1) -> Iterator[Entry]:
+        rows = self._db.execute(
+            "SELECT t, tokens, requests FROM grants WHERE key = ? ORDER BY t LIMIT ?", (key, limit)
+        )
+        return (Entry(float(t), int(tok), int(req)) for t, tok, req in rows)
 
     def acquire(
         self, key: str, tokens: int, *, tpm: int | None, rpm: int | None, now: float
@@ -202,8 +278,9 @@ class SQLiteLedger:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._prune(key, now)
+                used = self._totals(key)
                 delay = admission_delay(
-                    self._entries(key), now=now, window=self.window, tokens=tokens, tpm=tpm, rpm=rpm
+                    self._oldest(key), now=now, window=self.window, tokens=tokens, tpm=tpm, rpm=rpm, used=used
                 )
                 if delay > 0:
                     self._db.execute("COMMIT")
@@ -216,6 +293,17 @@ class SQLiteLedger:
                 self._db.execute("ROLLBACK")
                 raise
             return Grant(key, int(cur.lastrowid or 0), tokens)
+
+    def view(self, key: str, *, now: float, limit: int) -> WindowView:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._prune(key, now)
+                used = self._totals(key)
+                oldest = list(self._oldest(key, limit))
+            finally:
+                self._db.execute("COMMIT")
+            return WindowView(used[0], used[1], oldest)
 
     def settle(self, grant: Grant, tokens: int) -> None:
         with self._lock:

@@ -16,6 +16,8 @@ from an injected clock, so every rule is testable without sleeping.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
 import random
 import threading
@@ -196,6 +198,7 @@ class Router:
         self._lock = threading.RLock()
         self._entries: dict[str, list[_Entry]] = {}
         self._stats: dict[str, DeploymentStats] = {}
+        self._waiters: dict[str, dict[int, float]] = {}  # pool -> {call id: planned wake-up}
         for model, pool in self.config.pools.items():
             entries = []
             for spec in pool.deployments:
@@ -416,6 +419,7 @@ class Call:
         self._min_context = 0
         self._last_error: AzmemError | None = None
         self._fatal: AzmemError | None = None
+        self._waiting: str | None = None
         cfg = router.config
         reach = len(router._pool(model)) + sum(
             len(router._pool(m))
@@ -430,6 +434,9 @@ class Call:
     def next(self) -> Decision:
         r = self.router
         with r._lock:
+            if self._waiting is not None:
+                r._waiters.get(self._waiting, {}).pop(id(self), None)
+                self._waiting = None
             if self._fatal is not None:
                 return GiveUp(self._finish(self._fatal))
             now = r.clock.now()
@@ -502,6 +509,7 @@ class Call:
             return self._give_up("no deployment has the capabilities the request needs")
 
         earliest: tuple[float, str] | None = None
+        full: list[_Entry] = []
         for tier in sorted({e.spec.priority for e in capable}):
             usable: list[_Entry] = []
             for e in (e for e in capable if e.spec.priority == tier):
@@ -525,12 +533,14 @@ class Call:
                     )
                     if not isinstance(got, Grant):
                         skipped[e.label] = f"full for {got:.1f}s (client-side TPM/RPM limit)"
-                        if earliest is None or now + got < earliest[0]:
-                            earliest = (now + got, e.label)
+                        full.append(e)
                         continue
                     grant = got
                 return self._start(e, grant, skipped, now)
 
+        if full:
+            slot = self._queue_slot(full, now)
+            earliest = slot if earliest is None else min(earliest, slot)
         if earliest is None:
             for label, why in skipped.items():
                 self.trail.add(label, f"skipped ({why})")
@@ -552,7 +562,56 @@ class Call:
             )
         if r.config.deadline is not None and now + wait - self.started > r.config.deadline:
             return self._give_up(f"waiting {wait:.1f}s would pass the deadline of {r.config.deadline:g}s")
+        r._waiters.setdefault(self.model, {})[id(self)] = earliest[0]
+        self._waiting = self.model
         return Wait(wait, earliest[1], skipped)
+
+    def _queue_slot(self, full: list[_Entry], now: float) -> tuple[float, str]:
+        """When this call's turn comes on the full deployments, counting the calls already waiting.
+
+        Every waiter told "the earliest grant leaves at t" would wake at t together, one would
+        get the slot and the rest would ask again, over and over: a herd that burns the CPU
+        the requests themselves need. Planning with the queue ahead spreads the wake-ups over
+        the moments grants actually leave the window.
+        """
+        r = self.router
+        assert r.ledger is not None
+        waiting = r._waiters.get(self.model, {})
+        ahead = sum(1 for cid, at in waiting.items() if cid != id(self) and at >= now - 1.0)
+        need = ahead + 1
+        window = r.ledger.window
+        plans = []
+        for e in full:
+            view = r.ledger.view(e.spec.limiter_key, now=now, limit=4 * need + 64)
+            expiries = [g.t + window for g in view.oldest]
+            freed_tokens = list(itertools.accumulate((g.tokens for g in view.oldest), initial=0))
+            freed_requests = list(itertools.accumulate((g.requests for g in view.oldest), initial=0))
+            plans.append((e, view, expiries, freed_tokens, freed_requests))
+
+        def fitting(at: float) -> int:
+            total = 0
+            for e, view, expiries, freed_tokens, freed_requests in plans:
+                j = bisect.bisect_right(expiries, at)
+                by_tokens = (
+                    need
+                    if not e.spec.tpm
+                    else ((e.spec.tpm - view.used_tokens + freed_tokens[j]) // max(self.reservation, 1))
+                )
+                by_requests = need if not e.spec.rpm else e.spec.rpm - view.used_requests + freed_requests[j]
+                total += max(0, min(by_tokens, by_requests))
+            return total
+
+        for at, label in sorted((t, p[0].label) for p in plans for t in p[2]):
+            if fitting(at) >= need:
+                return (max(at, now), label)
+        return (now + window, full[0].label)
+
+    def close(self) -> None:
+        """Leave the wait queue (the driver calls this when the call ends, however it ends)."""
+        if self._waiting is not None:
+            with self.router._lock:
+                self.router._waiters.get(self._waiting, {}).pop(id(self), None)
+            self._waiting = None
 
     def _start(self, e: _Entry, grant: Grant | None, skipped: dict[str, str], now: float) -> Attempt:
         st = self.router._stats[e.spec.limiter_key]
