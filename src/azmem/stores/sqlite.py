@@ -15,9 +15,10 @@ Guarantees and the choices behind them:
 * **Threads.** One connection per store object, serialised by a re-entrant lock:
   safe to share across threads, one call at a time. For parallel reads open one
   `SQLiteStore` per thread. Do not share one across `fork()`.
-* **Search.** Scope and filters are SQL; dense search runs on the index restricted
-  to the matching rowids; BM25 runs in FTS5 with the same WHERE; the two lists are
-  fused by reciprocal rank fusion (k=60). See `MemoryStore.search` for the scores.
+* **Search.** Scope and filters are applied before ranking: dense search runs on the
+  in-memory index restricted to the scope (in-memory scope columns) and the filters
+  (SQL), BM25 runs in FTS5 with the same WHERE, and the two lists are fused by
+  reciprocal rank fusion (`_search.py`). See `MemoryStore.search` for the scores.
 """
 
 from __future__ import annotations
