@@ -104,3 +104,11 @@ def test_stale_future_entries_from_a_previous_boot_are_dropped(tmp_path: Path) -
     assert isinstance(ledger.acquire("k", 1000, tpm=1000, rpm=None, now=10_000.0), Grant)
     # After a reboot the monotonic clock restarts near zero.
     assert isinstance(ledger.acquire("k", 1000, tpm=1000, rpm=None, now=5.0), Grant)
+
+
+def test_used_many_reads_several_deployments_at_once(ledger: MemoryLedger | SQLiteLedger) -> None:
+    ledger.acquire("a", 10, tpm=100, rpm=None, now=0.0)
+    ledger.acquire("a", 5, tpm=100, rpm=None, now=1.0)
+    ledger.acquire("b", 7, tpm=100, rpm=None, now=1.0)
+    assert ledger.used_many(["a", "b", "c"], now=2.0) == {"a": (15, 2), "b": (7, 1), "c": (0, 0)}
+    assert ledger.used_many(["a"], now=60.5) == {"a": (5, 1)}

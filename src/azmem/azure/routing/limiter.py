@@ -21,7 +21,7 @@ import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -119,6 +119,10 @@ class Ledger(Protocol):
         """(tokens, requests) counted in the current window."""
         ...
 
+    def used_many(self, keys: Sequence[str], *, now: float) -> dict[str, tuple[int, int]]:
+        """:meth:`used` for several deployments in one read (the router ranks a whole tier)."""
+        ...
+
     def record_external(self, key: str, tokens: int, requests: int, *, now: float) -> None:
         """Usage the service reports that we did not send (other machines on the same quota)."""
         ...
@@ -198,6 +202,9 @@ class MemoryLedger:
         with self._lock:
             _, totals = self._live(key, now)
             return totals[0], totals[1]
+
+    def used_many(self, keys: Sequence[str], *, now: float) -> dict[str, tuple[int, int]]:
+        return {key: self.used(key, now=now) for key in keys}
 
     def record_external(self, key: str, tokens: int, requests: int, *, now: float) -> None:
         if tokens <= 0 and requests <= 0:
@@ -321,6 +328,21 @@ class SQLiteLedger:
                 (key, now - self.window, now + 1.0),
             ).fetchone()
             return int(row[0]), int(row[1])
+
+    def used_many(self, keys: Sequence[str], *, now: float) -> dict[str, tuple[int, int]]:
+        out = dict.fromkeys(keys, (0, 0))
+        if not keys:
+            return out
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT key, SUM(tokens), SUM(requests) FROM grants WHERE key IN ({marks}) "
+                "AND t > ? AND t <= ? GROUP BY key",
+                (*keys, now - self.window, now + 1.0),
+            ).fetchall()
+        for key, tokens, requests in rows:
+            out[str(key)] = (int(tokens), int(requests))
+        return out
 
     def record_external(self, key: str, tokens: int, requests: int, *, now: float) -> None:
         if tokens <= 0 and requests <= 0:

@@ -124,6 +124,7 @@ class DeploymentStats:
     server_limit_tokens: int | None = None
     server_limit_requests: int | None = None
     server_seen_at: float = 0.0
+    external_checked_at: float = float("-inf")
     last_error: str | None = None
 
 
@@ -318,11 +319,16 @@ class Router:
             completion = self.config.limiter.completion_tokens
         return self.corrector.correct(req.prompt_tokens) + completion
 
-    def _candidate(self, e: _Entry, now: float) -> Candidate:
+    def _candidates(self, entries: list[_Entry], now: float) -> list[Candidate]:
+        limited = [e.spec.limiter_key for e in entries if e.spec.tpm or e.spec.rpm]
+        used = self.ledger.used_many(limited, now=now) if self.ledger is not None and limited else {}
+        return [self._candidate(e, now, used.get(e.spec.limiter_key)) for e in entries]
+
+    def _candidate(self, e: _Entry, now: float, used: tuple[int, int] | None) -> Candidate:
         st = self._stats[e.spec.limiter_key]
         fractions: list[float] = []
-        if self.ledger is not None and (e.spec.tpm or e.spec.rpm):
-            used_tokens, used_requests = self.ledger.used(e.spec.limiter_key, now=now)
+        if used is not None:
+            used_tokens, used_requests = used
             if e.spec.tpm:
                 fractions.append(1.0 - used_tokens / e.spec.tpm)
             if e.spec.rpm:
@@ -362,8 +368,9 @@ class Router:
         st.server_limit_tokens = limit_tokens
         st.server_limit_requests = limit_requests
         st.server_seen_at = now
-        if self.ledger is None:
-            return
+        if self.ledger is None or now - st.external_checked_at < 1.0:
+            return  # once a second is plenty to notice traffic from elsewhere, and it costs a read
+        st.external_checked_at = now
         used_tokens, used_requests = self.ledger.used(e.spec.limiter_key, now=now)
         extra_tokens = extra_requests = 0
         if limit_tokens and remaining_tokens is not None:
@@ -524,7 +531,7 @@ class Call:
                     earliest = (ready, e.label)
             by_name = {e.spec.name: e for e in usable}
             strategy = r.config.pools[self.model].strategy
-            for cand in order_candidates(strategy, [r._candidate(e, now) for e in usable], r.rng):
+            for cand in order_candidates(strategy, r._candidates(usable, now), r.rng):
                 e = by_name[cand.name]
                 grant: Grant | None = None
                 if r.ledger is not None and (e.spec.tpm or e.spec.rpm):
