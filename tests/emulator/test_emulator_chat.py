@@ -351,3 +351,11 @@ def test_dict_field_is_refused_in_strict_mode(emulator: Emulator) -> None:
             },
         )
     assert "context=('properties', 'labels')" in str(info.value.body)
+
+
+def test_completion_budget_above_model_maximum(emulator: Emulator) -> None:
+    with azure(emulator) as client, pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=20_000)
+    assert info.value.code == "invalid_value"
+    assert info.value.param == "max_tokens"
+    assert "This model supports at most 16384 completion tokens" in info.value.message

@@ -124,6 +124,18 @@ def validate(body: dict[str, Any], dep: Deployment, api_version: str | None) -> 
     prompt_tokens = estimate_messages(messages, extra)
     window = dep.context_window or 0
     completion_budget = body.get("max_completion_tokens") or body.get("max_tokens")
+    limit = dep.max_output_tokens or 0
+    if isinstance(completion_budget, int) and completion_budget > limit:
+        param = "max_completion_tokens" if body.get("max_completion_tokens") else "max_tokens"
+        raise RequestRejected(
+            400,
+            protocol.invalid_request(
+                f"{param} is too large: {completion_budget}. This model supports at most {limit} completion "
+                f"tokens, whereas you provided {completion_budget}.",
+                param=param,
+                code="invalid_value",
+            ),
+        )
     if isinstance(completion_budget, int) and prompt_tokens + completion_budget > window:
         raise RequestRejected(
             400,

@@ -63,6 +63,27 @@ def default_context_window(model: str, kind: DeploymentKind) -> int:
     return 128_000
 
 
+_MAX_OUTPUT = (
+    ("gpt-4.1", 32_768),
+    ("gpt-4o", 16_384),
+    ("gpt-4-turbo", 4_096),
+    ("gpt-4", 8_192),
+    ("gpt-35", 4_096),
+    ("gpt-5", 128_000),
+    ("o1-mini", 65_536),
+    ("o1", 100_000),
+    ("o3", 100_000),
+    ("o4", 100_000),
+)
+
+
+def default_max_output_tokens(model: str) -> int:
+    for prefix, limit in _MAX_OUTPUT:
+        if model.startswith(prefix):
+            return limit
+    return 16_384
+
+
 def is_reasoning_model(model: str) -> bool:
     return model.startswith(_REASONING_PREFIXES) and not model.startswith("gpt-5-chat")
 
@@ -96,7 +117,7 @@ class Deployment:
     rpm: int | None = None
     latency: float | tuple[float, float] = 0.0
     region: str = "East US"
-    max_output_tokens: int = 16_384
+    max_output_tokens: int | None = None
     json_schema: bool | None = None
     vision: bool | None = None
 
@@ -109,6 +130,8 @@ class Deployment:
             self.context_window = default_context_window(self.model, self.kind)
         if self.reasoning is None:
             self.reasoning = self.kind == "chat" and is_reasoning_model(self.model)
+        if self.max_output_tokens is None:
+            self.max_output_tokens = default_max_output_tokens(self.model)
         if self.json_schema is None:
             self.json_schema = self.kind == "chat" and not is_legacy_model(self.model)
         if self.vision is None:
@@ -256,6 +279,7 @@ class DeploymentConfig(BaseModel):
     rpm: int | None = None
     latency: float | tuple[float, float] = 0.0
     region: str = "East US"
+    max_output_tokens: int | None = None
     json_schema: bool | None = None
     vision: bool | None = None
 
