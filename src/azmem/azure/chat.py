@@ -217,6 +217,7 @@ def generate_flow(
         mode = choose_mode(
             options, json_schema_supported=target.json_schema and memory_key not in env.no_json_schema
         )
+        ctx = target.context("chat")
         convo: list[Message] = list(messages)
         reasks = 0
         attempts = 0
@@ -237,7 +238,6 @@ def generate_flow(
                         _record_result(span, cached, mode)
                         _record_usage(env, target, options, cached.usage, cached=True)
                         return cached
-            ctx = target.context("chat")
             step = Send("chat", "parse" if mode == "json_schema" else "create", kwargs)
             try:
                 (completion, failure, headers), used = yield from send_with_retries(
@@ -252,14 +252,6 @@ def generate_flow(
                 attempts += 1
                 continue
             attempts += used
-            ctx = RequestContext(
-                operation="chat",
-                deployment=target.deployment,
-                endpoint=target.endpoint,
-                api_version=target.api_version,
-                attempt=attempts,
-                auth=target.auth,
-            )
             usage = usage_of(completion)
             _record_usage(env, target, options, usage, cached=False)
             outcome: LLMResult[Any] | ValidationFailure
@@ -287,7 +279,7 @@ def generate_flow(
                         f"{reasks} re-ask(s): {outcome.error}",
                         error_code="validation_failed",
                         details={"reasks": reasks, "last_error": outcome.error},
-                        debug_info={**ctx.debug_info(), **debug_headers(headers)},
+                        debug_info={**ctx.debug_info(), "attempt": attempts, **debug_headers(headers)},
                         suggestion="Simplify the response model, raise max_reasks, or use a deployment "
                         "that supports json_schema (api_version 2024-08-01-preview or later).",
                     )

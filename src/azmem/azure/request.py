@@ -43,9 +43,13 @@ ToolSpec: TypeAlias = Mapping[str, Any] | type[BaseModel]
 """A tool in the OpenAI wire shape, or a pydantic model whose fields are the arguments."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChatOptions:
-    """Everything about one ``generate`` call except the messages, in one hashable place."""
+    """Everything about one ``generate`` call except the messages, in one place.
+
+    Treated as immutable once built; not ``frozen`` only because a frozen dataclass's
+    ``__init__`` costs several times more, and one is built on every call.
+    """
 
     response_model: type[BaseModel] | None = None
     json: bool = False

@@ -113,7 +113,7 @@ def interpret_completion(
     """Turn a completion into a result, an exception, or a validation failure to re-ask."""
 
     def info() -> dict[str, Any]:  # only error paths pay for it
-        return {**ctx.debug_info(), **debug_headers(headers)}
+        return {**ctx.debug_info(), "attempt": attempts, **debug_headers(headers)}
 
     if not completion.choices:
         raise EmptyResponseError(f"Deployment '{ctx.deployment}' returned no choices.", debug_info=info())
