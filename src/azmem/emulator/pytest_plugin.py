@@ -13,15 +13,21 @@ Fixtures:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .server import Emulator
+if TYPE_CHECKING:
+    from .server import Emulator
+
+# The server (fastapi, uvicorn) is imported inside the fixtures: this module is loaded by every
+# pytest run in an environment where azmem is installed, and most never ask for an emulator.
 
 
 @pytest.fixture(scope="session")
 def emulator_session() -> Iterator[Emulator]:
+    from .server import Emulator
+
     emu = Emulator()
     emu.start()
     try:
@@ -39,6 +45,8 @@ def emulator(emulator_session: Emulator) -> Iterator[Emulator]:
 
 @pytest.fixture
 def emulator_factory() -> Iterator[Callable[..., Emulator]]:
+    from .server import Emulator
+
     started: list[Emulator] = []
 
     def make(*args: Any, **kwargs: Any) -> Emulator:
