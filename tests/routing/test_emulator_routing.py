@@ -31,10 +31,10 @@ def _usage(r: LLMResult[Any]) -> tuple[int | None, int | None]:
 
 
 def generate(
-    router: Router, text: str = "hello", usage: UsageTracker | None = None, **opts: Any
+    router: Router, text: str = "hello", usage: UsageTracker | None = None, tracer: Any = None, **opts: Any
 ) -> LLMResult[Any]:
     rc = RoutedChat(router)
-    env = ChatEnv(policy=RetryPolicy(), tracer=get_tracer(), usage=usage)
+    env = ChatEnv(policy=RetryPolicy(), tracer=get_tracer(tracer), usage=usage)
     flow, current = rc.generate(env, normalize_messages(text), ChatOptions(**opts), generate_flow, _usage)
     try:
         return drive(flow, rc.perform_sync(current))
@@ -245,13 +245,45 @@ def test_limiter_keeps_under_the_emulated_quota_and_reads_ratelimit_headers(emul
 def test_usage_is_tracked_per_deployment(emulator: Any) -> None:
     router = emu_router({"chat": emu_pool(emulator, "u1", "u2", u1={"weight": 1000}, u2={"weight": 0.001})})
     usage = UsageTracker()
+    generate(router, usage=usage)
     emulator.fault("u1", Fault.rate_limit(retry_after=5, times=1))
     generate(router, usage=usage)
     generate(router, usage=usage)
     rows = {r["name"]: r for r in router.snapshot()}
-    assert rows["u2"]["successes"] == 2
-    assert rows["u1"]["throttles"] == 1
+    assert (rows["u1"]["successes"], rows["u1"]["throttles"], rows["u2"]["successes"]) == (1, 1, 2)
     assert rows["u2"]["input_tokens"] > 0
+    by_deployment = usage.summary()["by_deployment"]
+    assert set(by_deployment) == {"u1", "u2"}
+    assert by_deployment["u2"]["calls"] == 2
+
+
+def test_spans_name_the_deployment_the_attempt_and_why_others_were_skipped(emulator: Any) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("routing-tests")
+    router = emu_router({"chat": emu_pool(emulator, "s1", "s2", s1={"weight": 1000}, s2={"weight": 0.001})})
+    emulator.fault("s1", Fault.rate_limit(retry_after=9, times=1))
+    generate(router, tracer=tracer)
+    finished = exporter.get_finished_spans()
+    route = next(s for s in finished if s.name == "route chat")
+    assert route.attributes is not None
+    assert route.attributes["azmem.deployment"] == "chat/s2"
+    assert route.attributes["azmem.route.attempts"] == 2
+    attempts = [e for e in route.events if e.name == "azmem.route.attempt"]
+    assert [(e.attributes or {})["deployment"] for e in attempts] == ["chat/s1", "chat/s2"]
+    assert [(e.attributes or {})["attempt"] for e in attempts] == [1, 2]
+    assert str((attempts[1].attributes or {})["skipped.chat/s1"]).startswith("cooling down for 9")
+    failures = [e for e in route.events if e.name == "azmem.route.failure"]
+    assert [(e.attributes or {})["error"] for e in failures] == ["RateLimitError"]
+    # Each attempt has its own span under the route span, named after its deployment.
+    assert route.context is not None
+    children = [s for s in finished if s.parent is not None and s.parent.span_id == route.context.span_id]
+    assert sorted(s.name for s in children) == ["chat s1", "chat s2"]
 
 
 async def test_async_concurrent_calls_survive_an_outage(emulator: Any) -> None:
