@@ -12,7 +12,7 @@ does not share our GIL. Reported:
 Targets: latency_ratio <= 1.05, throughput_ratio >= 0.95. The last line is
 ``latency_ratio=... throughput_ratio=...`` for scripts.
 
-    python bench/client_overhead.py [--calls 400] [--concurrency 64] [--rounds 5] [--per-round 1024]
+    python bench/client_overhead.py [--calls 400] [--concurrency 64] [--rounds 11] [--per-round 512]
 """
 
 from __future__ import annotations
@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--calls", type=int, default=400, help="calls per client at concurrency 1")
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=5, help="throughput rounds per client")
-    parser.add_argument("--per-round", type=int, default=1024, help="requests per throughput round")
+    parser.add_argument("--rounds", type=int, default=11, help="throughput rounds per client (median)")
+    parser.add_argument("--per-round", type=int, default=512, help="requests per throughput round")
     args = parser.parse_args(argv)
     with emulator_process() as endpoint:
         lat = bench_latency(endpoint, args.calls)
