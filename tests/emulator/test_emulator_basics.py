@@ -123,3 +123,15 @@ def test_reset_undoes_changes_to_live_deployments(emulator: Emulator) -> None:
     emulator.deployment("gpt-4o").tpm = 5
     emulator.reset()
     assert emulator.deployment("gpt-4o").tpm is None
+
+
+def test_emulator_never_imports_the_client_layer() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, azmem.emulator, azmem.emulator.server, azmem.emulator.app\n"
+        "print(sorted(m for m in sys.modules if m.startswith('azmem.azure')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
