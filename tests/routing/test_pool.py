@@ -135,3 +135,13 @@ def test_capabilities_come_from_the_model_name_with_pool_overrides() -> None:
     assert not old.json_schema
     assert old.context_window == 4096
     assert not cap.vision
+
+
+def test_the_shared_limiter_file_exists_only_when_some_deployment_has_a_quota(tmp_path: Path) -> None:
+    plain = {"chat": {"endpoint": "https://a.example.com", "deployment": "d"}}
+    assert Router({"pools": plain, "limiter": {"path": str(tmp_path / "a.db")}}).ledger is None
+    assert not (tmp_path / "a.db").exists()
+    limited = {"chat": {"endpoint": "https://a.example.com", "deployment": "d", "tpm": 1000}}
+    router = Router({"pools": limited, "limiter": {"path": str(tmp_path / "b.db")}})
+    assert router.ledger is not None
+    assert (tmp_path / "b.db").exists()

@@ -155,8 +155,9 @@ def default_capabilities_for(spec: DeploymentSpec) -> Capabilities:
 
 def _ledger_for(config: RoutingConfig) -> Ledger | None:
     spec = config.limiter
-    if spec.backend == "off":
-        return None
+    limited = any(d.tpm or d.rpm for pool in config.pools.values() for d in pool.deployments)
+    if spec.backend == "off" or not limited:
+        return None  # nothing to count, so no file in the user's data directory either
     if spec.backend == "memory":
         return MemoryLedger(spec.window, spec.margin)
     return SQLiteLedger(spec.path, spec.window, spec.margin)
