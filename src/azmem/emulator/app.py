@@ -95,6 +95,8 @@ class _Call:
         transport = self.request.scope.get(TRANSPORT_KEY)
         if transport is None:
             raise RuntimeError("cannot drop the connection: the server did not expose its transport")
+        if self.record is not None:
+            self.record.status = 0  # before the abort: the client may look at the log as soon as it fails
         transport.abort()
         return _Dropped()
 
@@ -401,20 +403,22 @@ def create_app(state: EmulatorState) -> ASGIApp:
 def _models(state: EmulatorState, request: Request, *, dated: bool) -> Response:
     rid = protocol.new_request_id()
     headers = protocol.trace_headers(rid, state.region)
-    state.record(
-        RecordedRequest(
-            method=request.method,
-            path=request.url.path,
-            query=dict(request.query_params),
-            headers={k.lower(): v for k, v in request.headers.items()},
-            json=None,
-        )
+    record = RecordedRequest(
+        method=request.method,
+        path=request.url.path,
+        query=dict(request.query_params),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        json=None,
     )
+    state.record(record)
     if dated and chat.api_version_date(request.query_params.get("api-version") or "") is None:
+        record.status = 404
         return _json(404, protocol.resource_not_found(), headers)
     problem = _check_auth(state, request)
     if problem is not None:
+        record.status = 401
         return _json(401, problem, headers)
+    record.status = 200
     created = int(time.time())
     data = [
         {
