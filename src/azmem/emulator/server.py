@@ -149,6 +149,10 @@ class Emulator:
         self._server = None
         self._endpoint = None
 
+    def __repr__(self) -> str:
+        where = self._endpoint or "stopped"
+        return f"Emulator({where}, deployments={sorted(self._state.deployments)})"
+
     def __enter__(self) -> Emulator:
         self.start()
         return self
