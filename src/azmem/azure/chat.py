@@ -8,6 +8,7 @@ only perform the steps it yields.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -63,13 +64,19 @@ class Target:
     auth: str | None = None
 
     def context(self, operation: str) -> RequestContext:
-        return RequestContext(
-            operation=operation,
-            deployment=self.deployment,
-            endpoint=self.endpoint,
-            api_version=self.api_version,
-            auth=self.auth,
-        )
+        """The first attempt's context; cached because it is needed on every call and never changes."""
+        return _context(self, operation)
+
+
+@functools.lru_cache(maxsize=256)
+def _context(target: Target, operation: str) -> RequestContext:
+    return RequestContext(
+        operation=operation,
+        deployment=target.deployment,
+        endpoint=target.endpoint,
+        api_version=target.api_version,
+        auth=target.auth,
+    )
 
 
 @dataclass(slots=True)
