@@ -21,14 +21,13 @@ import openai
 
 from azmem.azure.chat import ChatEnv, Target
 from azmem.azure.errors import AzmemError
-from azmem.azure.flow import Flow, Send, Sleep
+from azmem.azure.flow import Flow, Send, Sleep, call_span
 from azmem.azure.messages import Message, to_wire
 from azmem.azure.request import ChatOptions
 from azmem.azure.retry import RetryPolicy
 from azmem.azure.routing.estimate import estimate_prompt_tokens
 from azmem.azure.routing.providers import DeploymentProviders
 from azmem.azure.routing.router import Attempt, Call, GiveUp, Requirements, Router, Wait
-from azmem.azure.tracing import llm_span
 
 __all__ = ["Current", "RoutedChat", "chat_requirements", "routed_flow"]
 
@@ -76,39 +75,45 @@ def routed_flow(
     usage_of: Callable[[R], tuple[int | None, int | None]],
 ) -> Flow[R]:
     """Try deployments until one succeeds, waiting only when the router says all are busy."""
-    attrs = {
-        "gen_ai.operation.name": "chat",
-        "llm.provider": "azure",
-        "azmem.route.model": call.requested_model,
-    }
-    with llm_span(tracer, f"route {call.requested_model}", attrs) as span, _closing(call):
+
+    def attrs() -> dict[str, Any]:
+        return {
+            "gen_ai.operation.name": "chat",
+            "llm.provider": "azure",
+            "azmem.route.model": call.requested_model,
+        }
+
+    with call_span(tracer, f"route {call.requested_model}", attrs) as span, _closing(call):
+        traced = span.is_recording()
         while True:
             decision = call.next()
             if isinstance(decision, GiveUp):
                 span.set_attribute("azmem.route.attempts", call.attempts)
                 raise decision.error
             if isinstance(decision, Wait):
-                span.add_event(
-                    "azmem.route.wait",
-                    {
-                        "seconds": decision.seconds,
-                        "deployment": decision.deployment,
-                        **_skips(decision.skipped),
-                    },
-                )
+                if traced:
+                    span.add_event(
+                        "azmem.route.wait",
+                        {
+                            "seconds": decision.seconds,
+                            "deployment": decision.deployment,
+                            **_skips(decision.skipped),
+                        },
+                    )
                 yield Sleep(decision.seconds)
                 continue
             current.attempt, current.headers = decision, None
-            span.add_event(
-                "azmem.route.attempt",
-                {
-                    "attempt": decision.number,
-                    "deployment": decision.label,
-                    "probe": decision.probe,
-                    **({"fallback": decision.fallback} if decision.fallback else {}),
-                    **_skips(decision.skipped),
-                },
-            )
+            if traced:
+                span.add_event(
+                    "azmem.route.attempt",
+                    {
+                        "attempt": decision.number,
+                        "deployment": decision.label,
+                        "probe": decision.probe,
+                        **({"fallback": decision.fallback} if decision.fallback else {}),
+                        **_skips(decision.skipped),
+                    },
+                )
             started = time.monotonic()
             try:
                 result = yield from attempt_flow(decision)
