@@ -28,6 +28,7 @@ from azmem.azure.errors import ConfigurationError
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_LENGTH",
+    "DIMENSION",
     "LOCAL_EMBEDDER_NAME",
     "EmbeddingModelError",
     "LocalEmbedder",
