@@ -178,6 +178,10 @@ async def bench_throughput(
             sink.append(await _throughput_round(fn, concurrency, per_round, errors))
     await raw.close()
     await llm.aclose()
+    for name, errors in (("raw", raw_errors), ("azmem", azmem_errors)):
+        if errors:
+            first = errors[0]
+            print(f"  {name} failures: {len(errors)}, first: {type(first).__name__}: {first!s:.200}")
     return statistics.median(raw_rates), statistics.median(azmem_rates), len(raw_errors), len(azmem_errors)
 
 
