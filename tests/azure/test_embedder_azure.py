@@ -24,6 +24,7 @@ from azmem.azure.embedder import (
 from azmem.azure.errors import (
     ConfigurationError,
     DeploymentNotFoundError,
+    EmbedderMismatchError,
     InvalidRequestError,
     QuotaExceededError,
 )
@@ -159,6 +160,14 @@ def test_unknown_model_dimension_is_learned_or_explained(make_emb: EmbedFactory)
         _ = emb.embedder.dimension
     emb.embed(["x"])
     assert emb.embedder.dimension == 1536
+    pinned = make_emb("vectors")
+    pinned.embedder.dimension = 1536  # pinned up front, e.g. before opening a store
+    assert pinned.embedder.dimension == 1536
+    with pytest.raises(ConfigurationError):
+        pinned.embedder.dimension = 0
+    pinned.embedder.dimension = 768
+    with pytest.raises(EmbedderMismatchError, match="expected 768"):
+        pinned.embed(["x"])
 
 
 def test_empty_strings_and_dirty_text_are_cleaned(make_emb: EmbedFactory) -> None:

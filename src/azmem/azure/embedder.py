@@ -197,6 +197,14 @@ class _BaseEmbedder:
             )
         return self._dimension
 
+    @dimension.setter
+    def dimension(self, value: int) -> None:
+        # Settable so the class satisfies the Embedder protocol's plain ``dimension: int``
+        # attribute for type checkers; also how a caller pins an unknown model's size.
+        if value < 1:
+            raise ConfigurationError(f"dimension must be positive, not {value}")
+        self._dimension = value
+
     def _plan(self, texts: Sequence[str]) -> _Plan:
         if isinstance(texts, str):
             raise TypeError("embed() takes a sequence of texts; wrap a single text in a list")
