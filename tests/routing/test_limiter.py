@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from azmem.azure.routing.limiter import Entry, Grant, MemoryLedger, SQLiteLedger, admission_delay
 
@@ -112,3 +115,48 @@ def test_used_many_reads_several_deployments_at_once(ledger: MemoryLedger | SQLi
     ledger.acquire("b", 7, tpm=100, rpm=None, now=1.0)
     assert ledger.used_many(["a", "b", "c"], now=2.0) == {"a": (15, 2), "b": (7, 1), "c": (0, 0)}
     assert ledger.used_many(["a"], now=60.5) == {"a": (5, 1)}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["acquire", "settle", "release", "external", "tick"]),
+            st.sampled_from(["a", "b"]),
+            st.integers(min_value=1, max_value=400),
+        ),
+        max_size=40,
+    )
+)
+def test_sqlite_running_totals_agree_with_the_memory_ledger(ops: list[tuple[str, str, int]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        memory = MemoryLedger(window=60.0, margin=0.0)
+        sqlite = SQLiteLedger(Path(tmp) / "l.db", window=60.0, margin=0.0)
+        grants: list[tuple[Grant, Grant]] = []
+        now = 0.0
+        for op, key, n in ops:
+            if op == "tick":
+                now += n / 10
+            elif op == "acquire":
+                pair = (
+                    memory.acquire(key, n, tpm=1000, rpm=8, now=now),
+                    sqlite.acquire(key, n, tpm=1000, rpm=8, now=now),
+                )
+                assert isinstance(pair[0], Grant) == isinstance(pair[1], Grant)
+                if isinstance(pair[0], Grant) and isinstance(pair[1], Grant):
+                    grants.append((pair[0], pair[1]))
+                else:
+                    assert pair[0] == pytest.approx(pair[1])
+            elif op == "external":
+                memory.record_external(key, n, 1, now=now)
+                sqlite.record_external(key, n, 1, now=now)
+            elif grants:
+                g_mem, g_sql = grants.pop(n % len(grants))
+                if op == "settle":
+                    memory.settle(g_mem, n)
+                    sqlite.settle(g_sql, n)
+                else:
+                    memory.release(g_mem)
+                    sqlite.release(g_sql)
+            assert memory.used_many(["a", "b"], now=now) == sqlite.used_many(["a", "b"], now=now)
+        sqlite.close()
