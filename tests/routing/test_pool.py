@@ -145,3 +145,10 @@ def test_the_shared_limiter_file_exists_only_when_some_deployment_has_a_quota(tm
     router = Router({"pools": limited, "limiter": {"path": str(tmp_path / "b.db")}})
     assert router.ledger is not None
     assert (tmp_path / "b.db").exists()
+
+
+def test_shared_router_is_one_per_configuration() -> None:
+    a = {"pools": {"chat": {"endpoint": "https://a.example.com", "deployment": "d"}}}
+    b = {"pools": {"chat": {"endpoint": "https://b.example.com", "deployment": "d"}}}
+    assert Router.shared(a) is Router.shared(dict(a))
+    assert Router.shared(a) is not Router.shared(b)

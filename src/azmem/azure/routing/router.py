@@ -23,6 +23,7 @@ import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from azmem.azure.errors import (
@@ -211,6 +212,22 @@ class Router:
                     )
             self._entries[model] = entries
 
+    @classmethod
+    def shared(cls, config: RoutingConfig | Mapping[str, Any] | str | Path | None = None) -> Router:
+        """The process-wide router for this configuration.
+
+        Clients built from settings call this, so two clients (or a client and an embedder)
+        configured with the same pools share one view of cooldowns, breakers and latency
+        instead of each rediscovering a dead region.
+        """
+        loaded = RoutingConfig.load(config)
+        key = loaded.model_dump_json()
+        with _SHARED_LOCK:
+            router = _SHARED.get(key)
+            if router is None:
+                router = _SHARED[key] = cls(loaded)
+            return router
+
     # ------------------------------------------------------------------ public API
 
     @property
@@ -384,6 +401,10 @@ class Router:
                 extra_requests = gap
         if extra_tokens or extra_requests:
             self.ledger.record_external(e.spec.limiter_key, extra_tokens, extra_requests, now=now)
+
+
+_SHARED: dict[str, Router] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 def _describe(error: AzmemError) -> str:
