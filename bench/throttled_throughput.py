@@ -249,18 +249,11 @@ class _RoutedShim:
         self.env = ChatEnv(policy=RetryPolicy(), tracer=get_tracer())
 
     async def generate(self, text: str, max_tokens: int) -> Any:
-        from azmem.azure.chat import generate_flow
         from azmem.azure.flow import drive_async
         from azmem.azure.messages import normalize_messages
         from azmem.azure.request import ChatOptions
 
-        flow, cur = self.rc.generate(
-            self.env,
-            normalize_messages(text),
-            ChatOptions(max_tokens=max_tokens),
-            generate_flow,
-            lambda r: (r.usage.input_tokens, r.usage.output_tokens),
-        )
+        flow, cur = self.rc.generate(self.env, normalize_messages(text), ChatOptions(max_tokens=max_tokens))
         return await drive_async(flow, self.rc.perform_async(cur))
 
     async def aclose(self) -> None:

@@ -9,10 +9,11 @@ import time
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from pydantic import BaseModel
 from routing_helpers import emu_pool, emu_router, statuses
 
-from azmem.azure.chat import ChatEnv, generate_flow
+from azmem.azure.chat import ChatEnv
 from azmem.azure.errors import ContentFilterError, ServiceError
 from azmem.azure.flow import drive, drive_async
 from azmem.azure.messages import normalize_messages
@@ -26,16 +27,12 @@ from azmem.azure.usage import UsageTracker
 from azmem.emulator import Deployment, Fault
 
 
-def _usage(r: LLMResult[Any]) -> tuple[int | None, int | None]:
-    return r.usage.input_tokens, r.usage.output_tokens
-
-
 def generate(
     router: Router, text: str = "hello", usage: UsageTracker | None = None, tracer: Any = None, **opts: Any
 ) -> LLMResult[Any]:
     rc = RoutedChat(router)
     env = ChatEnv(policy=RetryPolicy(), tracer=get_tracer(tracer), usage=usage)
-    flow, current = rc.generate(env, normalize_messages(text), ChatOptions(**opts), generate_flow, _usage)
+    flow, current = rc.generate(env, normalize_messages(text), ChatOptions(**opts))
     try:
         return drive(flow, rc.perform_sync(current))
     finally:
@@ -119,7 +116,7 @@ def test_capability_filtering_vision_and_json_schema(emulator: Any) -> None:
     ]
     rc = RoutedChat(router)
     env = ChatEnv(policy=RetryPolicy(), tracer=get_tracer())
-    flow, cur = rc.generate(env, normalize_messages(image), ChatOptions(), generate_flow, _usage)
+    flow, cur = rc.generate(env, normalize_messages(image), ChatOptions())
     assert drive(flow, rc.perform_sync(cur)).deployment == "modern"
     structured = generate(router, "give me json", response_model=Answer)
     assert structured.deployment == "modern"
@@ -218,8 +215,6 @@ def test_nothing_capable_raises_without_sending(emulator: Any) -> None:
         ChatEnv(policy=RetryPolicy(), tracer=get_tracer()),
         normalize_messages(image),
         ChatOptions(),
-        generate_flow,
-        _usage,
     )
     with pytest.raises(NoDeploymentAvailableError, match="no vision"):
         drive(flow, rc.perform_sync(cur))
@@ -296,7 +291,7 @@ async def test_async_concurrent_calls_survive_an_outage(emulator: Any) -> None:
     env = ChatEnv(policy=RetryPolicy(), tracer=get_tracer())
 
     async def one(i: int) -> str:
-        flow, cur = rc.generate(env, normalize_messages(f"q{i}"), ChatOptions(), generate_flow, _usage)
+        flow, cur = rc.generate(env, normalize_messages(f"q{i}"), ChatOptions())
         return (await drive_async(flow, rc.perform_async(cur))).deployment
 
     try:
@@ -305,3 +300,24 @@ async def test_async_concurrent_calls_survive_an_outage(emulator: Any) -> None:
         await rc.aclose()
     assert set(served) <= {"a1", "a3"}
     assert len(served) == 30
+
+
+def test_stream_opening_fails_over_and_names_the_streaming_deployment(emulator: Any) -> None:
+    router = emu_router(
+        {"chat": emu_pool(emulator, "st1", "st2", st1={"weight": 1000}, st2={"weight": 0.001})}
+    )
+    emulator.fault("st1", Fault.server_error(503, times=1))
+    rc = RoutedChat(router)
+    env = ChatEnv(policy=RetryPolicy(), tracer=get_tracer())
+    span = trace.INVALID_SPAN  # what a client passes when nothing records
+    flow, current = rc.open_stream(env, normalize_messages("stream please"), ChatOptions(), span=span)
+    sdk_stream, _headers = drive(flow, rc.perform_sync(current))
+    try:
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in sdk_stream if chunk.choices)
+    finally:
+        sdk_stream.close()
+        rc.close()
+    assert current.attempt is not None
+    assert current.attempt.deployment.name == "st2"
+    assert "st2" in text
+    assert statuses(emulator, "st1") == [503]

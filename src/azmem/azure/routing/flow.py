@@ -12,24 +12,25 @@ headers (``x-ratelimit-*``) back to the router.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import openai
 
-from azmem.azure.chat import ChatEnv, Target
+from azmem.azure.chat import ChatEnv, Target, generate_flow, open_stream_flow
 from azmem.azure.errors import AzmemError
 from azmem.azure.flow import Flow, Send, Sleep, call_span
 from azmem.azure.messages import Message, to_wire
 from azmem.azure.request import ChatOptions
+from azmem.azure.response import LLMResult
 from azmem.azure.retry import RetryPolicy
 from azmem.azure.routing.estimate import estimate_prompt_tokens
 from azmem.azure.routing.providers import DeploymentProviders
 from azmem.azure.routing.router import Attempt, Call, GiveUp, Requirements, Router, Wait
 
-__all__ = ["Current", "RoutedChat", "chat_requirements", "routed_flow"]
+__all__ = ["Current", "RoutedChat", "chat_requirements", "result_usage", "routed_flow"]
 
 R = TypeVar("R")
 
@@ -43,6 +44,13 @@ class Current:
 
     attempt: Attempt | None = None
     headers: Any = None
+
+
+def result_usage(result: LLMResult[Any]) -> tuple[int | None, int | None]:
+    """Tokens the service counted for a result; a cache hit sent nothing, so it counts none."""
+    if result.cached:
+        return None, None
+    return result.usage.input_tokens, result.usage.output_tokens
 
 
 def chat_requirements(messages: Sequence[Message], options: ChatOptions) -> Requirements:
@@ -182,20 +190,46 @@ class RoutedChat:
         return self.providers.target(attempt.deployment)
 
     def generate(
+        self, env: ChatEnv, messages: Sequence[Message], options: ChatOptions
+    ) -> tuple[Flow[LLMResult[Any]], Current]:
+        """A routed ``generate`` flow, and the :class:`Current` its driver's perform reads."""
+        return self._route(
+            env,
+            messages,
+            options,
+            lambda target, single: generate_flow(target, single, messages, options),
+            result_usage,
+        )
+
+    def open_stream(
+        self, env: ChatEnv, messages: Sequence[Message], options: ChatOptions, span: Any
+    ) -> tuple[Flow[tuple[Any, Mapping[str, str]]], Current]:
+        """Route only the opening of a stream: once text reached the caller, no retry can repeat it.
+
+        After the flow ran, ``current.attempt`` names the deployment that is streaming.
+        """
+        return self._route(
+            env,
+            messages,
+            options,
+            lambda target, single: open_stream_flow(target, single, messages, options, span),
+            lambda _opened: (None, None),
+        )
+
+    def _route(
         self,
         env: ChatEnv,
         messages: Sequence[Message],
         options: ChatOptions,
-        make_flow: Callable[[Target, ChatEnv, Sequence[Message], ChatOptions], Flow[R]],
+        make_flow: Callable[[Target, ChatEnv], Flow[R]],
         usage_of: Callable[[R], tuple[int | None, int | None]],
     ) -> tuple[Flow[R], Current]:
-        """A routed flow for one call, and the :class:`Current` its driver's perform reads."""
         call = self.router.begin(self.pool_for(options.model_size), chat_requirements(messages, options))
         single = replace(env, policy=SINGLE_ATTEMPT)
         current = Current()
         flow = routed_flow(
             call,
-            lambda attempt: make_flow(self.target(attempt), single, messages, options),
+            lambda attempt: make_flow(self.target(attempt), single),
             current,
             tracer=env.tracer,
             usage_of=usage_of,
