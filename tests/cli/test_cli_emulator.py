@@ -91,7 +91,9 @@ def test_served_emulator_answers_the_real_sdk(served: tuple[dict[str, Any], subp
     proc.send_signal(signal.SIGTERM)  # stops cleanly, like Ctrl-C
     assert proc.wait(timeout=15) == 0
     assert proc.stderr is not None
-    assert "Traceback" not in proc.stderr.read()
+    stderr = proc.stderr.read()
+    assert "Traceback" not in stderr
+    assert "azmem Azure OpenAI emulator" not in stderr, "--json: stdout's JSON line is the whole output"
 
 
 def test_bad_emulator_config_is_an_input_error(cli: Invoke, tmp_path: Path) -> None:
@@ -101,6 +103,13 @@ def test_bad_emulator_config_is_an_input_error(cli: Invoke, tmp_path: Path) -> N
     assert result.exit_code == 4
     assert "api_key" in result.stderr
     assert "api_keys" in result.stderr  # the known keys, so the typo is obvious
+    bad_deployment = tmp_path / "deployment.yaml"
+    bad_deployment.write_text("deployments:\n  - {name: x, max_output_token: 5}\n", encoding="utf-8")
+    typo = cli("emulator", "--config", str(bad_deployment), with_store=False)
+    assert typo.exit_code == 4
+    hint = " ".join(typo.stderr.split())  # rich may wrap the line
+    for key in ("max_output_tokens", "json_schema", "vision", "context_window", "tpm", "latency"):
+        assert key in hint, key
     missing = cli("emulator", "--config", str(tmp_path / "nope.yaml"), with_store=False)
     assert missing.exit_code == 4
     assert "does not exist" in missing.stderr

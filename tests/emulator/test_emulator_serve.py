@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import queue
+import socket
 import subprocess
 import sys
 import threading
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import openai
 import pydantic
 import pytest
 
-from azmem.emulator import Emulator, EmulatorConfig
+from azmem.emulator import Emulator, EmulatorConfig, serve
 
 
 def test_yaml_config(tmp_path: Path) -> None:
@@ -110,3 +114,53 @@ def test_start_twice_returns_same_endpoint_and_stop_is_idempotent() -> None:
     finally:
         emu.stop()
         emu.stop()
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop(endpoint: str) -> None:
+    raise _Stop(endpoint)
+
+
+def _resource_warnings(run: Callable[[], object]) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run()
+        gc.collect()
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_serve_closes_its_socket_when_the_port_is_taken() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+
+        def run() -> None:
+            with pytest.raises(OSError, match="in use"):
+                serve(port=port, banner=False)
+
+        assert _resource_warnings(run) == []
+
+
+def test_serve_closes_its_socket_when_ready_fails() -> None:
+    def run() -> None:
+        with pytest.raises(_Stop):
+            serve(port=0, ready=_stop, banner=False)
+
+    assert _resource_warnings(run) == []
+
+
+@pytest.mark.parametrize("banner", [True, False])
+def test_serve_banner_can_be_silenced(capsys: pytest.CaptureFixture[str], banner: bool) -> None:
+    with pytest.raises(_Stop) as info:
+        serve(port=0, ready=_stop, banner=banner)
+    endpoint = str(info.value)
+    err = capsys.readouterr().err
+    if banner:
+        assert "azmem Azure OpenAI emulator" in err
+        assert f"export AZURE_OPENAI_ENDPOINT={endpoint}" in err
+    else:
+        assert err == ""

@@ -65,13 +65,21 @@ def _load_config(path: Path | None) -> EmulatorConfig:
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise InputFileError(
             f"Emulator config {path}: {where}: {first['msg']}.",
-            suggestion="Known keys: host, port, api_keys, auth_required, region, deployments "
-            "(each: name, kind, model, context_window, reasoning, dimensions, tpm, rpm, latency, region).",
+            suggestion=_known_keys(),
         ) from None
     except ValueError as exc:  # JSON / YAML syntax
         raise InputFileError(
             f"Emulator config {path} cannot be parsed: {exc}", suggestion="Fix its syntax."
         ) from None
+
+
+def _known_keys() -> str:
+    """Every key the emulator config accepts, read from its models so the hint never drifts."""
+    from azmem.emulator.config import DeploymentConfig, EmulatorConfig
+
+    top = ", ".join(EmulatorConfig.model_fields)
+    each = ", ".join(DeploymentConfig.model_fields)
+    return f"Known keys: {top} (each deployment: {each})."
 
 
 def connection_info(endpoint: str, api_keys: list[str], deployments: list[Deployment]) -> dict[str, Any]:
@@ -168,7 +176,8 @@ def emulator(
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        serve(host=bind_host, port=bind_port, config=cfg, ready=ready)
+        # With --json, stdout's JSON line is the whole output: no banner on stderr to filter out.
+        serve(host=bind_host, port=bind_port, config=cfg, ready=ready, banner=not json_)
     except KeyboardInterrupt:
         return
     except OSError as exc:  # address in use, permission denied

@@ -334,11 +334,14 @@ def serve(
     *,
     config: EmulatorConfig | None = None,
     ready: Callable[[str], None] | None = None,
+    banner: bool = True,
 ) -> None:
     """Serve in the foreground until interrupted (Ctrl-C), printing how to connect to stderr.
 
     `config_path` (YAML or JSON) gives keys and deployments; `host`/`port` arguments win over the
-    file's. `ready(endpoint)` is called once the server listens.
+    file's. `ready(endpoint)` is called once the server listens. `banner=False` prints nothing, for
+    callers that own their output (`azmem emulator --json`). A port that cannot be bound raises
+    `OSError` with nothing left open.
     """
     if config is None:
         config = EmulatorConfig.load(config_path) if config_path else EmulatorConfig()
@@ -348,17 +351,18 @@ def serve(
         deployments, config.api_keys, auth_required=config.auth_required, region=config.region
     )
     sock = _listening_socket(host)
-    sock.bind((host, port))
-    sock.listen(128)
-    bound_port = sock.getsockname()[1]
-    shown_host = f"[{host}]" if ":" in host else host
-    endpoint = f"http://{shown_host}:{bound_port}"
-    print(_banner(endpoint, config, deployments), file=sys.stderr, flush=True)
-    logging.getLogger("azmem.emulator").info("serving on %s", endpoint)
-    server = uvicorn.Server(_uvicorn_config(create_app(state), "warning"))
-    if ready is not None:
-        ready(endpoint)
     try:
+        sock.bind((host, port))
+        sock.listen(128)
+        bound_port = sock.getsockname()[1]
+        shown_host = f"[{host}]" if ":" in host else host
+        endpoint = f"http://{shown_host}:{bound_port}"
+        if banner:
+            print(_banner(endpoint, config, deployments), file=sys.stderr, flush=True)
+        logging.getLogger("azmem.emulator").info("serving on %s", endpoint)
+        server = uvicorn.Server(_uvicorn_config(create_app(state), "warning"))
+        if ready is not None:
+            ready(endpoint)
         server.run(sockets=[sock])
     finally:
         state.stopping.set()
