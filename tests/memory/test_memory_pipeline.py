@@ -237,7 +237,9 @@ def test_query_answers_citing_memory_ids(azure_memory: Memory, emulator: Emulato
     assert {m.id for m in result.memories} == {a.id for a in added}
 
 
-def test_prompt_names_reach_usage(emulator: Emulator, local_embedder: LocalEmbedder, tmp_path: Path) -> None:
+def test_prompt_names_and_scope_reach_usage(
+    emulator: Emulator, local_embedder: LocalEmbedder, tmp_path: Path
+) -> None:
     from azmem.azure.llm import LLMClient
     from azmem.azure.settings import AzmemSettings
     from azmem.azure.usage import UsageTracker
@@ -250,9 +252,9 @@ def test_prompt_names_reach_usage(emulator: Emulator, local_embedder: LocalEmbed
             CHAT, [facts("The user likes tea"), decisions((0, "ADD", None, "The user likes tea"))]
         )
         m.add("I like tea", user_id="i")
-    names = json.dumps(usage.summary(), default=str)
-    assert "memory.extract" in names
-    assert "memory.reconcile" in names
+    summary = usage.summary()
+    assert set(summary["by_prompt_name"]) == {"memory.extract", "memory.reconcile"}
+    assert set(summary["by_group_id"]) == {"user_id=i"}  # cost attributable per scope
 
 
 def test_extraction_without_timestamps_uses_today(azure_memory: Memory, emulator: Emulator) -> None:

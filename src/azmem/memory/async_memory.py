@@ -108,7 +108,10 @@ class AsyncMemory(MemoryBase):
             return await self._embed(step.texts)
         if isinstance(step, Chat):
             result = await self._client().generate(
-                step.messages, response_model=step.response_model, prompt_name=step.prompt.name
+                step.messages,
+                response_model=step.response_model,
+                prompt_name=step.prompt.name,
+                group_id=step.group_id,
             )
             if result.parsed is None:
                 raise StructuredOutputError(f"{step.prompt.name}: the model returned no structured output")

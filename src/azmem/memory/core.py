@@ -128,6 +128,8 @@ class Chat:
     prompt: Prompt
     messages: list[dict[str, str]]
     response_model: type[BaseModel]
+    group_id: str | None = None
+    """The scope, so usage and spans can be attributed per user / agent / run."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,11 @@ def make_scope(user_id: object, agent_id: object, run_id: object, *, required: b
             suggestion="Pass user_id='...' (or agent_id / run_id) so memories stay with their owner.",
         )
     return scope
+
+
+def group_id(scope: Scope) -> str:
+    """``user_id=alice,agent_id=bot``: the usage-tracking group of an LLM call."""
+    return ",".join(f"{k}={v}" for k, v in scope.as_dict().items())
 
 
 def check_memory_id(value: object) -> str:
@@ -585,6 +592,7 @@ def _add_inferred(
         prompts.extract,
         extraction_messages(prompts.extract, msgs, agent=scope.agent_id is not None, now=utcnow()),
         Extraction,
+        group_id(scope),
     )
     assert isinstance(extraction, Extraction)
     facts = clean_facts(extraction.facts)
@@ -606,6 +614,7 @@ def _add_inferred(
             prompts.reconcile,
             reconcile_messages(prompts.reconcile, facts, existing),
             reconcile_model(len(facts), len(existing)),
+            group_id(scope),
         )
         changes = plan_changes(facts, existing, decided.decisions)
     else:
@@ -704,14 +713,15 @@ def query_flow(
     limit: object = 10,
 ) -> Flow[QueryResult]:
     text = _text(question, "question", MAX_MESSAGE_BYTES)
-    hits = yield from _search(text, make_scope(user_id, agent_id, run_id), filters, limit, None, "hybrid")
+    scope = make_scope(user_id, agent_id, run_id)
+    hits = yield from _search(text, scope, filters, limit, None, "hybrid")
     items = [MemoryItem.from_record(h.record, score=h.score, similarity=h.similarity) for h in hits]
     if not state.can_chat:
         return QueryResult(question=text, memories=items, note=NO_CHAT_QUERY_NOTE)
     if not hits:
         return QueryResult(question=text, note=NO_MEMORIES_NOTE)
     prompt = state.prompts.answer
-    answer = yield Chat(prompt, answer_messages(prompt, text, hits), answer_model(len(hits)))
+    answer = yield Chat(prompt, answer_messages(prompt, text, hits), answer_model(len(hits)), group_id(scope))
     assert isinstance(answer, Answer)
     cited: list[str] = []
     for i in answer.used:
