@@ -73,7 +73,7 @@ def f16_searcher(corpus: F32, k: int, rerank: int) -> Searcher:
     def search(q: F32) -> npt.NDArray[np.int64]:
         approx = half @ q.astype(np.float16)
         cand = np.argpartition(-approx, rerank - 1)[:rerank]
-        exact = corpus[cand] @ q
+        exact = np.einsum("ij,j->i", corpus[cand], q)
         return cand[np.argsort(-exact)[:k]].astype(np.int64)
 
     return search
@@ -87,9 +87,9 @@ def pca_searcher(corpus: F32, k: int, rerank: int, dims: int = 128) -> Searcher:
     reduced = np.ascontiguousarray((corpus - mean) @ basis)
 
     def search(q: F32) -> npt.NDArray[np.int64]:
-        approx = reduced @ ((q - mean) @ basis)
+        approx = np.einsum("ij,j->i", reduced, (q - mean) @ basis)
         cand = np.argpartition(-approx, rerank - 1)[:rerank]
-        exact = corpus[cand] @ q
+        exact = np.einsum("ij,j->i", corpus[cand], q)
         return cand[np.argsort(-exact)[:k]].astype(np.int64)
 
     return search
