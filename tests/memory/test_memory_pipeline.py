@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from azmem.azure.errors import ServiceError, StructuredOutputError
+from azmem.azure.errors import EmbedderMismatchError, ServiceError, StructuredOutputError
 from azmem.embeddings import LocalEmbedder
 from azmem.emulator import Emulator, Fault
 from azmem.memory import Memory
@@ -262,3 +262,31 @@ def test_extraction_without_timestamps_uses_today(azure_memory: Memory, emulator
     azure_memory.add("I went skiing yesterday", user_id="j")
     system = chat_requests(emulator)[0]["messages"][0]["content"]
     assert datetime.now(UTC).strftime("%Y-%m-%d") in system
+
+
+def test_azure_embeddings_when_an_embedding_deployment_is_configured(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config = {**azure_config(emulator, tmp_path), "embedding": "text-embedding-3-small"}
+    with Memory(config=config) as m:
+        assert m.embedder.name == "azure:text-embedding-3-small"
+        added = m.add([{"content": "I like tea"}, {"content": "I live in Oslo"}], user_id="z", infer=False)
+        assert len(added.results) == 2
+        assert m.search("tea", user_id="z").results
+    embedding_calls = [r for r in emulator.requests if r.path.endswith("/embeddings")]
+    assert embedding_calls  # vectors came from the deployment, not the local model
+    assert embedding_calls[0].json["input"] == ["I like tea", "I live in Oslo"]  # one batch per add
+    # the store recorded the Azure embedder: the local model cannot silently mix in
+    with Memory(store_path=tmp_path / "memory.db") as local, pytest.raises(EmbedderMismatchError):
+        local.search("tea", user_id="z")
+
+
+async def test_async_memory_awaits_azure_embeddings(emulator: Emulator, tmp_path: Path) -> None:
+    from azmem.azure.embedder import AsyncAzureEmbedder
+    from azmem.memory import AsyncMemory
+
+    config = {**azure_config(emulator, tmp_path), "embedding": "text-embedding-3-small"}
+    async with AsyncMemory(config=config) as m:
+        assert isinstance(m.embedder, AsyncAzureEmbedder)
+        await m.add("I like tea", user_id="z", infer=False)
+        assert (await m.search("tea", user_id="z")).results[0].memory == "I like tea"
