@@ -278,7 +278,7 @@ class AsyncMemory(MemoryBase):
 
     async def reindex(self) -> ReindexResult:
         """See :meth:`Memory.reindex`."""
-        result = await self._run(core.reindex_flow(self.embedder.name, self.embedder.dimension))
+        result = await self._run(core.reindex_flow(self.embedder.name, lambda: self.embedder.dimension))
         self._opened = False
         return result
 

@@ -828,10 +828,14 @@ def reset_flow() -> Flow[None]:
     return None
 
 
-def reindex_flow(embedder_name: str, dimension: int, batch_size: int = 256) -> Flow[ReindexResult]:
+def reindex_flow(
+    embedder_name: str, dimension: Callable[[], int], batch_size: int = 256
+) -> Flow[ReindexResult]:
     """Re-embed every memory with the current embedder, then swap all vectors in one transaction.
 
-    Needs no `OpenStore`: the recorded embedder is the one that mismatches.
+    Needs no `OpenStore`: the recorded embedder is the one that mismatches. The
+    dimension is read after embedding, because a remote embedder may only learn it
+    from its first answer.
     """
     previous: tuple[str, int] | None = yield StoreCall(lambda s: s.embedder)
     batches = yield StoreCall(lambda s: s.iter_all(batch_size))
@@ -842,11 +846,12 @@ def reindex_flow(embedder_name: str, dimension: int, batch_size: int = 256) -> F
             break
         vectors = _vectors((yield Embed([r.memory for r in batch])), len(batch))
         pairs.extend((r.id, v) for r, v in zip(batch, vectors, strict=True))
-    count: int = yield StoreCall(lambda s: s.replace_vectors(embedder_name, dimension, pairs))
+    dim = dimension()
+    count: int = yield StoreCall(lambda s: s.replace_vectors(embedder_name, dim, pairs))
     return ReindexResult(
         count=count,
         embedder=embedder_name,
-        dimension=dimension,
+        dimension=dim,
         previous_embedder=previous[0] if previous else None,
         previous_dimension=previous[1] if previous else None,
     )

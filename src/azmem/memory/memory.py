@@ -305,7 +305,7 @@ class Memory(MemoryBase):
 
     def reindex(self) -> ReindexResult:
         """Re-embed every memory with the current embedder (after switching embedders: ``azmem reindex``)."""
-        result = self._run(core.reindex_flow(self.embedder.name, self.embedder.dimension))
+        result = self._run(core.reindex_flow(self.embedder.name, lambda: self.embedder.dimension))
         self._opened = False
         return result
 
