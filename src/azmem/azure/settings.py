@@ -674,26 +674,34 @@ def _env(*names: str) -> tuple[str, str] | None:
 
 
 def _env_layers() -> tuple[dict[str, Any], dict[str, Any]]:
-    """(generic layer, role-specific layer) from the Azure environment variables."""
-    generic: dict[str, Any] = {}
-    chat: dict[str, Any] = {}
-    emb: dict[str, Any] = {}
+    """(generic layer, role-specific layer) from the Azure environment variables.
+
+    Connection values (endpoint, key, api-version, managed identity) of the generic layer
+    apply to chat and embedding alike, as their names say; ``LLM_AZURE_*`` ones to chat,
+    ``EMBEDDING_AZURE_*`` ones to embedding. Small chat takes its connection from chat (so
+    ``LLM_AZURE_*`` too). Deployment names only name their own role's deployment; a role
+    left without one is dropped by :func:`_inherit`, so these layers never create a role.
+    """
+    shared: dict[str, Any] = {}
     if hit := _env("AZURE_OPENAI_ENDPOINT"):
-        chat["endpoint"] = hit[1]
+        shared["endpoint"] = hit[1]
     if hit := _env("AZURE_OPENAI_API_KEY"):
-        chat["api_key"] = hit[1]
-    if hit := _env("AZURE_OPENAI_DEPLOYMENT", "AZURE_OPENAI_DEPLOYMENT_NAME"):
-        chat["deployment"] = hit[1]
+        shared["api_key"] = hit[1]
     if hit := _env("AZURE_OPENAI_API_VERSION", "OPENAI_API_VERSION"):
-        chat["api_version"] = hit[1]
+        shared["api_version"] = hit[1]
     if hit := _env("AZURE_OPENAI_USE_MANAGED_IDENTITY"):
-        chat["use_managed_identity"] = hit[1].strip().lower() in {"1", "true", "yes", "on"}
-    if hit := _env("AZURE_OPENAI_EMBEDDING_DEPLOYMENT"):
-        emb["deployment"] = hit[1]
-    if chat:
-        generic["chat"] = chat
-    if emb:
-        generic["embedding"] = emb
+        shared["use_managed_identity"] = hit[1].strip().lower() in {"1", "true", "yes", "on"}
+    generic: dict[str, Any] = {}
+    deployments = {  # small_chat takes its connection from chat, LLM_AZURE_* included
+        "chat": _env("AZURE_OPENAI_DEPLOYMENT", "AZURE_OPENAI_DEPLOYMENT_NAME"),
+        "embedding": _env("AZURE_OPENAI_EMBEDDING_DEPLOYMENT"),
+    }
+    for role, hit in deployments.items():
+        values = dict(shared)
+        if hit:
+            values["deployment"] = hit[1]
+        if values:
+            generic[role] = values
 
     roles: dict[str, Any] = {}
     for role, prefix in (("chat", "LLM_AZURE_"), ("embedding", "EMBEDDING_AZURE_")):
@@ -710,10 +718,11 @@ def _env_layers() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _inherit(merged: dict[str, Any], explicit: Mapping[str, Any]) -> None:
-    """Fill small_chat/embedding gaps from chat; create embedding only when it has a deployment.
+    """Fill small_chat/embedding gaps from chat; keep a role only when it has a deployment.
 
-    The generic env layer gives chat an endpoint and key that the embedder should share,
-    but an embedding role without its own deployment is not configured at all.
+    A role without its own deployment is not configured at all (the generic env layer
+    gives every role an endpoint and key). Chat's API key is inherited only by a role on
+    the same endpoint: a key is never sent to another resource.
     """
     chat = merged.get("chat")
     if isinstance(chat, dict) and not any(chat.values()):
@@ -726,10 +735,25 @@ def _inherit(merged: dict[str, Any], explicit: Mapping[str, Any]) -> None:
         if not cfg.get("deployment") and role not in explicit:
             merged.pop(role)
             continue
+        keys = _INHERITED + (_INHERITED_CHAT_ONLY if role == "small_chat" else ())
         if isinstance(chat, dict):
-            for key in _INHERITED + (_INHERITED_CHAT_ONLY if role == "small_chat" else ()):
-                if key in chat and key not in cfg:
+            if "endpoint" in chat and "endpoint" not in cfg:
+                cfg["endpoint"] = chat["endpoint"]
+            # A key only ever goes to the resource it came with.
+            same_resource = _endpoint_id(cfg.get("endpoint")) == _endpoint_id(chat.get("endpoint"))
+            for key in keys:
+                if key in chat and key not in cfg and (key != "api_key" or same_resource):
                     cfg[key] = chat[key]
+
+
+def _endpoint_id(value: Any) -> Any:
+    """An endpoint as compared for key inheritance: case, trailing slash and /openai[/v1] ignored."""
+    if not isinstance(value, str):
+        return value
+    v = value.strip().rstrip("/").lower()
+    for suffix in ("/openai/v1", "/openai"):
+        v = v.removesuffix(suffix)
+    return v
 
 
 def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
