@@ -32,9 +32,22 @@ def test_throttle_honours_retry_after_and_never_opens_the_breaker() -> None:
 
 def test_throttle_without_retry_after_backs_off_adaptively() -> None:
     h = make()
-    assert [h.on_throttle(0.0, None) for _ in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    delays = []
+    now = 0.0
+    for _ in range(5):
+        delays.append(h.on_throttle(now, None))
+        now += delays[-1]  # each 429 arrives after the previous cooldown ended
+    assert delays == [0.5, 1.0, 2.0, 4.0, 4.0]
     h.on_success()
+    assert h.on_throttle(now, None) == 0.5
+
+
+def test_a_burst_of_429s_from_one_episode_backs_off_once() -> None:
+    h = make()
     assert h.on_throttle(0.0, None) == 0.5
+    for _ in range(30):
+        assert h.on_throttle(0.1, None) == pytest.approx(0.4)
+    assert h.skip_reason(0.5) is None
 
 
 def test_breaker_opens_after_consecutive_failures_then_probes_once() -> None:
@@ -99,3 +112,21 @@ def test_disabled_never_recovers_until_reset() -> None:
     assert h.ready_at(0.0) is None
     h.reset()
     assert h.skip_reason(0.0) is None
+
+
+def test_failures_from_requests_sent_before_the_breaker_opened_do_not_extend_it() -> None:
+    h = make()
+    for _ in range(3):
+        h.on_failure(0.0, None)
+    assert h.open_until == pytest.approx(10.0)
+    for _ in range(60):  # the rest of an in-flight burst reporting the same outage
+        assert h.on_failure(0.5, None) == pytest.approx(9.5)
+    assert h.open_until == pytest.approx(10.0)
+    assert h.cooldown_until < 10.0
+    assert h.skip_reason(10.0) is None  # the probe goes out on time
+
+
+def test_retry_after_on_a_server_error_is_honoured() -> None:
+    h = make()
+    assert h.on_failure(0.0, 7.0) == pytest.approx(7.0)
+    assert h.skip_reason(6.0) == "cooling down for 1.0s"

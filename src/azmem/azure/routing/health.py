@@ -100,29 +100,46 @@ class Health:
         return float(min(self.policy.cooldown_max, self.policy.cooldown_base * 2.0 ** max(0, n - 1)))
 
     def on_throttle(self, now: float, retry_after: float | None) -> float:
-        """A 429: cool down for Retry-After, else an adaptive backoff. Returns the cooldown."""
-        self.consecutive_throttles += 1
+        """A 429: cool down for Retry-After, else an adaptive backoff. Returns the cooldown.
+
+        Without a Retry-After, 429s that arrive while already cooling come from requests sent
+        before the first one: the same episode, so they do not double the backoff again.
+        """
         if self.breaker is BreakerState.HALF_OPEN:
             # The probe reached a live deployment: it is up, merely full.
             self.breaker = BreakerState.CLOSED
             self.probe_in_flight = False
             self.consecutive_failures = 0
+        if retry_after is None and now < self.cooldown_until:
+            return self.cooldown_until - now
+        self.consecutive_throttles += 1
         delay = retry_after if retry_after is not None else self._backoff(self.consecutive_throttles)
         self.cooldown_until = max(self.cooldown_until, now + delay)
         return delay
 
     def on_failure(self, now: float, retry_after: float | None) -> float:
-        """A 5xx, timeout or connection failure. Returns how long the deployment is out."""
+        """A 5xx, timeout or connection failure. Returns how long the deployment is out.
+
+        Failures that arrive while the breaker is already open are requests sent before it
+        opened, reporting the same outage: they neither count nor lengthen anything, or a
+        burst of 60 in-flight requests would push the cooldown to its maximum and keep a
+        recovered region out long after it came back.
+        """
+        self._refresh(now)
+        if self.breaker is BreakerState.OPEN:
+            return self.open_until - now
+        if retry_after is not None:
+            self.cooldown_until = max(self.cooldown_until, now + retry_after)
         self.consecutive_failures += 1
-        delay = retry_after if retry_after is not None else self._backoff(self.consecutive_failures)
-        self.cooldown_until = max(self.cooldown_until, now + delay)
         if self.breaker is BreakerState.HALF_OPEN:
-            self._open(
-                now, min(self.policy.max_open_seconds, max(self.open_seconds, self.policy.open_seconds) * 2)
-            )
+            longer = max(self.open_seconds, self.policy.open_seconds) * 2
+            self._open(now, min(self.policy.max_open_seconds, longer))
         elif self.consecutive_failures >= self.policy.failure_threshold:
             self._open(now, self.policy.open_seconds)
-        return max(delay, self.open_until - now) if self.breaker is BreakerState.OPEN else delay
+        else:
+            backoff = self._backoff(self.consecutive_failures) if retry_after is None else retry_after
+            self.cooldown_until = max(self.cooldown_until, now + backoff)
+        return max(self.cooldown_until, self.open_until) - now
 
     def _open(self, now: float, seconds: float) -> None:
         self.breaker = BreakerState.OPEN

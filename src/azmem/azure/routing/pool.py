@@ -151,8 +151,8 @@ class BreakerPolicy(BaseModel):
 
     failure_threshold: int = Field(default=3, ge=1)
     """Consecutive server/network failures that open the breaker."""
-    open_seconds: float = Field(default=5.0, gt=0)
-    max_open_seconds: float = Field(default=30.0, gt=0)
+    open_seconds: float = Field(default=2.0, gt=0)
+    max_open_seconds: float = Field(default=5.0, gt=0)
     cooldown_base: float = Field(default=0.5, ge=0)
     """First adaptive cooldown after a failure without Retry-After; doubles per consecutive failure."""
     cooldown_max: float = Field(default=30.0, gt=0)
