@@ -135,3 +135,19 @@ def test_emulator_never_imports_the_client_layer() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_requests_to_unknown_routes_are_answered_404_and_recorded(emulator: Emulator) -> None:
+    """A wrong base URL (here AzureOpenAI given the v1 base URL) shows up in the log with its path."""
+    client = openai.AzureOpenAI(
+        base_url=emulator.v1_base_url, api_key=emulator.api_key, api_version="2024-10-21", max_retries=0
+    )
+    with client, pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    assert info.value.code == "404"
+    (sent,) = emulator.requests
+    assert sent.status == 404
+    assert sent.path.startswith("/openai/v1/")
+    assert sent.path != "/openai/v1/chat/completions"
+    assert sent.json["messages"] == MESSAGES
+    assert sent.headers["api-key"] == emulator.api_key

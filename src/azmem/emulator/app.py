@@ -385,6 +385,22 @@ def create_app(state: EmulatorState) -> ASGIApp:
 
     @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def not_found(path: str, request: Request) -> Response:
+        # Recorded like any other request: a wrong base URL is what a test most needs to see.
+        raw = await request.body()
+        try:
+            parsed: Any = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        state.record(
+            RecordedRequest(
+                method=request.method,
+                path=request.url.path,
+                query=dict(request.query_params),
+                headers={k.lower(): v for k, v in request.headers.items()},
+                json=parsed,
+                status=404,
+            )
+        )
         rid = protocol.new_request_id()
         return _json(404, protocol.resource_not_found(), protocol.trace_headers(rid, state.region))
 
