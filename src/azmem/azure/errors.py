@@ -493,6 +493,7 @@ def _body_dict(body: object) -> dict[str, Any]:
     return {}
 
 
+_STATED_WAIT = re.compile(r"retry after (\d+(?:\.\d+)?) seconds?", re.I)
 _CONTEXT_LENGTH = re.compile(r"maximum context length|context_length_exceeded|too many tokens", re.I)
 _JSON_SCHEMA = re.compile(r"json_schema.*(api version|not supported|enabled only)", re.I | re.S)
 
@@ -675,7 +676,12 @@ def _map_status(exc: Any, ctx: RequestContext, info: dict[str, Any], where: str)
     if status == 429:
         limits = {k: v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
         if limits:
-            common["details"] = {**details, "ratelimit": limits}
+            common["details"] = {**common["details"], "ratelimit": limits}
+        stated = _STATED_WAIT.search(service_message) if retry_after is None else None
+        if stated:
+            # No Retry-After header (field reports show 429s without one), but Azure's message
+            # says how long: kept so the policy can still recognise a quota wall at once.
+            common["details"] = {**common["details"], "stated_retry_after": float(stated.group(1))}
         if code in {"insufficient_quota", "QuotaExceeded"}:
             return QuotaExceededError(f"Quota exhausted for {where}: {service_message}", **common)
         return RateLimitError(f"Rate limited by {where}: {service_message}", **common)

@@ -55,15 +55,19 @@ class RetryPolicy(BaseModel):
         if not error.retryable:
             return None
         hint = error.retry_after
-        if hint is not None and hint > self.retry_after_ceiling:
+        # Without a Retry-After header, the wait Azure states in its message ("Please retry
+        # after 86400 seconds") still reveals a quota wall; it is not used as a delay.
+        stated = error.details.get("stated_retry_after") if hint is None else None
+        wall = hint if hint is not None else stated if isinstance(stated, int | float) else None
+        if wall is not None and wall > self.retry_after_ceiling:
             raise QuotaExceededError(
-                f"The service asked to wait {hint:.0f} s, beyond the retry ceiling of "
+                f"The service asked to wait {wall:.0f} s, beyond the retry ceiling of "
                 f"{self.retry_after_ceiling:.0f} s: {error.message}",
                 error_code=error.error_code,
                 details=error.details,
                 debug_info=error.debug_info,
                 status_code=error.status_code,
-                retry_after=hint,
+                retry_after=wall,
             ) from error
         if attempt >= self.max_attempts:
             return None
