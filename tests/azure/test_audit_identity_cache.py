@@ -198,3 +198,44 @@ def test_no_key_or_token_in_the_bytes_of_the_cache_files(tmp_path: Path) -> None
     assert b"emulated reply" in joined, "the check reads the cached answers"
     for secret in (key, token):
         assert secret.encode() not in joined
+
+
+# --------------------------------------------------------------------------- placeholder keys
+
+PLACEHOLDERS = [
+    "$AZURE_OPENAI_API_KEY",  # docker compose / .env left unexpanded
+    "%AZURE_OPENAI_API_KEY%",  # Windows
+    "AZURE_OPENAI_API_KEY",  # the variable's name pasted as its value
+    "api-key",
+    "replace-with-your-key",
+    "sk-xxxxxxxx",
+    "<your-api-key>",
+    "  ",
+]
+
+
+@pytest.mark.parametrize("placeholder", PLACEHOLDERS)
+def test_a_placeholder_key_means_entra_id_through_default_azure_credential(
+    make_llm: Factory, monkeypatch: pytest.MonkeyPatch, placeholder: str
+) -> None:
+    """No credential passed and a placeholder key: DefaultAzureCredential's token is what is sent."""
+    emu = make_llm.emu
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential")  # no developer logins
+    identity = _IdentityEndpoint(lambda: emu.issue_token(3600))
+    try:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", identity.url)
+        monkeypatch.setenv("IDENTITY_HEADER", "identity-header")
+        monkeypatch.setenv("AZURE_OPENAI_API_KEY", placeholder)
+        monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", emu.endpoint)
+        monkeypatch.setenv("AZURE_OPENAI_DEPLOYMENT", "gpt-4o")
+        loaded = AzmemSettings.load()
+        assert loaded.chat is not None
+        assert make_llm(chat=loaded.chat).generate("hi").text
+    finally:
+        identity.close()
+    (sent,) = chat_requests(emu)
+    assert sent.headers["authorization"].startswith("Bearer emu-")
+    assert "api-key" not in sent.headers
+    assert identity.queries[0]["resource"] == ["https://cognitiveservices.azure.com"]

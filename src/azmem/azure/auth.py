@@ -41,6 +41,11 @@ PLACEHOLDER_PATTERNS: tuple[str, ...] = (
     r"<.*>",                               # <your-api-key>, <API_KEY>
     r"\{\{?.*\}?\}",                       # {api_key}, {{ key }}
     r"\$\{.*\}",                           # ${AZURE_OPENAI_API_KEY} left unexpanded
+    r"\$[a-z_][a-z0-9_]*",                  # $AZURE_OPENAI_API_KEY left unexpanded (compose, .env)
+    r"%[a-z_][a-z0-9_]*%",                  # %AZURE_OPENAI_API_KEY% (Windows) left unexpanded
+    r"((azure|llm|embedding)[-_ ]?)?(azure[-_ ]?)?(openai[-_ ]?)?api[-_ ]?key",  # the variable's name
+    r"replace[-_ ]?with[-_ ]?.*",           # replace-with-your-key
+    r"sk-(x{3,}|\.{3,}|\*{3,}|<.*>)",         # sk-xxxx, sk-..., the OpenAI sample shape
     r"x{3,}[x\-_.]*",                      # xxx, XXXX-XXXX
     r"\*{3,}",                             # ****
     r"\.{3,}",                             # ...
