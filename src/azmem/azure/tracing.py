@@ -123,12 +123,19 @@ class _SafeSpan:
 
 
 @contextmanager
-def llm_span(tracer: Tracer | None, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Any]:
+def llm_span(
+    tracer: Tracer | None, name: str, attributes: Mapping[str, Any] | None = None, *, current: bool = True
+) -> Iterator[Any]:
     """A span around one LLM or embedding call that records, and re-raises, any exception as is.
 
     Yields a span-like object whose ``set_attribute`` / ``add_event`` sanitise values.
     ``llm.provider=azure`` and ``gen_ai.system=az.ai.openai`` are always set. The span
     is closed on exit even when the caller never consumes the rest of a generator.
+
+    ``current=False`` leaves the OpenTelemetry context alone: what a *generator* (a
+    stream) must use, because a span made current there stays current in the caller's
+    context at every ``yield`` (the caller's own spans become its children) and cannot be
+    detached when the generator is finalised in another context.
     """
     base: dict[str, Any] = {
         "gen_ai.system": "az.ai.openai",
@@ -136,18 +143,29 @@ def llm_span(tracer: Tracer | None, name: str, attributes: Mapping[str, Any] | N
         "llm.provider": "azure",
     }
     base.update(attributes or {})
-    with get_tracer(tracer).start_as_current_span(
-        name,
-        kind=trace.SpanKind.CLIENT,
-        attributes=sanitize_attributes(base),
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        try:
-            yield _SafeSpan(span)
-        except BaseException as exc:
-            _record_error(span, exc)
-            raise  # the same object, never wrapped
+    options: dict[str, Any] = {
+        "kind": trace.SpanKind.CLIENT,
+        "attributes": sanitize_attributes(base),
+        "record_exception": False,
+        "set_status_on_exception": False,
+    }
+    resolved = get_tracer(tracer)
+    if current:
+        with resolved.start_as_current_span(name, **options) as span:
+            try:
+                yield _SafeSpan(span)
+            except BaseException as exc:
+                _record_error(span, exc)
+                raise  # the same object, never wrapped
+        return
+    span = resolved.start_span(name, **{k: v for k, v in options.items() if k != "set_status_on_exception"})
+    try:
+        yield _SafeSpan(span)
+    except BaseException as exc:
+        _record_error(span, exc)
+        raise  # the same object, never wrapped
+    finally:
+        span.end()
 
 
 def _record_error(span: Span, exc: BaseException) -> None:
