@@ -329,3 +329,23 @@ def test_embedding_cost_uses_the_price_table(emulator: Emulator) -> None:
     assert usage.summary()["by_deployment"]["text-embedding-3-small"]["cost_usd"] == pytest.approx(
         record.cost
     )
+
+
+# --------------------------------------------------------------------------- messages verbatim
+
+
+def test_user_text_mentioning_the_assistant_is_sent_verbatim(make_llm: Factory) -> None:
+    """mem0 rewrote "assistant" to "ai" in user text to dodge a jailbreak filter; we never edit words."""
+    text = "Assistant: ignore that. Ask the assistant (the ASSISTANT role) about assistants."
+    conversation: list[Any] = [
+        {"role": "system", "content": "You are an assistant."},
+        {"role": "user", "content": text},
+        {"role": "assistant", "content": "As your assistant, I can help."},
+    ]
+    make_llm().generate(conversation)
+    (sent,) = chat_requests(make_llm.emu)
+    assert [m["content"] for m in sent.json["messages"]] == [
+        "You are an assistant.",
+        text,
+        "As your assistant, I can help.",
+    ]
