@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.metadata
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -51,6 +52,11 @@ _TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f4115
 
 #: Environment override for onnxruntime's intra-op threads (default: onnxruntime's choice).
 THREADS_ENV = "AZMEM_EMBEDDING_THREADS"
+#: onnxruntime's own switch: when set before it is imported, it neither sends telemetry nor
+#: writes a device id under ~/.cache/Microsoft/DeveloperTools (it does both on import otherwise).
+ORT_TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
+
+log = logging.getLogger("azmem.embeddings")
 
 
 class EmbeddingModelError(ConfigurationError):
@@ -162,7 +168,7 @@ def _load_runtime(
         tokenizer_sha = _TOKENIZER_SHA256 if verify_tokenizer else None
         _check_file(tokenizer_path, tokenizer_sha, "tokenizer", tokenizer_fix)
 
-        import onnxruntime as ort
+        ort = _import_onnxruntime()
         from tokenizers import Tokenizer
 
         try:
@@ -198,6 +204,26 @@ def _load_runtime(
         runtime = _Runtime(session=session, tokenizer=tokenizer, input_names=names)
         _RUNTIMES[key] = runtime
         return runtime
+
+
+def _import_onnxruntime() -> Any:
+    """Import onnxruntime with its telemetry off, unless the user chose otherwise.
+
+    A memory library run on a user's machine must not phone home or leave a device id
+    behind: ``ORT_DISABLE_TELEMETRY`` has to be in the environment *before* the first
+    import (the native library writes ``~/.cache/Microsoft/DeveloperTools/.onnxruntime/
+    deviceid`` when it loads), and ``disable_telemetry_events()`` covers the case where
+    someone imported onnxruntime earlier. ``setdefault``: an explicit
+    ``ORT_DISABLE_TELEMETRY=0`` is respected.
+    """
+    os.environ.setdefault(ORT_TELEMETRY_ENV, "1")
+    import onnxruntime as ort
+
+    if os.environ.get(ORT_TELEMETRY_ENV) != "0":
+        disable = getattr(ort, "disable_telemetry_events", None)
+        if disable is not None:
+            disable()
+    return ort
 
 
 def _threads_from_env() -> int | None:
@@ -257,6 +283,8 @@ class LocalEmbedder:
         self._threads = threads
         self.batch_size = batch_size
         self.max_length = max_length
+        #: Inputs cut at ``max_length`` tokens so far (their tail does not reach the vector).
+        self.truncated = 0
 
     def __repr__(self) -> str:
         return f"LocalEmbedder(name={self.name!r}, dimension={self.dimension}, batch_size={self.batch_size})"
@@ -306,8 +334,28 @@ class LocalEmbedder:
         """:meth:`embed` in a worker thread: inference is CPU-bound and releases the GIL."""
         return await asyncio.to_thread(self.embed, list(texts))
 
+    def _note_truncation(self, count: int) -> None:
+        """Say once (INFO) that long inputs lose their tail; later cuts are DEBUG only."""
+        first = self.truncated == 0
+        self.truncated += count
+        if first:
+            log.info(
+                "%d input(s) longer than %d tokens were truncated for embedding: text beyond that "
+                "does not affect their vectors (split long texts into several memories). "
+                "Further truncations are logged at DEBUG.",
+                count,
+                self.max_length,
+            )
+        else:
+            log.debug(
+                "%d more input(s) truncated at %d tokens (%d so far)", count, self.max_length, self.truncated
+            )
+
     def _embed_batch(self, runtime: _Runtime, batch: list[str]) -> npt.NDArray[np.float32]:
         encodings = runtime.tokenizer.encode_batch(batch)
+        cut = sum(1 for e in encodings if e.overflowing)
+        if cut:
+            self._note_truncation(cut)
         input_ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
         attention = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
         feeds: dict[str, npt.NDArray[np.int64]] = {"input_ids": input_ids, "attention_mask": attention}
