@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from azmem.azure.errors import StructuredOutputError
+from azmem.azure.errors import EmbedderMismatchError, StructuredOutputError
 from azmem.embeddings.protocol import aembed
 from azmem.memory import core
 from azmem.memory.base import ConfigInput, MemoryBase
@@ -94,6 +94,9 @@ class AsyncMemory(MemoryBase):
         except StopIteration as stop:
             result: R = stop.value
             return result
+        except EmbedderMismatchError as exc:
+            core.explain_mismatch(exc)
+            raise
         finally:
             flow.close()
 

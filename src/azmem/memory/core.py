@@ -26,7 +26,13 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from azmem.azure.errors import InvalidInputError, MemoryNotFoundError, StructuredOutputError
+from azmem.azure import messages as chat
+from azmem.azure.errors import (
+    EmbedderMismatchError,
+    InvalidInputError,
+    MemoryNotFoundError,
+    StructuredOutputError,
+)
 from azmem.memory.prompts import Prompt, Prompts
 from azmem.memory.results import (
     AddResult,
@@ -70,6 +76,7 @@ __all__ = [
     "add_flow",
     "delete_all_flow",
     "delete_flow",
+    "explain_mismatch",
     "get_all_flow",
     "get_flow",
     "history_flow",
@@ -331,32 +338,82 @@ def _content(value: object, what: str) -> str:
     return _text(value, what, MAX_MESSAGE_BYTES)
 
 
-def normalize_messages(messages: object) -> list[InputMessage]:
-    """A str, one message dict, or a list of them -> validated messages (caller's objects untouched).
+def _from_typed(item: BaseModel, where: str) -> Mapping[str, Any] | None:
+    """A typed chat message as the dict shape read below, or None if it holds no text.
 
-    A message is ``{"role", "content"}`` with optional ``name`` and ``timestamp``; other
-    keys (e.g. from the OpenAI wire shape) are ignored.
+    Typed messages are ``azmem.azure.messages``' models (``UserMessage``,
+    ``AssistantMessage``, ...) or another pydantic message such as the SDK's
+    ``ChatCompletionMessage``; the client layer's `normalize_messages` reads them, so
+    both layers accept exactly the same objects. An assistant turn that only calls tools
+    (or only refuses) has no text to remember and is skipped.
+    """
+    try:
+        (msg,) = chat.normalize_messages([item])
+    except InvalidInputError as exc:
+        reason = exc.__cause__ if exc.__cause__ is not None else exc.message
+        raise InvalidInputError(
+            f"{where} is not a valid chat message: {reason}", suggestion=exc.suggestion
+        ) from None
+    content: object = msg.content
+    if isinstance(msg, chat.AssistantMessage) and msg.content is None:
+        if msg.tool_calls or msg.refusal is not None:
+            return None
+    elif isinstance(msg, chat.UserMessage) and not isinstance(msg.content, str):
+        content = [
+            {"type": "text", "text": p.text} if isinstance(p, chat.TextPart) else {"type": p.type}
+            for p in msg.content
+        ]
+    out: dict[str, Any] = {"role": msg.role, "content": content}
+    name = getattr(msg, "name", None)
+    if name is not None:
+        out["name"] = name
+    return out
+
+
+def _is_tool_call_turn(item: Mapping[str, Any]) -> bool:
+    """An OpenAI-shaped assistant dict with tool calls (or a refusal) and no text."""
+    return (
+        item.get("role") == "assistant"
+        and item.get("content") is None
+        and bool(item.get("tool_calls") or item.get("refusal"))
+    )
+
+
+def normalize_messages(messages: object) -> list[InputMessage]:
+    """A str, one message, or a list of them -> validated messages (caller's objects untouched).
+
+    A message is a ``{"role", "content"}`` dict with optional ``name`` and ``timestamp``
+    (other keys, e.g. from the OpenAI wire shape, are ignored), or a typed message from
+    `azmem.azure.messages` (``UserMessage``, ``AssistantMessage``, ``SystemMessage``,
+    ``ToolMessage``) or the SDK. Assistant turns with tool calls and no text are skipped.
     """
     if isinstance(messages, str | bytes | bytearray):
         items: list[object] = [{"role": "user", "content": messages}]
-    elif isinstance(messages, Mapping):
+    elif isinstance(messages, Mapping | BaseModel):
         items = [messages]
     elif isinstance(messages, list | tuple):
         items = list(messages)
     else:
         raise InvalidInputError(
-            f"messages must be a string, a message dict or a list of them, not {type(messages).__name__}"
+            "messages must be a string, a message (dict or typed) or a list of them, "
+            f"not {type(messages).__name__}"
         )
     if not items:
         raise InvalidInputError("messages is empty: there is nothing to remember")
     out: list[InputMessage] = []
     total = 0
-    for i, item in enumerate(items):
+    for i, raw in enumerate(items):
         where = f"messages[{i}]"
+        item = _from_typed(raw, where) if isinstance(raw, BaseModel) else raw
+        if item is None:
+            continue
         if not isinstance(item, Mapping):
             raise InvalidInputError(
-                f"{where} must be a dict with 'role' and 'content', not {type(item).__name__}"
+                f"{where} must be a dict with 'role' and 'content' or a typed message "
+                f"(azmem.azure.messages), not {type(item).__name__}"
             )
+        if _is_tool_call_turn(item):
+            continue
         role = item.get("role", "user")
         if role not in ROLES:
             raise InvalidInputError(f"{where}.role must be one of {sorted(ROLES)}, got {role!r:.40}")
@@ -411,7 +468,10 @@ def extraction_messages(
             continue
         when = _fmt_time(m.timestamp) if m.timestamp else "no timestamp"
         who = f"{m.role} ({m.name})" if m.name else m.role
-        lines.append(f"[{when}] {who}: {m.content}")
+        # A message's further lines are indented, so text cannot pose as another turn
+        # ("...\n[2024-01-01 ...] assistant: ..." inside a user message).
+        body = "\n    ".join(m.content.splitlines() or [""])
+        lines.append(f"[{when}] {who}: {body}")
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
 
 
@@ -855,6 +915,16 @@ def reindex_flow(
         previous_embedder=previous[0] if previous else None,
         previous_dimension=previous[1] if previous else None,
     )
+
+
+REINDEX_HINT = "From Python: `memory.reindex()` (`await memory.reindex()` on AsyncMemory) does the same."
+
+
+def explain_mismatch(exc: EmbedderMismatchError) -> EmbedderMismatchError:
+    """Add the API's own fix to the store's suggestion (which names the CLI), once."""
+    if REINDEX_HINT not in (exc.suggestion or ""):
+        exc.suggestion = f"{exc.suggestion} {REINDEX_HINT}" if exc.suggestion else REINDEX_HINT
+    return exc
 
 
 def _not_found(mid: str) -> MemoryNotFoundError:

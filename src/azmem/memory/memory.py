@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from azmem.azure.errors import StructuredOutputError
+from azmem.azure.errors import EmbedderMismatchError, StructuredOutputError
+from azmem.azure.messages import Message
 from azmem.memory import core
 from azmem.memory.base import ConfigInput, MemoryBase
 from azmem.memory.core import Chat, Embed, Flow, OpenStore, R, StoreCall
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Memory"]
 
-Messages = str | Mapping[str, Any] | Sequence[Mapping[str, Any]]
+#: What ``add`` accepts: text, a message (dict or typed, see `azmem.azure.messages`) or a list of them.
+Messages = str | bytes | Mapping[str, Any] | Message | Sequence[Mapping[str, Any] | Message]
 
 
 class Memory(MemoryBase):
@@ -90,6 +92,9 @@ class Memory(MemoryBase):
         except StopIteration as stop:
             result: R = stop.value
             return result
+        except EmbedderMismatchError as exc:
+            core.explain_mismatch(exc)
+            raise
         finally:
             flow.close()
 
@@ -146,8 +151,9 @@ class Memory(MemoryBase):
     ) -> AddResult:
         """Remember a conversation (or one text) for a user, agent and/or run.
 
-        ``messages``: a string (one user message), a ``{"role", "content"}`` dict or a
-        list of them; a message may carry ``name`` and ``timestamp`` (datetime, ISO
+        ``messages``: a string (one user message), a ``{"role", "content"}`` dict, a typed
+        message (``UserMessage``, ``AssistantMessage``, ... from `azmem.azure.messages`)
+        or a list of them; a dict may carry ``name`` and ``timestamp`` (datetime, ISO
         8601 or Unix seconds), against which relative dates are resolved.
 
         ``infer=True`` extracts atomic facts with the chat deployment and reconciles them
