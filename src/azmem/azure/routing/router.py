@@ -72,6 +72,9 @@ class Requirements:
     """Prefer deployments with strict json_schema; if none has it, any will do (the LLM client
     falls back to json_object with the schema in the prompt)."""
     vision: bool = False
+    context_tokens: int | None = None
+    """What must fit one request's context window; default the whole reservation (prompt plus
+    output budget). Embeddings set the largest single input: a call's inputs are batched."""
 
 
 @dataclass(frozen=True)
@@ -498,7 +501,8 @@ class Call:
         req = self.requirements
         entries = r._pool(self.model)
         skipped: dict[str, str] = {}
-        needed_context = max(self._min_context, self.reservation)
+        own = req.context_tokens if req.context_tokens is not None else self.reservation
+        needed_context = max(self._min_context, own)
         capable: list[_Entry] = []
         for e in entries:
             why = self._excluded.get(e.label)
