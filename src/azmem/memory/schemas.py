@@ -68,13 +68,21 @@ class Decision(_Strict):
     )
 
     @model_validator(mode="after")
-    def _target_matches_event(self) -> Decision:
+    def _repair_event_target(self) -> Decision:
+        """Make the event agree with the target instead of rejecting the answer.
+
+        Strict decoding constrains each field on its own, so a schema-valid answer can
+        still pair ADD with a target or UPDATE with none. Re-asking mostly reproduces the
+        same pairing and then fails the whole ``add``; the intent is clear enough to
+        repair: ADD ignores a target, an UPDATE without one adds, a DELETE without one
+        does nothing. Empty ADD/UPDATE text falls back to the fact (``plan_changes``).
+        """
         if self.event == "ADD" and self.target is not None:
-            raise ValueError("an ADD decision must have target null")
-        if self.event != "ADD" and self.target is None:
-            raise ValueError(f"a {self.event} decision needs the id of an existing memory as target")
-        if self.event in ("ADD", "UPDATE") and not self.text.strip():
-            raise ValueError(f"a {self.event} decision needs the memory text")
+            self.target = None
+        elif self.event == "UPDATE" and self.target is None:
+            self.event = "ADD"
+        elif self.event == "DELETE" and self.target is None:
+            self.event = "NONE"
         return self
 
 
