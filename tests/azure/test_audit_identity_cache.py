@@ -18,8 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from llm_helpers import FAST_RETRY, Factory, chat_requests, factories, settings
 
+from azmem.azure import auth
 from azmem.azure.cache import ResponseCache
 from azmem.azure.embedder import AzureEmbedder
+from azmem.azure.errors import AuthenticationError
 from azmem.azure.llm import AsyncLLMClient, LLMClient
 from azmem.azure.settings import AzmemSettings
 from azmem.emulator import Emulator
@@ -28,6 +30,16 @@ from azmem.emulator import Emulator
 @pytest.fixture(params=["sync", "async"])
 def make_llm(request: pytest.FixtureRequest, emulator: Any) -> Iterator[Factory]:
     yield from factories(request, emulator)
+
+
+@pytest.fixture(autouse=True)
+def _forget_entra_notices() -> Iterator[None]:
+    """The "using Entra ID" notice is logged once per process and endpoint; the session emulator's
+    endpoint is shared with other modules' tests that expect to see it."""
+    before = set(auth._logged)
+    yield
+    with auth._logged_lock:
+        auth._logged.intersection_update(before)
 
 
 # --------------------------------------------------------------------------- managed identity
@@ -239,3 +251,56 @@ def test_a_placeholder_key_means_entra_id_through_default_azure_credential(
     assert sent.headers["authorization"].startswith("Bearer emu-")
     assert "api-key" not in sent.headers
     assert identity.queries[0]["resource"] == ["https://cognitiveservices.azure.com"]
+
+
+class _FailingIdentityEndpoint(_IdentityEndpoint):
+    """An identity endpoint that refuses (no identity assigned to this app)."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: "")
+        outer = self
+
+        class Refuse(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.queries.append(parse_qs(urlsplit(self.path).query))
+                body = b'{"statusCode": 400, "message": "No managed identity found for this client id"}'
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server.RequestHandlerClass = Refuse
+
+
+@pytest.mark.parametrize("api_key", [None, "$AZURE_OPENAI_API_KEY"], ids=["no-key", "placeholder"])
+def test_an_entra_failure_says_why_entra_id_was_used(
+    make_llm: Factory, monkeypatch: pytest.MonkeyPatch, api_key: str | None
+) -> None:
+    """The user who set a placeholder key must learn that, not only that `az login` failed."""
+    emu = make_llm.emu
+    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential")
+    identity = _FailingIdentityEndpoint()
+    try:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", identity.url)
+        monkeypatch.setenv("IDENTITY_HEADER", "identity-header")
+        llm = make_llm(chat=settings(emu, api_key=api_key))
+        with pytest.raises(AuthenticationError) as info:
+            llm.generate("hi")
+    finally:
+        identity.close()
+    assert identity.queries, "DefaultAzureCredential asked the managed identity endpoint"
+    err = info.value
+    suggestion = err.suggestion or ""
+    reason = "looks like a placeholder" if api_key else "no API key is set"
+    assert reason in suggestion
+    assert "AZURE_OPENAI_API_KEY" in suggestion
+    assert "az login" in suggestion
+    assert err.debug_info["deployment"] == "gpt-4o"
+    assert err.debug_info["endpoint"] == emu.endpoint
+    assert chat_requests(emu) == [], "nothing is sent without a token"

@@ -203,3 +203,22 @@ def test_configuration_docs_examples_load(
             exec(compile(text, f"{DOCS.name}[{index}]", "exec"), namespace)
         except ConfigurationError as exc:  # pragma: no cover - shown on failure
             pytest.fail(f"example {index} raised {exc!r}")
+
+
+# --------------------------------------------------------------------------- placeholders are no secrets
+
+
+@pytest.mark.parametrize("placeholder", ["api-key", "AZURE_OPENAI_API_KEY", "your-api-key"])
+def test_a_placeholder_key_is_not_registered_as_a_secret(placeholder: str) -> None:
+    """Registering "api-key" would blank it out of every message and defeat the api-key=... pattern."""
+    from azmem.azure import errors
+
+    try:
+        role = {"endpoint": "https://x.openai.azure.com", "deployment": "d", "api_key": placeholder}
+        AzmemSettings.load(chat=role)
+        AzmemSettings.load(routing={"pools": {"chat": [{"api_key": placeholder}]}})
+        assert placeholder not in errors._known_secrets
+        assert "zzz999zzz999" not in errors.redact("https://x/?api-key=zzz999zzz999&x=1")
+        assert "AZURE_OPENAI_API_KEY" in errors.redact("Set AZURE_OPENAI_API_KEY or api_key=...")
+    finally:
+        errors._known_secrets.discard(placeholder)  # the registry is process-wide

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from .errors import ConfigurationError, register_secret
+from .errors import AuthenticationError, ConfigurationError, _is_credential_error, redact, register_secret
 from .settings import AzureOpenAISettings
 
 __all__ = [
@@ -93,6 +93,8 @@ class AuthPlan:
     scope: str = DEFAULT_AZURE_OPENAI_SCOPE
     source: str = ""
     """Human description ("api key", "DefaultAzureCredential", "your credential"), for logs."""
+    reason: str = ""
+    """Why Entra ID: "" (chosen), "no API key is set" or "the API key looks like a placeholder"."""
     _settings: AzureOpenAISettings | None = field(default=None, repr=False)
     _sync_credential: Any = field(default=None, repr=False)
     _async_credential: Any = field(default=None, repr=False)
@@ -108,7 +110,7 @@ class AuthPlan:
                     error_code="async_credential_for_sync_client",
                     suggestion="Use AsyncLLMClient, or pass a sync callable / TokenCredential.",
                 )
-            return _checked_provider(user)
+            return self._guarded(_checked_provider(user))
         from azure.identity import get_bearer_token_provider
 
         if self._sync_credential is None:
@@ -119,7 +121,7 @@ class AuthPlan:
                     suggestion="Pass the azure.identity (sync) credential, or use the async client.",
                 )
             self._sync_credential = user if user is not None else self._build(asynchronous=False)
-        return _checked_provider(get_bearer_token_provider(self._sync_credential, self.scope))
+        return self._guarded(_checked_provider(get_bearer_token_provider(self._sync_credential, self.scope)))
 
     def async_token_provider(self) -> AsyncTokenProvider:
         """An awaitable provider for async clients (``azure.identity.aio.get_bearer_token_provider``).
@@ -130,8 +132,8 @@ class AuthPlan:
         user = self._settings.credential if self._settings else None
         if callable(user) and not _is_credential(user):
             if inspect.iscoroutinefunction(user):
-                return _checked_async_provider(user)
-            return _as_async(_checked_provider(user))
+                return self._guarded_async(_checked_async_provider(user))
+            return _as_async(self._guarded(_checked_provider(user)))
         if user is not None and not _is_async_credential(user):
             return _as_async(self.sync_token_provider())
         if user is None and not _has_async_transport():
@@ -143,7 +145,55 @@ class AuthPlan:
 
         if self._async_credential is None:
             self._async_credential = user if user is not None else self._build(asynchronous=True)
-        return _checked_async_provider(get_bearer_token_provider(self._async_credential, self.scope))
+        return self._guarded_async(
+            _checked_async_provider(get_bearer_token_provider(self._async_credential, self.scope))
+        )
+
+    def _failure(self, exc: BaseException) -> AuthenticationError:
+        """A credential that could not issue a token, explained with why Entra ID was used at all."""
+        role = self._settings.role if self._settings else "chat"
+        first = redact(str(exc)).strip().splitlines()
+        detail = first[0] if first else type(exc).__name__
+        fixes = (
+            "sign in (`az login`), or configure a managed identity / service principal "
+            "(AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET)"
+        )
+        if self.reason:
+            env = "EMBEDDING_AZURE_OPENAI_API_KEY" if role == "embedding" else "LLM_AZURE_OPENAI_API_KEY"
+            suggestion = (
+                f"azmem used Microsoft Entra ID because {self.reason} for the {role} role. Set the real "
+                f"key ({env} or AZURE_OPENAI_API_KEY, or api_key=...), or {fixes}."
+            )
+        else:
+            suggestion = f"Check the credential ({self.source}, scope {self.scope}): {fixes}."
+        return AuthenticationError(
+            f"Microsoft Entra ID ({self.source}) could not issue a token for scope {self.scope}: {detail}",
+            error_code="entra_token_unavailable",
+            suggestion=suggestion,
+            details={"credential": self.source, "reason": self.reason or None},
+        )
+
+    def _guarded(self, provider: TokenProvider) -> TokenProvider:
+        def call() -> str:
+            try:
+                return provider()
+            except Exception as exc:
+                if _is_credential_error(exc):
+                    raise self._failure(exc) from exc
+                raise
+
+        return call
+
+    def _guarded_async(self, provider: AsyncTokenProvider) -> AsyncTokenProvider:
+        async def call() -> str:
+            try:
+                return await provider()
+            except Exception as exc:
+                if _is_credential_error(exc):
+                    raise self._failure(exc) from exc
+                raise
+
+        return call
 
     def _build(self, *, asynchronous: bool) -> Any:
         settings = self._settings
@@ -311,18 +361,19 @@ def plan_auth(settings: AzureOpenAISettings) -> AuthPlan:
         else "ManagedIdentityCredential" if settings.use_managed_identity
         else "DefaultAzureCredential"
     )
+    why = ""
     if settings.auth == "auto" and not entra_chosen:
+        why = "no API key is set" if key is None else "the API key looks like a placeholder"
         marker = (settings.role, settings.endpoint)
         with _logged_lock:
             first = marker not in _logged
             _logged.add(marker)
         if first:
-            why = "no API key is set" if key is None else "the API key looks like a placeholder"
             logger.info(
                 "azmem: %s for the %s deployment at %s; using Microsoft Entra ID (%s, scope %s).",
                 why, settings.role, settings.endpoint, source, settings.token_scope,
             )
-    return AuthPlan(kind="entra", scope=settings.token_scope, source=source, _settings=settings)
+    return AuthPlan(kind="entra", scope=settings.token_scope, source=source, reason=why, _settings=settings)
 
 
 def _key_hint(role: str) -> str:

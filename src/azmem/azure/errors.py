@@ -509,6 +509,9 @@ def map_sdk_error(exc: BaseException, ctx: RequestContext) -> AzmemError:
     import openai  # local: keeps `azmem.azure.errors` importable by layers that never call Azure
 
     if isinstance(exc, AzmemError):
+        # Raised by our own code inside the SDK call (a token provider): give it the context.
+        for key, value in ctx.debug_info().items():
+            exc.debug_info.setdefault(key, value)
         exc.debug_info["attempt"] = ctx.attempt
         return exc
     _scrub(exc)

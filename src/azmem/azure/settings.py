@@ -237,7 +237,7 @@ class AzureOpenAISettings(BaseModel):
     @classmethod
     def _remember_secret(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None:
-            register_secret(v.get_secret_value())
+            _register_real_secret(v.get_secret_value())
         return v
 
     @field_validator("proxy")
@@ -537,11 +537,24 @@ class AzmemSettings(BaseSettings):
             raise _config_error(exc) from None
 
 
+def _register_real_secret(value: str) -> None:
+    """Register a key for redaction, unless it is a placeholder.
+
+    A placeholder is no secret, and registering one would be harmful: "api-key" or
+    "AZURE_OPENAI_API_KEY" would then be blanked out of every message that names the
+    setting, and "api-key" blanked before the ``api-key=<value>`` pattern could match.
+    """
+    from .auth import is_placeholder_key  # auth imports this module
+
+    if not is_placeholder_key(value):
+        register_secret(value)
+
+
 def _register_nested_secrets(value: Any) -> None:
     if isinstance(value, Mapping):
         for key, item in value.items():
             if key in {"api_key", "client_secret"} and isinstance(item, str):
-                register_secret(item)
+                _register_real_secret(item)
             else:
                 _register_nested_secrets(item)
     elif isinstance(value, list | tuple):
