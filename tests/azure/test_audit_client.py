@@ -349,3 +349,33 @@ def test_user_text_mentioning_the_assistant_is_sent_verbatim(make_llm: Factory) 
         text,
         "As your assistant, I can help.",
     ]
+
+
+@pytest.mark.parametrize("api", ["dated", "dated-deployment", "v1"])
+def test_a_wrapped_clients_errors_name_the_resource_endpoint(make_llm: Factory, api: str) -> None:
+    emu = make_llm.emu
+    own: Any
+    if api == "v1":
+        own = openai.OpenAI(base_url=emu.v1_base_url, api_key=emu.api_key, max_retries=0)
+        cfg = AzureOpenAISettings(deployment="missing")
+    else:
+        extra = {"azure_deployment": "missing"} if api == "dated-deployment" else {}
+        own = openai.AzureOpenAI(**emu.client_kwargs(), **extra)
+        cfg = AzureOpenAISettings() if extra else AzureOpenAISettings(deployment="missing")
+    if make_llm.mode == "async":  # the same facts through the async wrapper
+        own.close()
+        own = (
+            openai.AsyncOpenAI(base_url=emu.v1_base_url, api_key=emu.api_key, max_retries=0)
+            if api == "v1"
+            else openai.AsyncAzureOpenAI(**emu.client_kwargs(), **extra)
+        )
+    llm = make_llm(chat=cfg, client=own)
+    with pytest.raises(DeploymentNotFoundError) as info:
+        llm.generate("hi")
+    assert info.value.debug_info["endpoint"] == emu.endpoint
+    assert f"exists on {emu.endpoint}. " in (info.value.suggestion or "")
+    if make_llm.mode == "sync":
+        own.close()
+    else:
+        assert make_llm.runner is not None
+        make_llm.runner.run(own.close())

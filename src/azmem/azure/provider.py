@@ -106,7 +106,13 @@ class AzureProvider:
         if self.settings.endpoint:
             return self.settings.endpoint
         wrapped = self._client or self._async_client
-        return str(wrapped.base_url).rstrip("/") if wrapped is not None else ""
+        if wrapped is None:
+            return ""
+        # The resource, as an `endpoint` setting would name it: a wrapped client's base URL
+        # ends in /openai, /openai/v1 or /openai/deployments/<name>, which errors should not quote.
+        url = str(wrapped.base_url).rstrip("/")
+        cut = url.rfind("/openai")
+        return url[:cut] if cut > 0 else url
 
     @property
     def api_version(self) -> str | None:
