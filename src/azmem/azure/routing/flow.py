@@ -216,6 +216,13 @@ class RoutedChat:
             lambda _opened: (None, None),
         )
 
+    def streaming_target(self, current: Current, span: Any) -> Target:
+        """After an opened stream's flow: the deployment now streaming, recorded on the span."""
+        assert current.attempt is not None, "the opening flow has not run"
+        span.set_attribute("azmem.deployment", current.attempt.label)
+        span.set_attribute("azmem.route.attempts", current.attempt.number)
+        return self.target(current.attempt)
+
     def _route(
         self,
         env: ChatEnv,
