@@ -160,3 +160,62 @@ def test_a_failure_mid_import_keeps_the_finished_chunks_and_says_how_far_it_got(
     stored = json_out(cli("list", "--user", "f", "--json"))["results"]
     # the first chunk, whole; nothing of the second
     assert [m["memory"] for m in stored] == ["Moved to Lisbon"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        ({"role": "user", "content": ""}, "content is empty"),
+        ({"role": "user", "content": "   "}, "content is empty"),
+        ({"role": "user", "content": "x" * (64 * 1024 + 1)}, "the limit is 65,536 bytes"),
+        ({"role": "user", "content": "a\x00b"}, "NUL character"),
+        ({"role": "user", "content": "x", "timestamp": "yesterday"}, "'yesterday' is not an ISO 8601 time"),
+        ({"role": "user", "content": "x", "timestamp": 99999999999999}, "not a valid Unix time"),
+        ({"role": "user", "content": "x", "created_at": "soon"}, "'soon' is not an ISO 8601 time"),
+    ],
+)
+def test_content_the_store_would_refuse_stops_the_import_before_any_write(
+    cli: Invoke, tmp_path: Path, bad: dict[str, object], problem: str
+) -> None:
+    path = tmp_path / "c.jsonl"
+    good = [json.dumps({"role": "user", "content": f"fact number {i}"}) for i in range(50)]
+    path.write_text("\n".join([*good, json.dumps(bad)]) + "\n", encoding="utf-8")
+    result = cli("import", str(path), "--user", "u", "--no-infer")
+    assert result.exit_code == 4, result.stderr
+    assert "c.jsonl line 51" in result.stderr
+    assert problem in result.stderr
+    assert "messages[" not in result.stderr
+    assert json_out(cli("list", "--user", "u", "--json"))["results"] == []
+
+
+def test_a_single_message_object_is_one_message(cli: Invoke, tmp_path: Path) -> None:
+    path = _write(tmp_path / "one.json", {"role": "user", "content": "I like green tea"})
+    assert json_out(cli("import", str(path), "--user", "u", "--no-infer", "--json"))["messages"] == 1
+    stdin = json.dumps({"role": "user", "content": "I like black coffee"})
+    assert json_out(cli("import", "-", "--user", "u", "--no-infer", "--json", input=stdin))["messages"] == 1
+    assert len(json_out(cli("list", "--user", "u", "--json"))["results"]) == 2
+
+
+@pytest.mark.parametrize("name", ["deep.json", "deep.jsonl"])
+def test_deeply_nested_json_is_an_input_error(cli: Invoke, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text("[" * 100_000, encoding="utf-8")
+    result = cli("import", str(path), "--user", "u", "--no-infer")
+    assert result.exit_code == 4, result.stderr
+    assert "nested too deeply" in result.stderr
+
+
+def test_large_messages_are_split_under_the_per_add_limit(cli: Invoke, tmp_path: Path) -> None:
+    # 20 messages of 60 KB are over the engine's 512 KiB per add(): chunks split by size too.
+    messages = [{"role": "user", "content": f"{i} " + "x" * 60_000} for i in range(20)]
+    path = _write(tmp_path / "big.json", messages)
+    assert json_out(cli("import", str(path), "--user", "u", "--no-infer", "--json"))["messages"] == 20
+
+
+def test_bad_metadata_stops_the_import_before_any_write(cli: Invoke, tmp_path: Path) -> None:
+    good = _write(tmp_path / "good.json", {"user_id": "u", "messages": MESSAGES})
+    bad = _write(tmp_path / "bad.json", {"user_id": "u", "messages": MESSAGES, "metadata": {"k": "a\x00"}})
+    result = cli("import", str(good), str(bad), "--no-infer")
+    assert result.exit_code == 4, result.stderr
+    assert "bad.json" in result.stderr
+    assert json_out(cli("list", "--user", "u", "--json"))["results"] == []

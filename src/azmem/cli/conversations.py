@@ -54,6 +54,9 @@ _SHAPES_HINT = (
 )
 
 
+_TOO_DEEP_HINT = "A conversation file is a few levels deep: an object, a list of messages, the messages."
+
+
 def _bad(where: str, problem: str, suggestion: str = _SHAPES_HINT) -> InputFileError:
     return InputFileError(f"{where}: {problem}", suggestion=suggestion)
 
@@ -72,7 +75,27 @@ def _message(raw: Any, where: str) -> dict[str, Any]:
         raise _bad(where, f'"content" must be a string, not {type(content).__name__}.')
     message = {k: v for k, v in raw.items() if k in _MESSAGE_KEYS}
     message["role"] = role
+    created_at = message.pop("created_at", None)
+    if message.get("timestamp") is None and created_at is not None:
+        message["timestamp"] = created_at  # the engine reads "timestamp"
+    _check_message(message, where)
     return message
+
+
+def _check_message(message: dict[str, Any], where: str) -> None:
+    """Run the memory engine's own message checks now, so a bad line fails before any write.
+
+    The same function ``Memory.add`` applies (empty or over-long content, NUL characters,
+    unparsable timestamps), with its ``messages[0]`` position replaced by file and line.
+    """
+    from azmem.azure.errors import InvalidInputError
+    from azmem.memory.core import normalize_messages
+
+    try:
+        normalize_messages([message])
+    except InvalidInputError as exc:
+        problem = exc.message.replace("messages[0].", "", 1).replace("messages[0]", "the message", 1)
+        raise _bad(where, problem.rstrip(".") + ".", exc.suggestion or _SHAPES_HINT) from None
 
 
 def _conversation(raw: Mapping[str, Any], where: str) -> Conversation:
@@ -103,6 +126,8 @@ def _conversation(raw: Mapping[str, Any], where: str) -> Conversation:
 
 
 def _from_document(doc: Any, name: str) -> list[Conversation]:
+    if isinstance(doc, Mapping) and "messages" not in doc and ("role" in doc or "content" in doc):
+        return [Conversation(messages=[_message(doc, name)], where=name)]  # a single message
     if isinstance(doc, Mapping):
         return [_conversation(doc, name)]
     if isinstance(doc, list):
@@ -134,6 +159,8 @@ def _from_lines(lines: Iterator[tuple[int, str]], name: str) -> list[Conversatio
                 f"not valid JSON ({exc.msg}, column {exc.colno}).",
                 "A JSONL file holds one complete JSON object per line.",
             ) from None
+        except RecursionError:
+            raise _bad(where, "JSON nested too deeply to read.", _TOO_DEEP_HINT) from None
         if isinstance(obj, Mapping) and "messages" in obj:
             if pending:
                 out.append(Conversation(messages=pending, where=f"{name} line {first_pending}"))
@@ -161,6 +188,10 @@ def parse_conversations(text: str, name: str, *, jsonl: bool | None = None) -> l
     if jsonl is not True:
         try:
             doc = json.loads(text)
+        except RecursionError:
+            raise InputFileError(
+                f"{name}: JSON nested too deeply to read.", suggestion=_TOO_DEEP_HINT
+            ) from None
         except json.JSONDecodeError as exc:
             if jsonl is False or exc.msg != "Extra data":
                 raise InputFileError(

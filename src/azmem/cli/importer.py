@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -49,6 +49,23 @@ class ImportStats:
         }
 
 
+def _chunks(messages: list[dict[str, Any]], batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Runs of at most ``batch_size`` messages, each under the engine's per-add size limit."""
+    from azmem.memory.core import MAX_ADD_BYTES
+
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for message in messages:
+        n = len(str(message.get("content", "")).encode("utf-8", "surrogatepass"))
+        if chunk and (len(chunk) >= batch_size or size + n > MAX_ADD_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(message)
+        size += n
+    if chunk:
+        yield chunk
+
+
 def import_conversations(
     memory: Memory,
     conversations: list[Conversation],
@@ -65,6 +82,9 @@ def import_conversations(
     Scope ids given on the command line win over the file's (an explicit choice beats a
     default, as with settings); metadata is merged, the command line's keys winning.
     """
+    from azmem.azure.errors import InvalidInputError
+    from azmem.memory.core import check_metadata, make_scope
+
     stats = stats or ImportStats()
     for conv in conversations:  # all checked before the first write
         if scope.over(conv.scope()).is_empty():
@@ -73,11 +93,18 @@ def import_conversations(
                 suggestion="Pass --user ID (or --agent / --run), or set user_id in the file.",
                 code=ExitCode.INPUT,
             )
+        try:  # the engine's own checks, so that they fail here rather than half-way
+            full = scope.over(conv.scope())
+            make_scope(full.user_id, full.agent_id, full.run_id)
+            check_metadata({**conv.metadata, **(metadata or {})})
+        except InvalidInputError as exc:
+            raise fail(
+                f"{conv.where}: {exc.message}", suggestion=exc.suggestion, code=ExitCode.INPUT
+            ) from None
     for conv in conversations:
         ids = scope.over(conv.scope()).kwargs()
         meta = {**conv.metadata, **(metadata or {})} or None
-        for start in range(0, len(conv.messages), batch_size):
-            chunk = conv.messages[start : start + batch_size]
+        for chunk in _chunks(conv.messages, batch_size):
             result = memory.add(chunk, metadata=meta, infer=infer, **ids)
             stats.events.update(event.event for event in result.results)
             stats.messages += len(chunk)
