@@ -922,8 +922,11 @@ REINDEX_HINT = "From Python: `memory.reindex()` (`await memory.reindex()` on Asy
 
 def explain_mismatch(exc: EmbedderMismatchError) -> EmbedderMismatchError:
     """Add the API's own fix to the store's suggestion (which names the CLI), once."""
-    if REINDEX_HINT not in (exc.suggestion or ""):
-        exc.suggestion = f"{exc.suggestion} {REINDEX_HINT}" if exc.suggestion else REINDEX_HINT
+    current = (exc.suggestion or "").rstrip()
+    if REINDEX_HINT not in current:
+        if current and current[-1] not in ".!?":
+            current += "."
+        exc.suggestion = f"{current} {REINDEX_HINT}" if current else REINDEX_HINT
     return exc
 
 
