@@ -379,3 +379,21 @@ def test_a_wrapped_clients_errors_name_the_resource_endpoint(make_llm: Factory, 
     else:
         assert make_llm.runner is not None
         make_llm.runner.run(own.close())
+
+
+def test_a_wrapped_clients_own_retries_are_turned_off(make_llm: Factory) -> None:
+    """Ours decide (logged, on the span, Retry-After ceiling); the SDK's default 2 retries would hide
+    attempts and multiply them (3 x 4)."""
+    emu = make_llm.emu
+    emu.fault("gpt-4o", Fault.rate_limit(retry_after_ms=1, times=2))
+    kwargs: dict[str, Any] = {k: v for k, v in emu.client_kwargs().items() if k != "max_retries"}
+    own: Any = openai.AzureOpenAI(**kwargs) if make_llm.mode == "sync" else openai.AsyncAzureOpenAI(**kwargs)
+    assert own.max_retries == 2  # the SDK's default
+    result = make_llm(chat=settings(emu), client=own).generate("hi")
+    assert result.attempts == 3, "each attempt is ours"
+    assert own.max_retries == 2, "the caller's client is left as it was"
+    if make_llm.mode == "sync":
+        own.close()
+    else:
+        assert make_llm.runner is not None
+        make_llm.runner.run(own.close())

@@ -129,7 +129,10 @@ def test_callers_client_is_wrapped_and_never_closed(stub: StubServer) -> None:
         azure_endpoint=stub.endpoint, api_key=KEY, api_version="2024-10-21", azure_deployment="gpt-4o-prod"
     )
     provider = AzureProvider(AzureOpenAISettings(deployment="gpt-4o-prod"), client=own)
-    assert provider.sync_client() is own
+    wrapped = provider.sync_client()
+    assert wrapped.max_retries == 0, "our retry policy decides, never the SDK's"
+    assert own.max_retries == 2, "the caller's object is left as it was"
+    assert wrapped._client is own._client, "one connection pool: the copy shares the caller's HTTP client"
     assert provider.endpoint.startswith(stub.endpoint)
     assert _chat(provider.sync_client(), provider) == "ok"
     provider.close()

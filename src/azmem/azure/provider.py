@@ -74,8 +74,6 @@ class AzureProvider:
         async_client: openai.AsyncOpenAI | None = None,
     ) -> None:
         self.settings = settings
-        self._client = client
-        self._async_client = async_client
         self._owns_client = client is None
         self._owns_async_client = async_client is None
         self._lock = threading.Lock()
@@ -94,6 +92,17 @@ class AzureProvider:
                     error_code="missing_deployment",
                     suggestion="Pass AzureOpenAISettings(deployment='<name>') along with the client.",
                 )
+        # A caller's client keeps its connection pool and credentials, but never its own retries:
+        # they would hide attempts from our logs and spans and multiply ours. `with_options` makes
+        # a copy that shares the HTTP client, so the caller's object is left as it was.
+        self._client = (
+            client if client is None or client.max_retries == 0 else client.with_options(max_retries=0)
+        )
+        self._async_client = (
+            async_client
+            if async_client is None or async_client.max_retries == 0
+            else async_client.with_options(max_retries=0)
+        )
 
     # -- facts ---------------------------------------------------------------------
 
