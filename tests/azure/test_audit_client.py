@@ -397,3 +397,18 @@ def test_a_wrapped_clients_own_retries_are_turned_off(make_llm: Factory) -> None
     else:
         assert make_llm.runner is not None
         make_llm.runner.run(own.close())
+
+
+def test_a_wrapped_client_also_sends_the_settings_default_headers(make_llm: Factory) -> None:
+    emu = make_llm.emu
+    kwargs: dict[str, Any] = {**emu.client_kwargs(), "default_headers": {"x-caller": "theirs"}}
+    own: Any = openai.AzureOpenAI(**kwargs) if make_llm.mode == "sync" else openai.AsyncAzureOpenAI(**kwargs)
+    make_llm(chat=settings(emu, default_headers=HEADERS), client=own).generate("hi")
+    (sent,) = chat_requests(emu)
+    assert {k: sent.headers.get(k) for k in HEADERS} == HEADERS
+    assert sent.headers["x-caller"] == "theirs"
+    if make_llm.mode == "sync":
+        own.close()
+    else:
+        assert make_llm.runner is not None
+        make_llm.runner.run(own.close())

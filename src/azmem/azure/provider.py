@@ -94,15 +94,18 @@ class AzureProvider:
                 )
         # A caller's client keeps its connection pool and credentials, but never its own retries:
         # they would hide attempts from our logs and spans and multiply ours. `with_options` makes
-        # a copy that shares the HTTP client, so the caller's object is left as it was.
-        self._client = (
-            client if client is None or client.max_retries == 0 else client.with_options(max_retries=0)
-        )
-        self._async_client = (
-            async_client
-            if async_client is None or async_client.max_retries == 0
-            else async_client.with_options(max_retries=0)
-        )
+        # a copy that shares the HTTP client, so the caller's object is left as it was; the
+        # settings' default_headers are added to the client's own.
+        self._client: openai.OpenAI | None = self._adopt(client)
+        self._async_client: openai.AsyncOpenAI | None = self._adopt(async_client)
+
+    def _adopt(self, client: Any) -> Any:
+        if client is None:
+            return None
+        headers = dict(self.settings.default_headers)
+        if client.max_retries == 0 and not headers:
+            return client
+        return client.with_options(max_retries=0, default_headers=headers or None)
 
     # -- facts ---------------------------------------------------------------------
 
