@@ -1,6 +1,7 @@
-"""BM25 at a bounded cost: exact FTS5 ranking on stores small enough, and, when a query word is
-very common, ranking by the rarer words (or over the newest matches only) instead of scanning
-most of the store. Thresholds are lowered here so a small store exercises every path."""
+"""BM25 ranking: the in-memory mirror equals FTS5's own bm25 ranking; the FTS5 fallback (for
+phrase words) keeps a bounded cost: when a query word is very common, it ranks by the rarer
+words (or over the newest matches only) instead of scanning most of the store. Thresholds are
+lowered here so a small store exercises every fallback path."""
 
 from __future__ import annotations
 
@@ -48,6 +49,15 @@ def full_ranking(store: SQLiteStore, text: str, scope: Scope, limit: int) -> lis
     return [(r[0], r[1]) for r in rows]
 
 
+def fts_fallback(store: SQLiteStore, text: str, user: str | None = None, limit: int = 50) -> set[str]:
+    """Texts ranked by the FTS5 fallback path (`_search.lexical_fts`) directly."""
+    with sqlite3.connect(store.path) as conn:
+        where, params = ("m.user_id = ?", [user]) if user else ("1", [])
+        ranked, _ = _search.lexical_fts(conn, query_terms(text), where, params, limit)
+        texts = dict(conn.execute("SELECT rid, memory FROM memories"))
+    return {texts[rid] for rid, _ in ranked}
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     words=st.lists(st.sampled_from([*WORDS, "common", "item7", "missing", "the"]), min_size=1, max_size=4),
@@ -76,10 +86,13 @@ def test_common_words_are_dropped_when_rarer_ones_exist(
 ) -> None:
     store, ids = corpus
     monkeypatch.setattr(_search, "RARE_DOCS", 10)  # "common", "apple", "banana", "cherry" are common
-    hits = store.search("common apple juniper", None, Scope(), limit=50, mode="bm25")
+    hits = fts_fallback(store, "common apple juniper")
     # Only memories with the rare word "juniper" (i % 10 == 0) are ranked.
-    assert {ids[h.record.id] for h in hits} == {t for t in ids.values() if "juniper" in t.split()}
+    assert hits == {t for t in ids.values() if "juniper" in t.split()}
     assert len(hits) == 6
+    # The in-memory path needs no such cut: every word counts.
+    full = store.search("common apple juniper", None, Scope(), limit=100, mode="bm25")
+    assert len(full) == 60
 
 
 def test_rare_words_within_budget_are_kept_rarest_first(
@@ -88,20 +101,20 @@ def test_rare_words_within_budget_are_kept_rarest_first(
     store, ids = corpus
     monkeypatch.setattr(_search, "RARE_DOCS", 20)
     monkeypatch.setattr(_search, "RARE_BUDGET", 12)  # juniper (6) + iris (7) > 12: iris dropped
-    hits = store.search("iris juniper", None, Scope(), limit=50, mode="bm25")
-    assert {ids[h.record.id] for h in hits} == {t for t in ids.values() if "juniper" in t.split()}
+    hits = fts_fallback(store, "iris juniper")
+    assert hits == {t for t in ids.values() if "juniper" in t.split()}
 
 
 def test_only_common_words_scores_the_newest_matches(
     corpus: tuple[SQLiteStore, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store, ids = corpus
+    store, _ids = corpus
     monkeypatch.setattr(_search, "RARE_DOCS", 5)
     monkeypatch.setattr(_search, "COMMON_SCAN", 8)
-    hits = store.search("common", None, Scope(), limit=50, mode="bm25")
-    assert sorted(int(ids[h.record.id].split("item")[1]) for h in hits) == list(range(52, 60))
-    scoped = store.search("common", None, Scope(user_id="u2"), limit=50, mode="bm25")
-    assert sorted(int(ids[h.record.id].split("item")[1]) for h in scoped) == [52, 56]
+    hits = fts_fallback(store, "common")
+    assert sorted(int(t.split("item")[1]) for t in hits) == list(range(52, 60))
+    scoped = fts_fallback(store, "common", user="u2")
+    assert sorted(int(t.split("item")[1]) for t in scoped) == [52, 56]
 
 
 def test_words_absent_from_the_store_are_ignored(corpus: tuple[SQLiteStore, dict[str, str]]) -> None:

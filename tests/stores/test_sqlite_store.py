@@ -213,17 +213,92 @@ def test_bm25_search_and_score_scale(store: SQLiteStore, corpus: dict[str, Memor
 
 def test_hybrid_fuses_both_lists(store: SQLiteStore, corpus: dict[str, MemoryRecord]) -> None:
     text = "green tea morning"
-    hits = store.search(text, fake_embed(text), Scope(user_id="alice"), limit=5)
+    q = fake_embed(text)
+    hits = store.search(text, q, Scope(user_id="alice"), limit=5)
     top = hits[0]
     assert top.record.id == corpus["tea"].id
     assert (top.dense_rank, top.bm25_rank) == (1, 1)
     assert top.score == pytest.approx(1.0)
-    assert all(0 < h.score <= 1 for h in hits)
+    assert all(0 <= h.score <= 1 for h in hits)
+    best_cos = max(h.similarity or 0.0 for h in hits)
+    best_bm25 = max(h.bm25 or 0.0 for h in hits)
     for h in hits:
-        expected = sum(1 / (60 + r) for r in (h.dense_rank, h.bm25_rank) if r is not None) * 61 / 2
+        assert h.similarity is not None
+        expected = 0.5 * max(h.similarity, 0.0) / best_cos + 0.5 * (h.bm25 or 0.0) / best_bm25
         assert h.score == pytest.approx(expected)
-    # A memory found by one method only scores at most one half.
-    assert all(h.score <= 0.5 + 1e-9 for h in hits if h.bm25_rank is None)
+    # A memory that matches no query word scores at most one half.
+    assert all(h.score <= 0.5 + 1e-9 for h in hits if h.bm25 is None)
+
+
+def _vec(cos: float, dim: int = DIM) -> np.ndarray:
+    """A unit vector whose cosine with e0 is `cos`."""
+    v = np.zeros(dim, dtype=np.float32)
+    v[0], v[1] = cos, np.sqrt(1 - cos * cos)
+    return v
+
+
+def test_hybrid_strong_in_both_beats_strong_in_one(store: SQLiteStore) -> None:
+    scope = Scope(user_id="u")
+    docs = {
+        "both": ("zebra quokka and a few more words", 0.90),  # second by cosine, second by BM25
+        "dense": ("nothing in common with the query", 0.95),  # best cosine, no query word
+        "lexical": ("zebra quokka", 0.05),  # best BM25 (shortest), far by cosine
+        "filler": ("unrelated filler text", 0.10),
+    }
+    ids = {}
+    for key, (text, cos) in docs.items():
+        rec = MemoryRecord.new(text, scope)
+        store.apply([AddOp(rec, _vec(cos))])
+        ids[rec.id] = key
+    q = _vec(1.0)
+    hits = store.search("zebra quokka", q, scope, limit=4)
+    assert [ids[h.record.id] for h in hits][:3] == ["both", "lexical", "dense"]
+    first = hits[0]
+    assert (first.dense_rank, first.bm25_rank) == (2, 2)
+    assert 0.5 < first.score < 1.0
+    dense_only = next(h for h in hits if ids[h.record.id] == "dense")
+    assert dense_only.bm25 is None
+    assert dense_only.score == pytest.approx(0.5)  # best cosine, no query word: exactly one half
+    # Each single-method list puts its own favourite first.
+    assert ids[store.search("zebra quokka", q, scope, mode="dense")[0].record.id] == "dense"
+    assert ids[store.search("zebra quokka", q, scope, mode="bm25")[0].record.id] == "lexical"
+
+
+def test_hybrid_uses_bm25_of_dense_candidates_beyond_the_bm25_list(store: SQLiteStore) -> None:
+    """A dense candidate matching a query word below the BM25 top-N still gets its BM25 share."""
+    scope = Scope(user_id="u")
+    for i in range(45):  # 45 short memories with "zebra": BM25 ranks all of them above the long one
+        store.apply([AddOp(MemoryRecord.new(f"zebra note {i}", scope), _vec(0.0))])
+    long_text = "zebra " + " ".join(f"word{i}" for i in range(60))
+    target = MemoryRecord.new(long_text, scope)
+    store.apply([AddOp(target, _vec(1.0))])
+    hits = store.search("zebra", _vec(1.0), scope, limit=1)  # BM25 list depth 40 < 45
+    hit = hits[0]
+    assert hit.record.id == target.id
+    assert hit.bm25_rank is None
+    assert hit.bm25 is not None
+    assert hit.bm25 > 0
+    assert hit.score > 0.5  # cosine share 0.5 plus a (small) BM25 share
+
+
+def test_hybrid_threshold_only_removes_hits(store: SQLiteStore) -> None:
+    scope = Scope(user_id="u")
+    ids = {}
+    for key, text, cos in (
+        ("bm25_best", "zebra", 0.1),  # best BM25 (shortest), cut by the threshold
+        ("both", "zebra and some other words", 0.9),
+        ("dense", "nothing relevant", 0.8),
+        ("far", "far away text", 0.2),
+    ):
+        rec = MemoryRecord.new(text, scope)
+        store.apply([AddOp(rec, _vec(cos))])
+        ids[rec.id] = key
+    full = store.search("zebra", _vec(1.0), scope, limit=10)
+    kept = store.search("zebra", _vec(1.0), scope, limit=10, threshold=0.5)
+    assert [ids[h.record.id] for h in kept] == ["both", "dense"]
+    expected = [(h.record.id, h.score) for h in full if (h.similarity or 0.0) >= 0.5]
+    assert [(h.record.id, h.score) for h in kept] == expected
+    assert kept[0].score < 1.0  # still normalised by the (removed) best BM25 memory
 
 
 def test_hybrid_with_no_searchable_words_uses_dense_scale(

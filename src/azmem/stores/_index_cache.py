@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from azmem.azure.errors import StoreError
+from azmem.stores._lexical import LexicalIndex
 from azmem.stores._scopes import ScopeColumns
 from azmem.stores.models import Scope
 from azmem.stores.vectors import IndexMode, VectorIndex
@@ -31,27 +32,51 @@ class IndexCache:
         self._dim = 0
         self._seq = -1
         self._scopes = ScopeColumns()
+        self._lexical: LexicalIndex | None = None
+        self._lexical_seq = -1
 
     def invalidate(self) -> None:
         self._index = None
+        self._lexical = None
 
-    def sync(self, conn: sqlite3.Connection, dim: int) -> None:
-        """Bring the mirror up to the snapshot `conn` is reading."""
+    @staticmethod
+    def _log_state(conn: sqlite3.Connection) -> tuple[int, int]:
         pruned, head = conn.execute(
             "SELECT (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'pruned_through'), "
             "(SELECT max(seq) FROM changes)"
         ).fetchone()
-        head = pruned if head is None else head
+        return pruned, pruned if head is None else head
+
+    @staticmethod
+    def _changed(conn: sqlite3.Connection, since: int) -> list[int]:
+        return [
+            r[0]
+            for r in conn.execute("SELECT DISTINCT rid FROM changes WHERE seq > ? ORDER BY rid", (since,))
+        ]
+
+    def lexical(self, conn: sqlite3.Connection) -> LexicalIndex:
+        """The BM25 mirror, built on first use and brought up to the snapshot `conn` is reading
+        (same change log as the vectors: inserts, deletes and re-embeds, which every text
+        update is)."""
+        pruned, head = self._log_state(conn)
+        if self._lexical is None or self._lexical_seq < pruned:
+            self._lexical = LexicalIndex()
+            self._lexical.load_all(conn)
+        elif head > self._lexical_seq:
+            changed = self._changed(conn, self._lexical_seq)
+            for i in range(0, len(changed), IN_CHUNK):
+                self._lexical.update(conn, changed[i : i + IN_CHUNK])
+        self._lexical_seq = head
+        return self._lexical
+
+    def sync(self, conn: sqlite3.Connection, dim: int) -> None:
+        """Bring the mirror up to the snapshot `conn` is reading."""
+        pruned, head = self._log_state(conn)
         if self._index is None or self._dim != dim or self._seq < pruned:
             self._index, self._dim, self._scopes = VectorIndex(dim, mode=self._mode), dim, ScopeColumns()
             self._load(conn, "", ())
         elif head > self._seq:
-            changed = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT DISTINCT rid FROM changes WHERE seq > ? ORDER BY rid", (self._seq,)
-                )
-            ]
+            changed = self._changed(conn, self._seq)
             # Drop every touched row, then re-add the ones that still exist.
             self._index.remove(np.asarray(changed, dtype=np.int64))
             self._scopes.remove(changed)

@@ -14,6 +14,10 @@ from datetime import UTC, datetime
 
 Migration = Callable[[sqlite3.Connection], None]
 
+#: The FTS5 tokenizer of `memories_fts` (also used by the in-memory BM25 mirror to tokenize
+#: query words and changed rows exactly as FTS5 does). Changing it needs a migration.
+FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
+
 
 _TRIGGERS = (
     """CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
@@ -85,10 +89,10 @@ def _m001_initial(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX history_memory ON history (memory_id, seq)")
     # External-content FTS5 kept in step by triggers, i.e. inside the writing transaction.
     conn.execute(
-        """
+        f"""
         CREATE VIRTUAL TABLE memories_fts USING fts5(
             memory, content='memories', content_rowid='rid',
-            tokenize='porter unicode61 remove_diacritics 2'
+            tokenize='{FTS_TOKENIZE}'
         )
         """
     )

@@ -1,8 +1,9 @@
 """The ranking half of SQLite search: dense and BM25 candidate lists, and their fusion.
 
 Scores (the contract is in `MemoryStore.search`): dense = cosine; bm25 = s / (1 + s)
-with s = -bm25(); hybrid = reciprocal rank fusion (k = RRF_K) divided by its maximum,
-so rank 1 in every method that ran scores 1.0.
+with s = -bm25(); hybrid = a convex combination of the cosine and the BM25 score, each
+divided by the best of the query's candidates (`fuse`), so a memory best by both scores
+1.0. Why this fusion and not reciprocal rank fusion: docs/stores.md.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import numpy.typing as npt
 from azmem.stores import _rows as codec
 from azmem.stores._fts import or_expression
 from azmem.stores._index_cache import IN_CHUNK, IndexCache
+from azmem.stores._lexical import PhraseQuery
 from azmem.stores.filters import CompiledFilter
 from azmem.stores.models import Scope, SearchHit, SearchMode
 
-RRF_K = 60
+#: Weight of the normalised cosine in the hybrid score (the rest goes to normalised BM25).
+DENSE_WEIGHT = 0.5
 RARE_DOCS = 4_000
 RARE_BUDGET = 12_000
 COMMON_SCAN = 2_000
@@ -77,9 +80,94 @@ def dense(
 
 
 def lexical(
-    conn: sqlite3.Connection, terms: list[str], where: str, params: Sequence[Any], depth: int
-) -> Ranked:
-    """BM25 top `depth` (rowid, -bm25) within scope and filters, at a bounded cost.
+    conn: sqlite3.Connection,
+    cache: IndexCache,
+    terms: list[str],
+    scope: Scope,
+    compiled: CompiledFilter | None,
+    where: str,
+    params: Sequence[Any],
+    depth: int,
+    also: Sequence[int] = (),
+) -> tuple[Ranked, dict[int, float]]:
+    """BM25 top `depth` (rowid, -bm25) within scope and filters, and -bm25 of the rows in
+    `also` (the dense candidates, for score fusion; absent = matches no query word).
+
+    Scored on the in-memory mirror of the FTS5 index (`_lexical.py`): exact FTS5 bm25 over
+    every query word, scope from the mirror's scope columns, metadata filters checked in
+    SQL on a shortlist (then, if too few pass, over the whole scope) as for dense search.
+    A query word that FTS5 reads as a phrase (several tokens) goes to FTS5 itself.
+    """
+    index = cache.lexical(conn)
+    try:
+        tokens = index.query_tokens(conn, terms)
+    except PhraseQuery:
+        return lexical_fts(conn, terms, where, params, depth, also)
+    slots, scores = index.score(tokens)
+    mask = index.scope_mask(scope.user_id, scope.agent_id, scope.run_id)
+    if mask is not None and slots.size:
+        keep = mask[slots]
+        slots, scores = slots[keep], scores[keep]
+    rids = index.rids(slots)
+    extra: dict[int, float] = {}
+    if also and slots.size:  # slots are sorted: look the dense candidates up by bisection
+        wanted = [(rid, slot) for rid in also if (slot := index.slot_of(rid)) is not None]
+        if wanted:
+            want = np.asarray([slot for _, slot in wanted], dtype=np.int64)
+            pos = np.minimum(np.searchsorted(slots, want), slots.size - 1)
+            found = slots[pos] == want
+            extra = {
+                rid: float(scores[p])
+                for (rid, _), p, ok in zip(wanted, pos.tolist(), found.tolist(), strict=True)
+                if ok
+            }
+    if compiled is None or not rids.size:
+        return _top(rids, scores, depth), extra
+    fetch = max(4 * depth, 200)
+    shortlist = _top(rids, scores, fetch)
+    passing = _passing(conn, [rid for rid, _ in shortlist], where, params)
+    kept = [(rid, s) for rid, s in shortlist if rid in passing]
+    if len(kept) >= depth or len(shortlist) < fetch:
+        return kept[:depth], extra
+    allowed = np.fromiter(
+        (r[0] for r in conn.execute(f"SELECT m.rid FROM memories m WHERE {where}", params)), dtype=np.int64
+    )
+    keep = np.isin(rids, allowed)
+    return _top(rids[keep], scores[keep], depth), extra
+
+
+def _top(rids: npt.NDArray[np.int64], scores: npt.NDArray[np.float64], k: int) -> Ranked:
+    """The k best (rid, score): highest score first, ties by rowid."""
+    if rids.size > k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        rids, scores = rids[part], scores[part]
+    order = np.lexsort((rids, -scores))
+    return [(int(r), max(0.0, float(s))) for r, s in zip(rids[order], scores[order], strict=True)]
+
+
+def _passing(conn: sqlite3.Connection, rids: list[int], where: str, params: Sequence[Any]) -> set[int]:
+    passing: set[int] = set()
+    for i in range(0, len(rids), IN_CHUNK):
+        chunk = rids[i : i + IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        passing.update(
+            r[0]
+            for r in conn.execute(
+                f"SELECT m.rid FROM memories m WHERE m.rid IN ({marks}) AND {where}", (*chunk, *params)
+            )
+        )
+    return passing
+
+
+def lexical_fts(
+    conn: sqlite3.Connection,
+    terms: list[str],
+    where: str,
+    params: Sequence[Any],
+    depth: int,
+    also: Sequence[int] = (),
+) -> tuple[Ranked, dict[int, float]]:
+    """BM25 straight from FTS5 (the fallback for phrase words), at a bounded cost.
 
     FTS5 scores every row matching any query word before it can sort, so one very
     common word would make a query scan most of a large store (measured 0.4 s at
@@ -97,7 +185,7 @@ def lexical(
         ).fetchone()[0]
     present = [t for t in terms if df[t]]
     if not present:
-        return []
+        return [], {}
     rare = sorted((t for t in present if df[t] <= RARE_DOCS), key=lambda t: df[t])
     if rare:
         chosen: list[str] = []
@@ -107,20 +195,36 @@ def lexical(
                 break
             chosen.append(term)
             total += df[term]
+        expression = or_expression(chosen)
         sql = (
             "SELECT m.rid, -bm25(memories_fts) FROM memories_fts "
             "JOIN memories m ON m.rid = memories_fts.rowid "
             f"WHERE memories_fts MATCH ? AND {where} ORDER BY bm25(memories_fts) LIMIT ?"
         )
-        args: tuple[Any, ...] = (or_expression(chosen), *params, depth)
+        args: tuple[Any, ...] = (expression, *params, depth)
     else:
+        expression = or_expression(present)
         sql = (
             "SELECT f.rowid, -f.score FROM (SELECT rowid, bm25(memories_fts) AS score FROM memories_fts "
             "WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?) AS f "
             f"JOIN memories m ON m.rid = f.rowid WHERE {where} ORDER BY f.score LIMIT ?"
         )
-        args = (or_expression(present), COMMON_SCAN, *params, depth)
-    return [(int(rid), max(0.0, float(s))) for rid, s in conn.execute(sql, args)]
+        args = (expression, COMMON_SCAN, *params, depth)
+    ranked = [(int(rid), max(0.0, float(s))) for rid, s in conn.execute(sql, args)]
+    extra: dict[int, float] = {}
+    wanted = list(also)
+    for i in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[i : i + IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        extra.update(
+            (int(rid), max(0.0, float(s)))
+            for rid, s in conn.execute(
+                f"SELECT rowid, -bm25(memories_fts) FROM memories_fts WHERE memories_fts MATCH ? "
+                f"AND rowid IN ({marks})",
+                (expression, *chunk),
+            )
+        )
+    return ranked, extra
 
 
 def fetch(conn: sqlite3.Connection, rids: set[int]) -> dict[int, Sequence[Any]]:
@@ -142,27 +246,34 @@ def rank(
     query: npt.NDArray[np.float32] | None,
     dense_hits: Ranked,
     lexical_hits: Ranked,
+    lexical_extra: dict[int, float],
     rows: dict[int, Sequence[Any]],
-    methods: int,
+    lexical_ran: bool,
     threshold: float | None,
     limit: int,
 ) -> list[SearchHit]:
     dense_rank = {rid: i + 1 for i, (rid, _) in enumerate(dense_hits)}
     lex_rank = {rid: i + 1 for i, (rid, _) in enumerate(lexical_hits)}
-    lex_score = dict(lexical_hits)
+    lex_score = {**lexical_extra, **dict(lexical_hits)}
+    similarities: dict[int, float | None] = {}
+    for rid, row in rows.items():
+        similarities[rid] = (
+            None if query is None else min(1.0, max(-1.0, float(np.frombuffer(row[12], dtype="<f4") @ query)))
+        )
+    # Hybrid normalisers, over every candidate before the threshold (so a threshold only removes
+    # hits, never changes the others' scores): the best cosine and the best BM25 of the query.
+    dense_max = max((s for s in similarities.values() if s is not None), default=0.0)
+    lex_max = max(lex_score.values(), default=0.0)
     ranked: list[tuple[float, float | None, int, Sequence[Any]]] = []
     for rid, row in rows.items():
-        similarity = None
-        if query is not None:
-            similarity = min(1.0, max(-1.0, float(np.frombuffer(row[12], dtype="<f4") @ query)))
+        similarity = similarities[rid]
         s = lex_score.get(rid)
         if mode == "dense":
             score = similarity
         elif mode == "bm25":
             score = None if s is None else s / (1.0 + s)
         else:
-            ranks = (dense_rank.get(rid), lex_rank.get(rid))
-            score = sum(1.0 / (RRF_K + r) for r in ranks if r is not None) * (RRF_K + 1) / methods
+            score = fuse(similarity or 0.0, dense_max, s or 0.0, lex_max, lexical_ran)
         assert score is not None
         cut = score if mode == "bm25" else similarity
         if threshold is not None and cut is not None and cut < threshold:
@@ -181,3 +292,18 @@ def rank(
         )
         for score, similarity, rid, row in ranked[:limit]
     ]
+
+
+def fuse(cosine: float, cosine_max: float, bm25: float, bm25_max: float, lexical_ran: bool) -> float:
+    """Hybrid score in [0, 1]: a convex combination of the two scores, each divided by the
+    query's best (theoretical min-max: cosine floored at 0, BM25 >= 0 already).
+
+    `DENSE_WEIGHT` x cosine / best cosine + (1 - DENSE_WEIGHT) x bm25 / best bm25; 1.0 for a
+    memory that is best by both, at most 0.5 for one that matches no query word. When the
+    query has no searchable word only the dense part exists (the best cosine scores 1.0).
+    """
+    dense_part = max(cosine, 0.0) / cosine_max if cosine_max > 0.0 else 0.0
+    if not lexical_ran:
+        return dense_part
+    lex_part = bm25 / bm25_max if bm25_max > 0.0 else 0.0
+    return DENSE_WEIGHT * dense_part + (1.0 - DENSE_WEIGHT) * lex_part

@@ -98,10 +98,12 @@ class MemoryStore(Protocol):
         * dense: cosine similarity (needs `query_vector`); `threshold` is a minimum cosine.
         * bm25: `s / (1 + s)` with `s = -bm25()` of FTS5 (needs `query_text`);
           `threshold` applies to that score.
-        * hybrid (needs both): reciprocal rank fusion (k=60) of the dense and BM25
-          candidate lists, divided by its maximum so that a memory ranked first by
-          every method scores 1.0; `threshold` is a minimum *cosine similarity*
-          (a BM25-only hit below it is dropped too).
+        * hybrid (needs both): over the dense and BM25 candidates, 0.5 x cosine / best
+          cosine + 0.5 x BM25 / best BM25 (cosine floored at 0; BM25 0 for a memory
+          matching no query word), in 0..1: a memory best by both scores 1.0, one
+          matching no query word at most 0.5; with no searchable word, cosine / best
+          cosine. `threshold` is a minimum *cosine similarity* (a BM25-only hit below it
+          is dropped too); it removes hits without changing the others' scores.
         Any text is a valid query: it is reduced to plain search terms, never parsed
         as FTS5 syntax. On large stores a store may ignore very common words to bound
         the cost of BM25 (see docs/stores.md).

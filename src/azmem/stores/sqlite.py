@@ -17,8 +17,9 @@ Guarantees and the choices behind them:
   `SQLiteStore` per thread. Do not share one across `fork()`.
 * **Search.** Scope and filters are applied before ranking: dense search runs on the
   in-memory index restricted to the scope (in-memory scope columns) and the filters
-  (SQL), BM25 runs in FTS5 with the same WHERE, and the two lists are fused by
-  reciprocal rank fusion (`_search.py`). See `MemoryStore.search` for the scores.
+  (SQL), BM25 runs on an in-memory mirror of the FTS5 index with the same scope and
+  filters (`_lexical.py`, exact FTS5 bm25), and the two are fused by a convex
+  combination of the normalised scores (`_search.py`). See `MemoryStore.search`.
 """
 
 from __future__ import annotations
@@ -577,10 +578,17 @@ class SQLiteStore:
                 self._check_embedder(conn)
                 self._cache.sync(conn, self._require_open()[1])
                 dense_hits = _search.dense(conn, self._cache, query, depth, scope, compiled, where, params)
-            lexical_hits = _search.lexical(conn, terms, where, params, depth) if terms else []
+            lexical_hits: _search.Ranked = []
+            lexical_extra: dict[int, float] = {}
+            if terms:
+                also = [rid for rid, _ in dense_hits] if mode == "hybrid" else []
+                lexical_hits, lexical_extra = _search.lexical(
+                    conn, self._cache, terms, scope, compiled, where, params, depth, also
+                )
             rows = _search.fetch(conn, {rid for rid, _ in dense_hits} | {rid for rid, _ in lexical_hits})
-        methods = int(query is not None) + int(bool(terms))
-        return _search.rank(mode, query, dense_hits, lexical_hits, rows, methods, threshold, limit)
+        return _search.rank(
+            mode, query, dense_hits, lexical_hits, lexical_extra, rows, bool(terms), threshold, limit
+        )
 
     # -- reindex --------------------------------------------------------------------------------
     def replace_vectors(
