@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import re
 import threading
 from collections.abc import Awaitable, Callable
@@ -75,6 +76,40 @@ def is_placeholder_key(value: str | SecretStr | None) -> bool:
         return True
     raw = value.get_secret_value() if isinstance(value, SecretStr) else value
     return _PLACEHOLDER_RE.fullmatch(raw.strip()) is not None
+
+
+# One label per PLACEHOLDER_PATTERNS entry: what a message says instead of the value.
+_PLACEHOLDER_SHAPES = (
+    "empty", "<your-api-key>", "{api_key}", "${AZURE_OPENAI_API_KEY}", "$AZURE_OPENAI_API_KEY",
+    "%AZURE_OPENAI_API_KEY%", "AZURE_OPENAI_API_KEY", "replace-with-your-key", "sk-xxxx", "xxxx",
+    "****", "...", "your-api-key", "insert-your-key-here", "key-here", "changeme", "replaceme",
+    "placeholder", "todo", "none", "example-key",
+)
+assert len(_PLACEHOLDER_SHAPES) == len(PLACEHOLDER_PATTERNS)
+
+
+def placeholder_shape(value: str | SecretStr | None) -> str | None:
+    """Which placeholder ``value`` looks like ("<your-api-key>", "xxxx", ...), without quoting it."""
+    if value is None:
+        return None
+    raw = (value.get_secret_value() if isinstance(value, SecretStr) else value).strip()
+    for pattern, shape in zip(PLACEHOLDER_PATTERNS, _PLACEHOLDER_SHAPES, strict=True):
+        if re.fullmatch(pattern, raw, re.IGNORECASE):
+            return shape
+    return None
+
+
+def _placeholder_reason(role: str, key: SecretStr) -> str:
+    """E.g. "AZURE_OPENAI_API_KEY looks like a placeholder ('<your-api-key>' shape, value not shown)"."""
+    raw = key.get_secret_value().strip()
+    prefix = "EMBEDDING_AZURE_" if role == "embedding" else "LLM_AZURE_"
+    origin = "the API key"
+    for name in (prefix + "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"):
+        value = os.environ.get(name)
+        if value is not None and value.strip() == raw:
+            origin = name
+            break
+    return f"{origin} looks like a placeholder ('{placeholder_shape(key)}' shape, value not shown)"
 
 
 TokenProvider = Callable[[], str]
@@ -158,16 +193,28 @@ class AuthPlan:
             "sign in (`az login`), or configure a managed identity / service principal "
             "(AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET)"
         )
+        failed = (
+            f"Microsoft Entra ID ({self.source}) could not issue a token for scope {self.scope}: {detail}"
+        )
         if self.reason:
             env = "EMBEDDING_AZURE_OPENAI_API_KEY" if role == "embedding" else "LLM_AZURE_OPENAI_API_KEY"
+            key = "no API key is set"
+            if not self.reason.startswith("no "):
+                key = "the API key looks like a placeholder"
             suggestion = (
-                f"azmem used Microsoft Entra ID because {self.reason} for the {role} role. Set the real "
-                f"key ({env} or AZURE_OPENAI_API_KEY, or api_key=...), or {fixes}."
+                f"For the {role} role {key}: set the real key ({env} or AZURE_OPENAI_API_KEY, "
+                f"or api_key=...), or {fixes}."
+            )
+            why = self.reason[0].upper() + self.reason[1:]
+            message = (
+                f"{why}, so Microsoft Entra ID was tried: {self.source} could not issue a token "
+                f"for scope {self.scope}: {detail}"
             )
         else:
             suggestion = f"Check the credential ({self.source}, scope {self.scope}): {fixes}."
+            message = failed
         return AuthenticationError(
-            f"Microsoft Entra ID ({self.source}) could not issue a token for scope {self.scope}: {detail}",
+            message,
             error_code="entra_token_unavailable",
             suggestion=suggestion,
             details={"credential": self.source, "reason": self.reason or None},
@@ -363,7 +410,7 @@ def plan_auth(settings: AzureOpenAISettings) -> AuthPlan:
     )
     why = ""
     if settings.auth == "auto" and not entra_chosen:
-        why = "no API key is set" if key is None else "the API key looks like a placeholder"
+        why = "no API key is set" if key is None else _placeholder_reason(settings.role, key)
         marker = (settings.role, settings.endpoint)
         with _logged_lock:
             first = marker not in _logged

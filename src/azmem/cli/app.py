@@ -7,6 +7,9 @@ the store) happen inside the commands, so ``azmem --help`` answers at once.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +23,28 @@ from azmem.cli.output import ExitCode, debug_enabled, err_console, exit_code_for
 __all__ = ["app", "main"]
 
 
+#: Loggers of the Azure SDK that print to stderr on their own (DefaultAzureCredential's
+#: whole credential chain, HTTP policies): the CLI reports the failure once, as an error.
+_SDK_LOGGERS = ("azure.identity", "azure.core", "msal")
+
+
+@contextlib.contextmanager
+def _quiet_sdk_loggers() -> Iterator[None]:
+    """Silence the Azure SDK's loggers while a command runs, unless AZMEM_DEBUG is set."""
+    if debug_enabled():
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in _SDK_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 class AzmemGroup(TyperGroup):
     """Turns every exception a command raises into a printed message and an exit code.
 
@@ -30,7 +55,8 @@ class AzmemGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            with _quiet_sdk_loggers():
+                return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except KeyboardInterrupt:

@@ -147,6 +147,11 @@ def _classify_first(
     if isinstance(error, NetworkError):
         report.add(Check("endpoint", "fail", error.message, error.suggestion, role), key=(endpoint,))
         return False
+    if isinstance(error, AuthenticationError) and error.error_code == "entra_token_unavailable":
+        # No token, so no request was sent: the endpoint was never asked.
+        report.add(Check("endpoint", "skip", f"{endpoint} not contacted (no Entra ID token)", role=role))
+        report.add(Check("auth", "fail", error.message, error.suggestion, role), key=credential)
+        return False
     report.add(Check("endpoint", "ok", f"{endpoint} answers", role=role))
     if isinstance(error, AuthenticationError | PermissionDeniedError):
         report.add(Check("auth", "fail", error.message, error.suggestion, role), key=credential)
