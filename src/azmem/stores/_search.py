@@ -228,45 +228,65 @@ def lexical_fts(
 
 
 def fetch(conn: sqlite3.Connection, rids: set[int]) -> dict[int, Sequence[Any]]:
-    """Rows (codec.COLS, then rid, then vector) of the candidates."""
+    """Rows (codec.COLS, then rid) of the hits."""
     out: dict[int, Sequence[Any]] = {}
     ordered = sorted(rids)
     for i in range(0, len(ordered), IN_CHUNK):
         chunk = ordered[i : i + IN_CHUNK]
         marks = ",".join("?" * len(chunk))
         for row in conn.execute(
-            f"SELECT {codec.COLS}, m.rid, m.vector FROM memories m WHERE m.rid IN ({marks})", chunk
+            f"SELECT {codec.COLS}, m.rid FROM memories m WHERE m.rid IN ({marks})", chunk
         ):
             out[row[11]] = row
     return out
 
 
+def cosines(
+    conn: sqlite3.Connection, cache: IndexCache, query: npt.NDArray[np.float32], rids: list[int]
+) -> dict[int, float]:
+    """Exact cosine of each row with the query, from the vector mirror (a restricted exact
+    search; rows absent from it, which a synced mirror never has, are read from SQL)."""
+    if not rids:
+        return {}
+    ids, scores = cache.search(query, len(rids), np.asarray(rids, dtype=np.int64))
+    out = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+    rest = [rid for rid in rids if rid not in out]
+    for i in range(0, len(rest), IN_CHUNK):
+        chunk = rest[i : i + IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for rid, blob in conn.execute(f"SELECT rid, vector FROM memories WHERE rid IN ({marks})", chunk):
+            out[rid] = float(np.frombuffer(blob, dtype="<f4") @ query)
+    return out
+
+
+#: (score, cosine or None, rowid) of a ranked candidate.
+Scored = list[tuple[float, float | None, int]]
+
+
 def rank(
     mode: SearchMode,
-    query: npt.NDArray[np.float32] | None,
+    similarities: dict[int, float] | None,
     dense_hits: Ranked,
     lexical_hits: Ranked,
     lexical_extra: dict[int, float],
-    rows: dict[int, Sequence[Any]],
     lexical_ran: bool,
     threshold: float | None,
     limit: int,
-) -> list[SearchHit]:
-    dense_rank = {rid: i + 1 for i, (rid, _) in enumerate(dense_hits)}
-    lex_rank = {rid: i + 1 for i, (rid, _) in enumerate(lexical_hits)}
+) -> Scored:
+    """Score every candidate, apply the threshold, and keep the best `limit` (plus any tied
+    with the last on score and cosine, for the final tie-break on the rows in `hits`)."""
     lex_score = {**lexical_extra, **dict(lexical_hits)}
-    similarities: dict[int, float | None] = {}
-    for rid, row in rows.items():
-        similarities[rid] = (
-            None if query is None else min(1.0, max(-1.0, float(np.frombuffer(row[12], dtype="<f4") @ query)))
-        )
+    candidates = dict.fromkeys([*(rid for rid, _ in dense_hits), *(rid for rid, _ in lexical_hits)])
+    sims: dict[int, float | None] = {
+        rid: None if similarities is None else min(1.0, max(-1.0, similarities[rid])) for rid in candidates
+    }
     # Hybrid normalisers, over every candidate before the threshold (so a threshold only removes
     # hits, never changes the others' scores): the best cosine and the best BM25 of the query.
-    dense_max = max((s for s in similarities.values() if s is not None), default=0.0)
+    dense_max = max((s for s in sims.values() if s is not None), default=0.0)
     lex_max = max(lex_score.values(), default=0.0)
-    ranked: list[tuple[float, float | None, int, Sequence[Any]]] = []
-    for rid, row in rows.items():
-        similarity = similarities[rid]
+    scored: Scored = []
+    for rid in candidates:
+        similarity = sims[rid]
         s = lex_score.get(rid)
         if mode == "dense":
             score = similarity
@@ -278,19 +298,44 @@ def rank(
         cut = score if mode == "bm25" else similarity
         if threshold is not None and cut is not None and cut < threshold:
             continue
-        ranked.append((score, similarity, rid, row))
-    # Best score first; ties by cosine, then oldest, then id, so results are deterministic.
-    ranked.sort(key=lambda t: (-t[0], -(t[1] or 0.0), t[3][9], t[3][0]))
+        scored.append((score, similarity, rid))
+    scored.sort(key=lambda t: (-t[0], -(t[1] or 0.0)))
+    if len(scored) <= limit:
+        return scored
+    last = (scored[limit - 1][0], scored[limit - 1][1] or 0.0)
+    end = limit
+    while end < len(scored) and (scored[end][0], scored[end][1] or 0.0) == last:
+        end += 1
+    return scored[:end]
+
+
+def hits(
+    scored: Scored,
+    rows: dict[int, Sequence[Any]],
+    dense_hits: Ranked,
+    lexical_hits: Ranked,
+    lexical_extra: dict[int, float],
+    limit: int,
+) -> list[SearchHit]:
+    """The final order (best score first; ties by cosine, then oldest, then id, so results are
+    deterministic) as SearchHits."""
+    dense_rank = {rid: i + 1 for i, (rid, _) in enumerate(dense_hits)}
+    lex_rank = {rid: i + 1 for i, (rid, _) in enumerate(lexical_hits)}
+    lex_score = {**lexical_extra, **dict(lexical_hits)}
+    ordered = sorted(
+        (t for t in scored if t[2] in rows),
+        key=lambda t: (-t[0], -(t[1] or 0.0), rows[t[2]][9], rows[t[2]][0]),
+    )
     return [
         SearchHit(
-            record=codec.record(row),
+            record=codec.record(rows[rid]),
             score=score,
             similarity=similarity,
             bm25=lex_score.get(rid),
             dense_rank=dense_rank.get(rid),
             bm25_rank=lex_rank.get(rid),
         )
-        for score, similarity, rid, row in ranked[:limit]
+        for score, similarity, rid in ordered[:limit]
     ]
 
 

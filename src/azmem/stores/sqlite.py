@@ -585,10 +585,16 @@ class SQLiteStore:
                 lexical_hits, lexical_extra = _search.lexical(
                     conn, self._cache, terms, scope, compiled, where, params, depth, also
                 )
-            rows = _search.fetch(conn, {rid for rid, _ in dense_hits} | {rid for rid, _ in lexical_hits})
-        return _search.rank(
-            mode, query, dense_hits, lexical_hits, lexical_extra, rows, bool(terms), threshold, limit
-        )
+            similarities: dict[int, float] | None = None
+            if query is not None:
+                similarities = dict(dense_hits)
+                missing = [rid for rid, _ in lexical_hits if rid not in similarities]
+                similarities.update(_search.cosines(conn, self._cache, query, missing))
+            scored = _search.rank(
+                mode, similarities, dense_hits, lexical_hits, lexical_extra, bool(terms), threshold, limit
+            )
+            rows = _search.fetch(conn, {rid for _, _, rid in scored})  # only the hits' rows
+        return _search.hits(scored, rows, dense_hits, lexical_hits, lexical_extra, limit)
 
     # -- reindex --------------------------------------------------------------------------------
     def replace_vectors(
