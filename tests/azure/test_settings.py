@@ -542,3 +542,13 @@ def test_small_chat_from_azmem_env_inherits_the_chat_connection(monkeypatch: pyt
     assert small.deployment == "gpt-4o-mini"
     assert small.endpoint == EP_GENERIC
     assert _key(small) == "generic-key-123"
+
+
+def test_tilde_is_expanded_in_home_store_and_cache_paths(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    s = AzmemSettings.load(home="~/h", store={"path": "~/s.db"}, cache={"path": "~/c.db"})
+    assert (s.home, s.store_path, s.cache_path) == (tmp_path / "h", tmp_path / "s.db", tmp_path / "c.db")
+    monkeypatch.setenv("AZMEM_HOME", "~/env-home")
+    assert AzmemSettings.load().store_path == tmp_path / "env-home" / "memory.db"

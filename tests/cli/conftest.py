@@ -44,3 +44,11 @@ def json_out(result: Result) -> Any:
     """stdout parsed as JSON: fails when anything but one JSON document was printed there."""
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def stored(cli: Invoke, *args: str) -> list[Any]:
+    """``azmem list ARGS --json``'s results; [] when nothing was ever written (no store yet)."""
+    result = cli("list", *args, "--json")
+    if result.exit_code == 4 and "No store at" in result.stderr:
+        return []
+    return list(json_out(result)["results"])

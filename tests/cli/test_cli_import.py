@@ -12,7 +12,7 @@ from azmem.cli.conversations import load_conversations, parse_conversations
 from azmem.cli.output import InputFileError
 from azmem.emulator import Emulator, Fault
 
-from .conftest import Invoke, json_out
+from .conftest import Invoke, json_out, stored
 
 
 def _write(path: Path, data: object) -> Path:
@@ -71,7 +71,7 @@ def test_import_without_any_scope_writes_nothing(cli: Invoke, tmp_path: Path) ->
     assert result.exit_code == 4
     assert "unscoped.json" in result.stderr
     assert "--user" in result.stderr
-    assert json_out(cli("list", "--user", "u", "--json"))["results"] == []
+    assert stored(cli, "--user", "u") == []
 
 
 def test_a_malformed_line_stops_the_import_before_any_write(cli: Invoke, tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_a_malformed_line_stops_the_import_before_any_write(cli: Invoke, tmp_pat
     result = cli("import", str(path), "--user", "u", "--no-infer")
     assert result.exit_code == 4
     assert "c.jsonl line 2" in result.stderr
-    assert json_out(cli("list", "--user", "u", "--json"))["results"] == []
+    assert stored(cli, "--user", "u") == []
 
 
 def test_import_reads_stdin(cli: Invoke) -> None:
@@ -185,7 +185,7 @@ def test_content_the_store_would_refuse_stops_the_import_before_any_write(
     assert "c.jsonl line 51" in result.stderr
     assert problem in result.stderr
     assert "messages[" not in result.stderr
-    assert json_out(cli("list", "--user", "u", "--json"))["results"] == []
+    assert stored(cli, "--user", "u") == []
 
 
 def test_a_single_message_object_is_one_message(cli: Invoke, tmp_path: Path) -> None:
@@ -218,4 +218,4 @@ def test_bad_metadata_stops_the_import_before_any_write(cli: Invoke, tmp_path: P
     result = cli("import", str(good), str(bad), "--no-infer")
     assert result.exit_code == 4, result.stderr
     assert "bad.json" in result.stderr
-    assert json_out(cli("list", "--user", "u", "--json"))["results"] == []
+    assert stored(cli, "--user", "u") == []

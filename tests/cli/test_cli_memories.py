@@ -134,6 +134,7 @@ def test_global_options_work_before_the_command(store: Path) -> None:
     ],
 )
 def test_input_errors_exit_4_with_a_fix(cli: Invoke, args: list[str], code: int, message: str) -> None:
+    assert cli("add", "seed", "--user", "seed", "--no-infer").exit_code == 0  # a store to read
     result = cli(*args)
     assert result.exit_code == code, (result.stdout, result.stderr)
     assert message in result.stderr
@@ -159,3 +160,61 @@ def test_reindex_reports_the_count(cli: Invoke) -> None:
     assert data["count"] == 2
     assert data["embedder"].startswith("local:")
     assert json_out(cli("search", "alpha", "--user", "r", "--json"))["results"][0]["memory"] == "alpha"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list", "--user", "a"],
+        ["search", "tea", "--user", "a"],
+        ["query", "tea?", "--user", "a"],
+        ["get", "some-id"],
+        ["history", "some-id"],
+    ],
+)
+def test_read_only_commands_refuse_a_missing_store_instead_of_creating_it(
+    cli: Invoke, tmp_path: Path, args: list[str]
+) -> None:
+    missing = tmp_path / "no" / "such" / "dir" / "x.db"
+    result = cli(*args, "--store", str(missing), with_store=False)
+    assert result.exit_code == 4, result.stderr
+    assert f"No store at {missing}" in result.stderr
+    assert "azmem add" in result.stderr
+    assert not (tmp_path / "no").exists()
+
+
+def test_add_creates_the_store_and_its_directory(cli: Invoke, tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "x.db"
+    assert (
+        cli(
+            "add", "I like tea", "--user", "a", "--no-infer", "--store", str(path), with_store=False
+        ).exit_code
+        == 0
+    )
+    assert path.is_file()
+    listed = cli("list", "--user", "a", "--json", "--store", str(path), with_store=False)
+    assert json_out(listed)["results"][0]["memory"] == "I like tea"
+
+
+def test_tilde_is_expanded_in_store_option_config_and_home(
+    cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "userhome"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    assert (
+        cli("add", "one", "--user", "a", "--no-infer", "--store", "~/opt.db", with_store=False).exit_code == 0
+    )
+    assert (home / "opt.db").is_file()
+    config = tmp_path / "azmem.yaml"
+    config.write_text("store:\n  path: ~/cfg.db\n", encoding="utf-8")
+    assert (
+        cli("add", "two", "--user", "a", "--no-infer", "--config", str(config), with_store=False).exit_code
+        == 0
+    )
+    assert (home / "cfg.db").is_file()
+    monkeypatch.setenv("AZMEM_HOME", "~/azmem-home")
+    assert cli("add", "three", "--user", "a", "--no-infer", with_store=False).exit_code == 0
+    assert (home / "azmem-home" / "memory.db").is_file()
+    assert not (tmp_path / "~").exists()

@@ -377,6 +377,11 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("azmem", appauthor=False))
 
 
+def _expand_user(value: Path | None) -> Path | None:
+    """``~/x`` -> ``/home/me/x``: a path from a config file or a variable is never shell-expanded."""
+    return None if value is None else value.expanduser()
+
+
 class CacheSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -386,12 +391,22 @@ class CacheSettings(BaseModel):
     """Defaults to ``<home>/cache.db``."""
     ttl_seconds: float | None = Field(default=7 * 24 * 3600, gt=0)
 
+    @field_validator("path")
+    @classmethod
+    def _expand_path(cls, v: Path | None) -> Path | None:
+        return _expand_user(v)
+
 
 class StoreSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: Path | None = None
     """Defaults to ``<home>/memory.db``."""
+
+    @field_validator("path")
+    @classmethod
+    def _expand_path(cls, v: Path | None) -> Path | None:
+        return _expand_user(v)
 
 
 _TOP_SHORTHANDS = ("endpoint", "api_key", "api_version", "api_mode", "credential", "auth", "token_scope")
@@ -427,6 +442,11 @@ class AzmemSettings(BaseSettings):
     """Deployment pools, kept raw here: validated by ``azmem.azure.routing.RoutingConfig.load``
     (which imports this module, so it cannot be typed here). Lets one config file hold both.
     Raw values may hold keys, so it is kept out of repr and dumps."""
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, v: Path) -> Path:
+        return v.expanduser()
 
     @field_validator("routing")
     @classmethod

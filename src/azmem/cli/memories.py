@@ -198,7 +198,7 @@ def search(
     scope = Scope(user, agent, run)
     require_scope(scope, "search")
     filters = parse_filters(filter_)
-    with open_memory(state(ctx, config, store)) as memory:
+    with open_memory(state(ctx, config, store), must_exist=True) as memory:
         result = memory.search(
             query, filters=filters, limit=limit, threshold=threshold, mode=mode, **scope.kwargs()
         )
@@ -234,7 +234,7 @@ def query(
     scope = Scope(user, agent, run)
     require_scope(scope, "query")
     filters = parse_filters(filter_)
-    with open_memory(state(ctx, config, store)) as memory:
+    with open_memory(state(ctx, config, store), must_exist=True) as memory:
         result = memory.query(question, filters=filters, limit=limit, **scope.kwargs())
     if json_:
         print_json(result)
@@ -269,7 +269,7 @@ def list_(
     scope = Scope(user, agent, run)
     require_scope(scope, "list")
     filters = parse_filters(filter_)
-    with open_memory(state(ctx, config, store)) as memory:
+    with open_memory(state(ctx, config, store), must_exist=True) as memory:
         page = memory.get_all(filters=filters, limit=limit, cursor=cursor, **scope.kwargs())
     if json_:
         print_json(page)
@@ -290,7 +290,7 @@ def get(
     store: StoreOpt = None,
 ) -> None:
     """Show one memory with its metadata."""
-    with open_memory(state(ctx, config, store)) as memory:
+    with open_memory(state(ctx, config, store), must_exist=True) as memory:
         item = memory.get(memory_id)
     if json_:
         print_json(item)
@@ -314,7 +314,7 @@ def history(
     store: StoreOpt = None,
 ) -> None:
     """Every change to one memory (ADD, UPDATE, DELETE), oldest first."""
-    with open_memory(state(ctx, config, store)) as memory:
+    with open_memory(state(ctx, config, store), must_exist=True) as memory:
         entries = memory.history(memory_id)
     if json_:
         print_json({"results": entries})

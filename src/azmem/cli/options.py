@@ -115,4 +115,5 @@ def state(ctx: typer.Context, config: Path | None = None, store: Path | None = N
     """The effective ``--config``/``--store``: the command's own option wins over the global one."""
     root = ctx.find_root().obj
     base = root if isinstance(root, CliState) else CliState()
-    return CliState(config=config or base.config, store=store or base.store)
+    chosen = store or base.store
+    return CliState(config=config or base.config, store=chosen.expanduser() if chosen else None)
