@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from azmem.cli.doctor import run_checks
@@ -158,3 +160,28 @@ def test_a_bad_config_key_is_a_failed_check_with_the_fix(cli: Invoke, tmp_path: 
     assert "deploymnet" in result.stdout
     assert "Fix:" in result.stdout
     assert [c.name for c in run_checks(config)] == ["configuration"]
+
+
+@pytest.mark.parametrize("where", ["home-is-a-file", "store-is-a-directory", "under-proc"])
+def test_a_store_that_cannot_be_created_fails_the_store_check(
+    cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    if where == "home-is-a-file":
+        home = tmp_path / "home-file"
+        home.write_text("not a directory", encoding="utf-8")
+        monkeypatch.setenv("AZMEM_HOME", str(home))
+        result = cli("doctor", "--json", with_store=False)
+    elif where == "store-is-a-directory":
+        (tmp_path / "memory.db").mkdir()
+        monkeypatch.setenv("AZMEM_HOME", str(tmp_path))
+        result = cli("doctor", "--json", with_store=False)
+    else:
+        if not Path("/proc/self").is_dir():
+            pytest.skip("no /proc")
+        result = cli("doctor", "--json", "--store", "/proc/nope/x.db", with_store=False)
+    assert result.exit_code == 1, result.stderr
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["store"]["status"] == "fail"
+    assert "cannot be created or written" in checks["store"]["detail"]
+    assert "writable directory" in checks["store"]["fix"]
+    assert not (tmp_path / "home-file").is_dir()

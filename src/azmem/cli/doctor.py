@@ -271,10 +271,45 @@ def _recorded_embedder(path: Path) -> tuple[str, int] | None:
         return store.embedder
 
 
+def _store_location_problem(path: Path) -> str | None:
+    """Why the store file cannot be created or written at ``path``, or None.
+
+    Probed without leaving anything behind: the first existing ancestor must be a
+    directory in which a (deleted at once) temporary file can be created, which is what
+    creating the missing directories, the database and its -wal/-shm files needs.
+    """
+    import tempfile
+
+    if path.exists() and not path.is_file():
+        return f"{path} exists but is not a file"
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, so the directory {path.parent} cannot be created"
+    try:
+        with tempfile.TemporaryFile(dir=ancestor, prefix=".azmem-doctor-"):
+            pass
+    except OSError as exc:
+        return f"cannot create files in {ancestor} ({exc.strerror or exc})"
+    return None
+
+
 def _check_store(settings: AzmemSettings, embedder: tuple[str, int] | None, report: _Report) -> None:
     from azmem.azure.errors import AzmemError
 
     path = settings.store_path
+    problem = _store_location_problem(path)
+    if problem is not None:
+        report.add(
+            Check(
+                "store",
+                "fail",
+                f"The store {path} cannot be created or written: {problem}.",
+                "Point --store, store.path or AZMEM_HOME at a writable directory.",
+            )
+        )
+        return
     if embedder is None:
         report.add(Check("store", "skip", f"{path}: not compared (the embedder is not usable)"))
         return
