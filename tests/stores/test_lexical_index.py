@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from azmem.stores import DeleteOp, Scope, SQLiteStore, UpdateOp, _lexical
+from azmem.stores import AddOp, DeleteOp, MemoryRecord, Scope, SQLiteStore, UpdateOp, _lexical
 
 from .store_helpers import add, fake_embed, open_store
 from .test_bm25_bounds import full_ranking
@@ -110,4 +110,22 @@ def test_query_words_are_stemmed_like_fts5(tmp_path: Path) -> None:
     assert [h.record.id for h in hits] == [rec.id]
     with sqlite3.connect(store.path) as conn:
         assert _lexical.tokenize(conn, [(1, "Running Rivers café")]) == {1: ["run", "river", "cafe"]}
+    store.close()
+
+
+def test_selective_filter_is_evaluated_over_the_whole_scope(tmp_path: Path) -> None:
+    # 300 equally scored matches: the shortlist (top 200 by score, then rowid) holds none of
+    # the 5 memories the filter allows, so the filter must be evaluated over the whole scope.
+    store = open_store(tmp_path / "f.db")
+    store.apply(
+        [
+            AddOp(MemoryRecord.new(f"stone n{i}", Scope(user_id="u"), metadata={"g": i}), fake_embed("stone"))
+            for i in range(300)
+        ]
+    )
+    hits = store.search("stone", None, Scope(user_id="u"), {"g": {"gte": 295}}, limit=10, mode="bm25")
+    assert sorted(h.record.metadata["g"] for h in hits) == [295, 296, 297, 298, 299]
+    top = store.search("stone", None, Scope(user_id="u"), {"g": {"lt": 100}}, limit=3, mode="bm25")
+    assert len(top) == 3
+    assert all(h.record.metadata["g"] < 100 for h in top)
     store.close()

@@ -56,10 +56,12 @@ def _ensure_temp_tables(conn: sqlite3.Connection) -> None:
 def tokenize(conn: sqlite3.Connection, texts: Sequence[tuple[int, str]]) -> dict[int, list[str]]:
     """FTS5's tokens of each (key, text), in order, through the store's own tokenizer."""
     _ensure_temp_tables(conn)
+    conn.execute(f"DELETE FROM temp.{_TOK_TABLE}")  # in case an interrupted call left rows
     conn.executemany(f"INSERT INTO temp.{_TOK_TABLE} (rowid, t) VALUES (?, ?)", texts)
     out: dict[int, list[tuple[int, str]]] = {key: [] for key, _ in texts}
     for term, doc, offset in conn.execute(f"SELECT term, doc, offset FROM temp.{_TOK_VOCAB}"):
-        out[doc].append((offset, term))
+        if doc in out:
+            out[doc].append((offset, term))
     conn.execute(f"DELETE FROM temp.{_TOK_TABLE}")
     return {key: [t for _, t in sorted(pairs)] for key, pairs in out.items()}
 
