@@ -218,3 +218,41 @@ def test_tilde_is_expanded_in_store_option_config_and_home(
     assert cli("add", "three", "--user", "a", "--no-infer", with_store=False).exit_code == 0
     assert (home / "azmem-home" / "memory.db").is_file()
     assert not (tmp_path / "~").exists()
+
+
+def test_piped_text_loses_its_trailing_newline(cli: Invoke) -> None:
+    added = json_out(cli("add", "-", "--user", "a", "--no-infer", "--json", input="  I like tea\n\n"))
+    assert added["results"][0]["memory"] == "I like tea"
+
+
+def test_a_system_message_says_it_is_not_stored(cli: Invoke) -> None:
+    result = cli("add", "You are a helpful assistant", "--user", "a", "--role", "system", "--no-infer")
+    assert result.exit_code == 0, result.stderr
+    assert "system message" in result.stderr
+    assert "already cover" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("pair", "problem"),
+    [
+        ("role=hacker", "reserved key"),
+        ("timestamp=now", "reserved key"),
+        ("user_id=b", "reserved key"),
+        ("a.b=1", "nested keys"),
+        ("a/b=1", "could not address"),
+        ("x" * 129 + "=1", "could not address"),
+    ],
+)
+def test_meta_keys_that_are_reserved_or_unaddressable_are_refused(
+    cli: Invoke, pair: str, problem: str
+) -> None:
+    result = cli("add", "I like tea", "--user", "a", "--no-infer", "--meta", pair)
+    assert result.exit_code == 4, result.stderr
+    assert problem in result.stderr
+    assert "Fix:" in result.stderr
+
+
+def test_a_meta_key_with_a_space_or_dash_is_fine_and_filterable(cli: Invoke) -> None:
+    assert cli("add", "I like tea", "--user", "a", "--no-infer", "--meta", "drink-type=hot").exit_code == 0
+    found = json_out(cli("list", "--user", "a", "--filter", '{"drink-type": "hot"}', "--json"))["results"]
+    assert [m["memory"] for m in found] == ["I like tea"]

@@ -86,12 +86,39 @@ def parse_metadata(pairs: list[str] | None) -> dict[str, Any] | None:
             raise InputFileError(
                 f"--meta {pair!r} is not KEY=VALUE.", suggestion="Write it as --meta topic=food (repeatable)."
             )
+        key = key.strip()
+        _check_meta_key(key)
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        out[key.strip()] = value
+        out[key] = value
     return out
+
+
+def _check_meta_key(key: str) -> None:
+    """A ``--meta`` key must be one ``--filter`` can address and that azmem does not set itself."""
+    from azmem.azure.errors import InvalidInputError
+    from azmem.stores.filters import FIELDS, compile_filters
+
+    reserved = {*FIELDS, "timestamp", "metadata"}
+    if key in reserved:
+        raise InputFileError(
+            f"--meta {key}=... uses a reserved key: {key!r} is set by azmem or is a memory field.",
+            suggestion=f"Use another key name (reserved: {', '.join(sorted(reserved))}).",
+        )
+    problem = "'.' separates nested keys in --filter" if "." in key else None
+    if problem is None:
+        try:
+            compile_filters({key: 1})
+        except InvalidInputError:
+            problem = "--filter could not address it"
+    if problem is not None:
+        raise InputFileError(
+            f"--meta key {key!r} is not a valid metadata key: {problem}.",
+            suggestion="Use letters, digits, '_', '-' and spaces (at most 128 characters), "
+            "e.g. --meta topic=food.",
+        )
 
 
 def require_scope(scope: Scope, command: str) -> None:
@@ -109,7 +136,7 @@ def _read_text(text: list[str] | None) -> str:
     if text and text != ["-"]:
         return " ".join(text)
     if text == ["-"] or not sys.stdin.isatty():
-        return sys.stdin.read()
+        return sys.stdin.read().strip()  # `echo ... |` adds a newline that is not part of the memory
     raise fail(
         "Nothing to add.", suggestion='Pass the text: azmem add "I like tea" --user alex (or pipe it in).'
     )
@@ -160,6 +187,12 @@ def add(
         print_json(result)
         return
     events = list(result.results)
+    if not events and role == "system":
+        print_notice(
+            "Nothing stored: a system message is an instruction to the assistant, not something to "
+            "remember. Use --role user (or assistant) for what was said."
+        )
+        return
     if not events:
         print_notice("Nothing new to remember: the memories already cover it.")
         return
