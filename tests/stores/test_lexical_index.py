@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from azmem.stores import AddOp, DeleteOp, MemoryRecord, Scope, SQLiteStore, UpdateOp, _lexical
+from azmem.stores import AddOp, DeleteOp, MemoryRecord, Scope, SQLiteStore, UpdateOp, _lexical, _schema
 
 from .store_helpers import add, fake_embed, open_store
 from .test_bm25_bounds import full_ranking
@@ -128,4 +128,33 @@ def test_selective_filter_is_evaluated_over_the_whole_scope(tmp_path: Path) -> N
     top = store.search("stone", None, Scope(user_id="u"), {"g": {"lt": 100}}, limit=3, mode="bm25")
     assert len(top) == 3
     assert all(h.record.metadata["g"] < 100 for h in top)
+    store.close()
+
+
+def test_store_from_the_first_schema_upgrades_and_follows_text_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "old.db"
+    with monkeypatch.context() as m:
+        m.setattr(_schema, "MIGRATIONS", _schema.MIGRATIONS[:1])  # a store written before 002
+        old = open_store(path)
+        rec = add(old, "the river stone")
+        old.close()
+    with sqlite3.connect(path) as raw:
+        assert [r[0] for r in raw.execute("SELECT name FROM _migrations")] == ["001_initial"]
+    store = open_store(path)  # upgrades on open
+    with sqlite3.connect(path) as raw:
+        names = [r[0] for r in raw.execute("SELECT name FROM _migrations ORDER BY name")]
+        assert names == [name for name, _ in _schema.MIGRATIONS]
+        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(
+            len(_schema.MIGRATIONS)
+        )
+    assert [h.record.id for h in store.search("river", None, Scope(), mode="bm25")] == [rec.id]
+    assert [h.record.id for h in store.search("river", fake_embed("river stone"), Scope())] == [rec.id]
+    # A text change that bypasses the store (no new vector) still reaches the BM25 mirror.
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE memories SET memory = 'the garden wall' WHERE id = ?", (rec.id,))
+    assert store.search("river", None, Scope(), mode="bm25") == []
+    assert [h.record.id for h in store.search("garden", None, Scope(), mode="bm25")] == [rec.id]
+    assert store.check() == []
     store.close()

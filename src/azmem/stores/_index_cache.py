@@ -56,8 +56,7 @@ class IndexCache:
 
     def lexical(self, conn: sqlite3.Connection) -> LexicalIndex:
         """The BM25 mirror, built on first use and brought up to the snapshot `conn` is reading
-        (same change log as the vectors: inserts, deletes and re-embeds, which every text
-        update is)."""
+        (same change log as the vectors: inserts, deletes, re-embeds and text updates)."""
         pruned, head = self._log_state(conn)
         if self._lexical is None or self._lexical_seq < pruned:
             self._lexical = LexicalIndex()

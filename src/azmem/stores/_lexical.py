@@ -14,8 +14,7 @@ N, n and the average length over the whole table), evaluated in the same order, 
 values equal FTS5's (tested against it).
 
 Kept in step by `IndexCache` from the same `changes` log as the vector mirror: inserts,
-deletes and vector updates are logged, and a text update always carries a new vector
-(the store refuses one without), so every text change is logged too.
+deletes, vector updates and (since migration 002) text updates are logged.
 """
 
 from __future__ import annotations

@@ -105,8 +105,20 @@ def _m001_initial(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO meta (key, value) VALUES ('pruned_through', '0')")
 
 
+def _m002_log_text_changes(conn: sqlite3.Connection) -> None:
+    # The in-memory BM25 mirror (stores/_lexical.py) follows the change log. A text update
+    # through the store always carries a new vector (logged by memories_au_vector), but the
+    # mirror must not depend on that rule: log every text change too.
+    conn.execute(
+        """CREATE TRIGGER memories_au_text_log AFTER UPDATE OF memory ON memories BEGIN
+            INSERT INTO changes (rid) VALUES (new.rid);
+        END"""
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
+    ("002_log_text_changes", _m002_log_text_changes),
 ]
 
 
