@@ -25,6 +25,8 @@ from azmem.azure.provider import AzureProvider
 from azmem.azure.request import ChatOptions, ModelSize, ReasoningEffort, ToolSpec, tool_param
 from azmem.azure.response import LLMResult, StreamState
 from azmem.azure.retry import RetryPolicy
+from azmem.azure.routing.flow import RoutedChat
+from azmem.azure.routing.router import Router
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
 from azmem.azure.usage import UsageTracker
 
@@ -95,9 +97,27 @@ class _BaseLLMClient:
         cache: ResponseCache | None = None,
         retry: RetryPolicy | None = None,
         max_reasks: int = 2,
+        router: Router | None = None,
     ) -> None:
         if settings is None and chat is None and client is None:
             settings = AzmemSettings.load()
+        self._routing: RoutedChat | None = None
+        if router is None and settings is not None and settings.routing:
+            router = Router.shared(settings.routing)
+        if router is not None:
+            if client is not None:
+                raise InvalidInputError(
+                    "client= wraps one deployment; router= sends to several",
+                    suggestion="Pass either client= or router=, not both.",
+                )
+            base = chat if isinstance(chat, AzureOpenAISettings) else (settings.chat if settings else None)
+            self._routing = RoutedChat(router, base)
+            # The role settings are the pools' shared base; per-call defaults (temperature,
+            # max_tokens, ...) come from each pool's first deployment, which inherits them.
+            if not isinstance(chat, AzureProvider):
+                chat = self._routing.first_provider("medium")
+            if not isinstance(small_chat, AzureProvider):
+                small_chat = self._routing.first_provider("small")
         chat_cfg = settings.chat if settings is not None else None
         if client is not None:
             if isinstance(chat, AzureProvider):
@@ -274,6 +294,7 @@ class LLMClient(_BaseLLMClient):
         cache: ResponseCache | None = None,
         retry: RetryPolicy | None = None,
         max_reasks: int = 2,
+        router: Router | None = None,
     ) -> None:
         super().__init__(
             settings,
@@ -285,6 +306,7 @@ class LLMClient(_BaseLLMClient):
             cache=cache,
             retry=retry,
             max_reasks=max_reasks,
+            router=router,
         )
         self._performers: dict[ModelSize, Callable[[Send], Any]] = {}
 
@@ -328,6 +350,9 @@ class LLMClient(_BaseLLMClient):
     ) -> LLMResult[Any]:
         """Ask the deployment for one answer: text, a JSON dict (``json=True``) or a ``response_model``."""
         target, msgs, options = self._prepare(messages, response_model, params)
+        if self._routing is not None:
+            flow, current = self._routing.generate(self._env, msgs, options)
+            return drive(flow, self._routing.perform_sync(current))
         return drive(generate_flow(target, self._env, msgs, options), self._perform(options.model_size))
 
     def stream(
@@ -344,9 +369,14 @@ class LLMClient(_BaseLLMClient):
         with call_span(
             env.tracer, f"chat {target.deployment}", lambda: _stream_attributes(target, options)
         ) as span:
-            sdk_stream, _headers = drive(
-                open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
-            )
+            if self._routing is not None:
+                opening, current = self._routing.open_stream(env, msgs, options, span)
+                sdk_stream, _headers = drive(opening, self._routing.perform_sync(current))
+                target = self._routing.streaming_target(current, span)
+            else:
+                sdk_stream, _headers = drive(
+                    open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
+                )
             state = StreamState(target.context("chat"), max_tokens=options.max_tokens)
             try:
                 for chunk in sdk_stream:
@@ -363,6 +393,8 @@ class LLMClient(_BaseLLMClient):
         """Close the SDK clients this client created (never a caller's own)."""
         for provider in self._owned:
             provider.close()
+        if self._routing is not None:
+            self._routing.close()
         if self._owned_cache is not None:
             self._owned_cache.close()
 
@@ -388,6 +420,7 @@ class AsyncLLMClient(_BaseLLMClient):
         cache: ResponseCache | None = None,
         retry: RetryPolicy | None = None,
         max_reasks: int = 2,
+        router: Router | None = None,
     ) -> None:
         super().__init__(
             settings,
@@ -399,6 +432,7 @@ class AsyncLLMClient(_BaseLLMClient):
             cache=cache,
             retry=retry,
             max_reasks=max_reasks,
+            router=router,
         )
         self._performers: dict[ModelSize, Callable[[Send], Awaitable[Any]]] = {}
 
@@ -442,6 +476,9 @@ class AsyncLLMClient(_BaseLLMClient):
     ) -> LLMResult[Any]:
         """Same contract as :meth:`LLMClient.generate`."""
         target, msgs, options = self._prepare(messages, response_model, params)
+        if self._routing is not None:
+            flow, current = self._routing.generate(self._env, msgs, options)
+            return await drive_async(flow, self._routing.perform_async(current))
         return await drive_async(
             generate_flow(target, self._env, msgs, options), self._perform(options.model_size)
         )
@@ -460,9 +497,14 @@ class AsyncLLMClient(_BaseLLMClient):
         with call_span(
             env.tracer, f"chat {target.deployment}", lambda: _stream_attributes(target, options)
         ) as span:
-            sdk_stream, _headers = await drive_async(
-                open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
-            )
+            if self._routing is not None:
+                opening, current = self._routing.open_stream(env, msgs, options, span)
+                sdk_stream, _headers = await drive_async(opening, self._routing.perform_async(current))
+                target = self._routing.streaming_target(current, span)
+            else:
+                sdk_stream, _headers = await drive_async(
+                    open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
+                )
             state = StreamState(target.context("chat"), max_tokens=options.max_tokens)
             try:
                 async for chunk in sdk_stream:
@@ -479,6 +521,8 @@ class AsyncLLMClient(_BaseLLMClient):
         """Close the SDK clients this client created (never a caller's own)."""
         for provider in self._owned:
             await provider.aclose()
+        if self._routing is not None:
+            await self._routing.aclose()
         if self._owned_cache is not None:
             self._owned_cache.close()
 
