@@ -227,37 +227,12 @@ def routed_sender(
             "limiter": {"backend": "sqlite", "path": str(limiter)},
         }
     )
-    try:
-        client: Any = AsyncLLMClient(router=router)  # type: ignore[call-arg]
-    except TypeError:  # before the client grew its router= seam
-        client = _RoutedShim(router)
+    client = AsyncLLMClient(router=router)
 
     async def send(i: int) -> None:
         await client.generate(prompt(i, chars), max_tokens=max_tokens)
 
     return send, client, router
-
-
-class _RoutedShim:
-    def __init__(self, router: Any) -> None:
-        from azmem.azure.chat import ChatEnv
-        from azmem.azure.retry import RetryPolicy
-        from azmem.azure.routing.flow import RoutedChat
-        from azmem.azure.tracing import get_tracer
-
-        self.rc = RoutedChat(router)
-        self.env = ChatEnv(policy=RetryPolicy(), tracer=get_tracer())
-
-    async def generate(self, text: str, max_tokens: int) -> Any:
-        from azmem.azure.flow import drive_async
-        from azmem.azure.messages import normalize_messages
-        from azmem.azure.request import ChatOptions
-
-        flow, cur = self.rc.generate(self.env, normalize_messages(text), ChatOptions(max_tokens=max_tokens))
-        return await drive_async(flow, self.rc.perform_async(cur))
-
-    async def aclose(self) -> None:
-        await self.rc.aclose()
 
 
 def single_sender(endpoint: str, name: str, max_tokens: int, chars: int):

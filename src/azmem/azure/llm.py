@@ -80,6 +80,9 @@ class _BaseLLMClient:
       ``model_size="small"`` uses ``small_chat`` and falls back to ``chat``.
     * ``client``: the caller's own ``AzureOpenAI``/``OpenAI`` (or async) instance, wrapped
       with every feature kept; ``chat`` settings still name the deployment. Never closed by us.
+    * ``router``: a :class:`~azmem.azure.routing.Router` over pools of deployments; each
+      attempt then goes where it says (failover instead of sleeping, quota-aware limits).
+      Built from ``settings.routing`` when that section is configured. See docs/routing.md.
     * ``tracer``, ``usage``, ``cache``, ``retry``, ``max_reasks``: collaborators and policy;
       ``None`` means azmem's defaults (global tracer, no usage tracking, the settings'
       cache and retry policy, two validation re-asks).
