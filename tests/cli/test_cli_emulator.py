@@ -124,6 +124,7 @@ def test_connection_info_lists_what_clients_need() -> None:
     assert info["env"] == {
         "AZURE_OPENAI_ENDPOINT": "http://127.0.0.1:1234",
         "AZURE_OPENAI_API_KEY": "k1",
+        "OPENAI_API_VERSION": "2024-10-21",
         "AZURE_OPENAI_DEPLOYMENT": "gpt-4o",
         "AZURE_OPENAI_EMBEDDING_DEPLOYMENT": "text-embedding-3-large",
     }
@@ -144,3 +145,48 @@ def test_a_busy_port_is_reported_with_a_fix(cli: Invoke) -> None:
     assert result.exit_code == 4
     assert f"Cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "--port 0" in result.stderr
+
+
+def test_the_printed_exports_are_enough_for_a_bare_azure_openai_client(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azmem.emulator.config import default_deployments
+
+    info = connection_info(emulator.endpoint, [emulator.api_key], default_deployments())
+    assert info["env"]["OPENAI_API_VERSION"]
+    for key, value in info["env"].items():
+        monkeypatch.setenv(key, value)
+    with openai.AzureOpenAI(max_retries=0) as client:  # everything from the environment
+        reply = client.chat.completions.create(
+            model=info["env"]["AZURE_OPENAI_DEPLOYMENT"], messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert reply.choices[0].message.content
+
+
+def test_stdout_holds_only_the_export_lines(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZMEM_", "OPENAI_"))}
+    proc = subprocess.Popen(
+        [_console_script(), "emulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        first = _read_line(proc, timeout=30)  # the others are then in the reader's buffer
+        lines = [line.rstrip("\n") for line in [first] + [proc.stdout.readline() for _ in range(4)]]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert all(line.startswith("export ") for line in lines), lines
+    names = [line.split()[1].split("=")[0] for line in lines]
+    assert names == [
+        "AZURE_OPENAI_ENDPOINT",
+        "AZURE_OPENAI_API_KEY",
+        "OPENAI_API_VERSION",
+        "AZURE_OPENAI_DEPLOYMENT",
+        "AZURE_OPENAI_EMBEDDING_DEPLOYMENT",
+    ]
+    assert "To use it, paste the export lines" in err
+    assert "Ctrl-C stops it." in err

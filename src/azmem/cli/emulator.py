@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from azmem.cli.output import InputFileError, out_console
+from azmem.cli.output import InputFileError, err_console, out_console
 
 if TYPE_CHECKING:
     from azmem.emulator.config import Deployment, EmulatorConfig
@@ -86,9 +86,12 @@ def connection_info(endpoint: str, api_keys: list[str], deployments: list[Deploy
     """What a client needs to use the emulator, including the environment azmem and the SDK read."""
     chat = [d for d in deployments if d.kind == "chat"]
     emb = [d for d in deployments if d.kind == "embeddings"]
+    from azmem.emulator.server import DEFAULT_API_VERSION
+
     env: dict[str, str] = {"AZURE_OPENAI_ENDPOINT": endpoint}
     if api_keys:
         env["AZURE_OPENAI_API_KEY"] = api_keys[0]
+    env["OPENAI_API_VERSION"] = DEFAULT_API_VERSION  # what AzureOpenAI() reads when none is passed
     if chat:
         env["AZURE_OPENAI_DEPLOYMENT"] = chat[0].name
     if emb:
@@ -115,12 +118,16 @@ def connection_info(endpoint: str, api_keys: list[str], deployments: list[Deploy
 
 
 def _print_info(info: dict[str, Any]) -> None:
-    """The paste-able part, on stdout (the emulator's own banner with all details is on stderr)."""
+    """The paste-able part: only ``export`` lines on stdout (``eval "$(azmem emulator ...)"``
+    style use); the words around them and the emulator's banner go to stderr."""
+    err_console().print(
+        "[dim]To use it, paste the export lines into a shell, then run `azmem doctor`. Ctrl-C stops it.[/dim]"
+    )
+    sys.stderr.flush()
     console = out_console()
-    console.print("[dim]To use it, paste this into a shell, then run `azmem doctor`:[/dim]")
     for key, value in info["env"].items():
         console.print(f"export {key}={value}", markup=False, highlight=False)
-    console.print("[dim]Ctrl-C stops it.[/dim]")
+    sys.stdout.flush()  # a pipe is block-buffered: the lines are wanted now, not at exit
 
 
 def emulator(
