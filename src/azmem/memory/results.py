@@ -58,7 +58,7 @@ class MemoryItem(_Result):
     """One memory as returned by get / get_all / search / update.
 
     ``score`` and ``similarity`` are set by ``search`` only: ``score`` is the ranking
-    score on 0..1 (hybrid: normalised reciprocal-rank fusion; dense: cosine; bm25:
+    score on 0..1 (hybrid: 0.5·cos/best_cos + 0.5·bm25/best_bm25; dense: cosine; bm25:
     squashed BM25), ``similarity`` the cosine between query and memory.
     """
 
