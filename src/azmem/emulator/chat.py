@@ -217,6 +217,32 @@ def generated_tool_call(body: dict[str, Any], name: str | None = None) -> dict[s
     return {"name": fn["name"], "arguments": schema.generate(params)}
 
 
+_SCHEMA_MARKER = re.compile(r"json[ _-]?schema\s*:\s*", re.IGNORECASE)
+
+
+def schema_in_prompt(messages: list[Any]) -> dict[str, Any] | None:
+    """The JSON schema a message states ("JSON schema: {...}"), system messages first, or None.
+
+    That is how clients ask for structured output where ``json_schema`` is unavailable
+    (an old api-version, a legacy model): ``json_object`` plus the schema in the prompt.
+    """
+    ordered = sorted(messages, key=lambda m: 0 if isinstance(m, dict) and m.get("role") == "system" else 1)
+    decoder = json.JSONDecoder()
+    for message in ordered:
+        text = message_text(message)
+        for match in _SCHEMA_MARKER.finditer(text):
+            start = text.find("{", match.end())
+            if start < 0:
+                continue
+            try:
+                found, _ = decoder.raw_decode(text, start)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(found, dict) and ("type" in found or "properties" in found or "$defs" in found):
+                return found
+    return None
+
+
 def default_reply(body: dict[str, Any], dep: Deployment) -> ChatReply:
     """What the emulator says when nothing is scripted: a valid answer of the requested shape."""
     choice = body.get("tool_choice")
@@ -233,6 +259,9 @@ def default_reply(body: dict[str, Any], dep: Deployment) -> ChatReply:
             spec = response_format.get("json_schema") or {}
             return ChatReply(content=json.dumps(schema.generate(spec.get("schema") or {})))
         if response_format.get("type") == "json_object":
+            in_prompt = schema_in_prompt(body.get("messages") or [])
+            if in_prompt is not None:  # the json_schema -> json_object fallback: follow the prompt's schema
+                return ChatReply(content=json.dumps(schema.generate(in_prompt)))
             return ChatReply(content=json.dumps({"reply": f"This is an emulated reply from {dep.name}."}))
     return ChatReply(content=f"This is an emulated reply from {dep.name}.")
 
