@@ -359,3 +359,37 @@ def test_completion_budget_above_model_maximum(emulator: Emulator) -> None:
     assert info.value.code == "invalid_value"
     assert info.value.param == "max_tokens"
     assert "This model supports at most 16384 completion tokens" in info.value.message
+
+
+@pytest.mark.parametrize("budget", [5, 20, 64])
+def test_a_reasoning_deployment_spends_its_budget_thinking_and_stops_at_length(
+    emulator: Emulator, budget: int
+) -> None:
+    with openai.AzureOpenAI(**emulator.client_kwargs()) as client:
+        reply = client.chat.completions.create(
+            model="o3-mini",
+            messages=[{"role": "user", "content": "Tell me a story"}],
+            max_completion_tokens=budget,
+        )
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.choices[0].message.content == ""
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens <= budget
+    assert reply.usage.completion_tokens_details is not None
+    assert reply.usage.completion_tokens_details.reasoning_tokens == budget
+
+
+def test_a_reasoning_reply_is_cut_to_what_the_budget_leaves_after_reasoning(emulator: Emulator) -> None:
+    with openai.AzureOpenAI(**emulator.client_kwargs()) as client:
+        cut = client.chat.completions.create(
+            model="o3-mini", messages=[{"role": "user", "content": "Hi"}], max_completion_tokens=70
+        )
+        whole = client.chat.completions.create(
+            model="o3-mini", messages=[{"role": "user", "content": "Hi"}], max_completion_tokens=1000
+        )
+    assert cut.choices[0].finish_reason == "length"
+    assert cut.usage is not None
+    assert cut.usage.completion_tokens <= 70
+    assert whole.choices[0].finish_reason == "stop"
+    assert whole.choices[0].message.content
+    assert (cut.choices[0].message.content or "x") in whole.choices[0].message.content

@@ -282,7 +282,7 @@ async def _chat(call: _Call, dep: Deployment, filtered: chat.ChatReply | None) -
         reply = chat.coerce_reply(scripted, body) if found else chat.default_reply(body, dep)
     if isinstance(reply, dict):
         return _json(200, reply, call.headers)
-    reply = chat.apply_limits(reply, body)
+    reply = chat.apply_limits(reply, body, dep)
     if body.get("stream"):
         return _stream(call, reply, prompt_tokens, dep)
     n = body.get("n") or 1

@@ -294,11 +294,38 @@ def coerce_reply(reply: Any, body: dict[str, Any]) -> ChatReply | dict[str, Any]
     raise TypeError(f"unsupported scripted chat reply: {type(reply).__name__}")
 
 
-def apply_limits(reply: ChatReply, body: dict[str, Any]) -> ChatReply:
-    """Cut the content at the requested completion budget and say "length", as the model does."""
+def _budget(body: dict[str, Any]) -> int | None:
     budget = body.get("max_completion_tokens") or body.get("max_tokens")
-    if isinstance(budget, int) and reply.content and estimate_text(reply.content) > budget:
-        reply.content = reply.content[: max(budget, 0) * 4]
+    return budget if isinstance(budget, int) and not isinstance(budget, bool) else None
+
+
+def reasoning_tokens(dep: Deployment, body: dict[str, Any]) -> int:
+    """The hidden reasoning a reasoning deployment spends, capped by the completion budget."""
+    if not dep.reasoning:
+        return 0
+    effort = body.get("reasoning_effort") or "medium"
+    spent = {"minimal": 0, "low": 16, "medium": 64, "high": 256}.get(str(effort), 64)
+    budget = _budget(body)
+    return spent if budget is None else min(spent, max(budget, 0))
+
+
+def apply_limits(reply: ChatReply, body: dict[str, Any], dep: Deployment | None = None) -> ChatReply:
+    """Cut the content at the requested completion budget and say "length", as the model does.
+
+    On a reasoning deployment the reasoning tokens come out of the same budget
+    (``max_completion_tokens``), so a small budget can leave empty content and "length".
+    """
+    budget = _budget(body)
+    if budget is None or reply.usage is not None:
+        return reply
+    left = budget - (reasoning_tokens(dep, body) if dep is not None else 0)
+    if left <= 0 and (reply.content or (dep is not None and dep.reasoning)):
+        if reply.tool_calls:
+            return reply
+        reply.content = ""
+        reply.finish_reason = "length"
+    elif reply.content and estimate_text(reply.content) > left:
+        reply.content = reply.content[: left * 4]
         reply.finish_reason = "length"
     return reply
 
@@ -309,10 +336,7 @@ def _usage(reply: ChatReply, prompt_tokens: int, dep: Deployment, body: dict[str
     completion = estimate_text(reply.content or "") + estimate_text(reply.refusal or "")
     for call in reply.tool_calls:
         completion += estimate_text(json.dumps(call["function"]))
-    reasoning = 0
-    if dep.reasoning:
-        effort = body.get("reasoning_effort") or "medium"
-        reasoning = {"minimal": 0, "low": 16, "medium": 64, "high": 256}.get(str(effort), 64)
+    reasoning = reasoning_tokens(dep, body)
     completion += reasoning
     return {
         "completion_tokens": completion,
