@@ -572,14 +572,58 @@ def map_sdk_error(exc: BaseException, ctx: RequestContext) -> AzmemError:
 
 
 def _scrub(exc: BaseException) -> None:
-    """Redact the original exception in place: it stays on ``__cause__`` and tracebacks print it."""
+    """Redact the original exception in place: it stays on ``__cause__`` and tracebacks print it.
+
+    Its message and args, the parsed ``body`` (a service may echo a key back), and the
+    ``response`` / ``request`` it keeps: the response text is redacted and the request's
+    ``api-key`` / ``Authorization`` headers are masked.
+    """
     try:
         exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
         message = getattr(exc, "message", None)
         if isinstance(message, str):
             exc.message = redact(message)  # type: ignore[attr-defined]
+        if getattr(exc, "body", None) is not None:
+            exc.body = _redact_value(exc.body)  # type: ignore[attr-defined]
+        response = getattr(exc, "response", None)
+        if response is not None:
+            exc.response = _redacted_response(response)  # type: ignore[attr-defined]
+        request = getattr(exc, "request", None)
+        if request is not None:
+            exc.request = _redacted_request(request)  # type: ignore[attr-defined]
     except Exception:  # some exception types refuse attribute writes; the mapped error is clean anyway
         pass
+
+
+def _redacted_request(request: Any) -> Any:
+    import httpx2 as httpx
+
+    if not isinstance(request, httpx.Request):
+        return request
+    headers = [(k, _REDACTED if _SECRET_KEYS.search(k) else redact(v)) for k, v in request.headers.items()]
+    return httpx.Request(request.method, redact(str(request.url)), headers=headers)
+
+
+def _redacted_response(response: Any) -> Any:
+    """A copy of an httpx response with the body redacted (the original may echo a secret)."""
+    import httpx2 as httpx
+
+    if not isinstance(response, httpx.Response):
+        return response
+    try:
+        text = response.text
+    except Exception:  # a stream never read: there is no body to leak
+        return response
+    headers = [
+        (k, v) for k, v in response.headers.items() if k.lower() not in {"content-encoding", "content-length"}
+    ]
+    try:
+        request: Any = _redacted_request(response.request)
+    except RuntimeError:  # no request attached
+        request = None
+    return httpx.Response(
+        response.status_code, headers=headers, content=redact(text).encode("utf-8"), request=request
+    )
 
 
 def _is_credential_error(exc: BaseException) -> bool:

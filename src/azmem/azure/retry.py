@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import AzmemError, QuotaExceededError, RequestContext, map_sdk_error
+from .errors import AzmemError, QuotaExceededError, RequestContext, map_sdk_error, redact
 
 __all__ = ["RetryPolicy", "acall_with_retry", "call_with_retry", "log_attempt"]
 
@@ -98,18 +98,15 @@ def log_attempt(
         "retry_in": None if delay is None else round(delay, 3),
     }
     request_id = error.debug_info.get("apim-request-id") or error.debug_info.get("x-request-id")
+    line = "%s %s attempt %d failed with %s (status %s, request %s)" % (  # noqa: UP031
+        ctx.operation, ctx.deployment, ctx.attempt, type(error).__name__, error.status_code, request_id,
+    )
+    # Log lines reach files and collectors: pass them through the same redaction as errors.
+    line, fields = redact(line), {k: redact(v) if isinstance(v, str) else v for k, v in fields.items()}
     if delay is None:
-        logger.info(
-            "%s %s attempt %d failed with %s (status %s, request %s); not retrying",
-            ctx.operation, ctx.deployment, ctx.attempt, type(error).__name__, error.status_code, request_id,
-            extra={"azmem": fields},
-        )
+        logger.info("%s; not retrying", line, extra={"azmem": fields})
     else:
-        logger.warning(
-            "%s %s attempt %d failed with %s (status %s, request %s); retrying in %.3f s",
-            ctx.operation, ctx.deployment, ctx.attempt, type(error).__name__, error.status_code, request_id,
-            delay, extra={"azmem": fields},
-        )
+        logger.warning("%s; retrying in %.3f s", line, delay, extra={"azmem": fields})
     if span is not None:
         try:
             span.add_event(
