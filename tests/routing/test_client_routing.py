@@ -86,7 +86,8 @@ def test_settings_routing_section_builds_a_shared_router(emulator: Any) -> None:
     with LLMClient(settings) as one, LLMClient(settings) as two:
         assert one.generate("hi").deployment in {"cfg1", "cfg2"}
         assert two.generate("hi").deployment in {"cfg1", "cfg2"}
-        assert one._routing is not None and two._routing is not None
+        assert one._routing is not None
+        assert two._routing is not None
         assert one._routing.router is two._routing.router is Router.shared({"pools": pools})
 
 
