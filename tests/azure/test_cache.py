@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -216,3 +218,19 @@ def test_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert cache.get("child") == 2
     cache.close()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_the_cache_files_are_owner_only(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "sub" / "cache.db"
+        cache = ResponseCache(path)
+        cache.set("k", {"answer": "private"})
+        files = [p for p in path.parent.iterdir() if p.name.startswith("cache.db")]
+        assert {p.name for p in files} >= {"cache.db", "cache.db-wal"}
+        for p in files:
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+        cache.close()
+    finally:
+        os.umask(old)

@@ -61,6 +61,19 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file owner-only (0600) before SQLite opens it.
+
+    Cached answers hold users' conversations. SQLite gives its -wal and -shm files the
+    database file's permissions, so they are owner-only too. An existing file is left as is.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 class ResponseCache:
     """Get/set JSON values by key, with an optional TTL, in one SQLite file."""
 
@@ -75,6 +88,7 @@ class ResponseCache:
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         self._connect()  # create the schema now, so a bad path fails at construction
 
     @staticmethod
