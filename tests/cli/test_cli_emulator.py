@@ -190,3 +190,9 @@ def test_stdout_holds_only_the_export_lines(tmp_path: Path) -> None:
     ]
     assert "To use it, paste the export lines" in err
     assert "Ctrl-C stops it." in err
+
+
+def test_a_host_that_is_not_this_machines_says_to_fix_host(cli: Invoke) -> None:
+    result = cli("emulator", "--host", "192.0.2.1", "--port", "0", with_store=False)
+    assert result.exit_code == 4, result.stderr
+    assert "--host must be an address of this machine" in result.stderr

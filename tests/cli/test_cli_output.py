@@ -15,7 +15,7 @@ from azmem.cli.app import AzmemGroup
 from azmem.cli.output import DEBUG_ENV, ExitCode, InputFileError, describe_error, exit_code_for, to_jsonable
 from azmem.embeddings.local import EmbeddingModelError
 
-from .conftest import no_traceback
+from .conftest import Invoke, no_traceback
 
 
 @pytest.mark.parametrize(
@@ -123,3 +123,23 @@ def test_debug_env_lets_the_traceback_through(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv(DEBUG_ENV, "1")
     result = CliRunner().invoke(_app_raising(RuntimeError("kaboom")), ["boom"])
     assert isinstance(result.exception, RuntimeError)
+
+
+def test_library_suggestions_are_shown_in_command_line_terms() -> None:
+    err = errors.ConfigurationError(
+        "No chat deployment.", suggestion="Configure one, or pass infer=False to store the messages verbatim."
+    )
+    assert (
+        describe_error(err)["suggestion"] == "Configure one, or pass --no-infer to store the text verbatim."
+    )
+    reasks = errors.StructuredOutputError(
+        "Invalid.", suggestion="Simplify the response model, raise max_reasks, or ..."
+    )
+    assert "max_reasks" not in describe_error(reasks)["suggestion"]
+
+
+def test_limit_help_shows_its_range(cli: Invoke) -> None:
+    for command in ("search", "list", "query"):
+        result = cli(command, "--help", with_store=False)
+        assert "1<=x<=1000" in result.stdout, command
+    assert cli("list", "--user", "a", "--limit", "1001").exit_code == 2

@@ -8,6 +8,7 @@ information is one JSON line on stdout, which a script or a test can read with a
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import socket
@@ -42,9 +43,18 @@ def _check_port(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             raise InputFileError(
-                f"Cannot listen on {host}:{port}: {exc.strerror or exc}.",
-                suggestion="Choose another --port (--port 0 picks a free one).",
+                f"Cannot listen on {host}:{port}: {exc.strerror or exc}.", suggestion=_listen_fix(exc)
             ) from None
+
+
+def _listen_fix(exc: OSError) -> str:
+    """The option to change: --host when the address is not this machine's, else --port."""
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            "--host must be an address of this machine: 127.0.0.1 (the default, this machine only) "
+            "or 0.0.0.0 (every interface)."
+        )
+    return "Choose another --port (--port 0 picks a free one)."
 
 
 def _load_config(path: Path | None) -> EmulatorConfig:
@@ -189,8 +199,7 @@ def emulator(
         return
     except OSError as exc:  # address in use, permission denied
         raise InputFileError(
-            f"Cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}.",
-            suggestion="Choose another --port (--port 0 picks a free one).",
+            f"Cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}.", suggestion=_listen_fix(exc)
         ) from None
     finally:
         if threading.current_thread() is threading.main_thread():

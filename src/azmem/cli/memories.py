@@ -214,7 +214,9 @@ def search(
     user: UserOpt = None,
     agent: AgentOpt = None,
     run: RunOpt = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most results to return.")] = 10,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="Most results to return.")
+    ] = 10,
     threshold: Annotated[
         float | None, typer.Option(help="Minimum cosine similarity of a result.", show_default=False)
     ] = None,
@@ -253,7 +255,7 @@ def query(
     agent: AgentOpt = None,
     run: RunOpt = None,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, help="Memories retrieved for the answer.")
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="Memories retrieved for the answer.")
     ] = 10,
     filter_: FilterOpt = None,
     json_: JsonOpt = False,
@@ -289,7 +291,7 @@ def list_(
     user: UserOpt = None,
     agent: AgentOpt = None,
     run: RunOpt = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most memories to show.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Most memories to show.")] = 50,
     cursor: Annotated[
         str | None, typer.Option(help="Continue from a previous page's next_cursor.", show_default=False)
     ] = None,

@@ -233,6 +233,30 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     return ExitCode.INTERNAL
 
 
+#: The library's suggestions name Python arguments; on the command line they are options.
+_CLI_WORDING: tuple[tuple[str, str], ...] = (
+    ("pass infer=False to store the messages verbatim", "pass --no-infer to store the text verbatim"),
+    ("(infer=False)", "(--no-infer)"),
+    ("infer=False", "--no-infer"),
+    ("infer=True", "--infer"),
+    ("raise max_reasks", "retry"),
+    ("Pass user_id='...' (or agent_id / run_id)", "Pass --user ID (or --agent ID / --run ID)"),
+    ("pass user_id='...' (or agent_id / run_id)", "pass --user ID (or --agent ID / --run ID)"),
+    ("pass api_key=...", "set api_key in the config file"),
+    ("or api_key=...", "or api_key in the config file"),
+    ("use auth='entra'", "set auth: entra in the config file"),
+)
+
+
+def cli_wording(text: str | None) -> str | None:
+    """A library message in command-line terms (``--no-infer`` rather than ``infer=False``)."""
+    if not text:
+        return text
+    for python, cli in _CLI_WORDING:
+        text = text.replace(python, cli)
+    return text
+
+
 def describe_error(exc: BaseException) -> dict[str, Any]:
     """The error as data: for ``--json`` consumers and for tests, never including secrets.
 
@@ -241,8 +265,8 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
     """
     info: dict[str, Any] = {
         "type": type(exc).__name__,
-        "message": getattr(exc, "message", None) or str(exc),
-        "suggestion": getattr(exc, "suggestion", None),
+        "message": cli_wording(getattr(exc, "message", None) or str(exc)),
+        "suggestion": cli_wording(getattr(exc, "suggestion", None)),
         "error_code": getattr(exc, "error_code", None),
         "exit_code": int(exit_code_for(exc)),
     }
