@@ -88,10 +88,6 @@ def test_an_abandoned_async_stream_with_a_non_current_span_detaches_cleanly(
     assert [s.name for s in spans.finished] == ["chat stream"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="azmem/azure/llm.py _stream opens its span with call_span (current): see the audit report",
-)
 def test_the_clients_stream_span_is_not_current_while_the_caller_iterates(make_llm: Factory) -> None:
     spans = Spans()
     llm = make_llm(tracer=spans.tracer)

@@ -95,7 +95,7 @@ _NULL_SPAN = _NullSpan()
 
 
 def call_span(
-    tracer: Tracer | None, name: str, attributes: Callable[[], dict[str, Any]]
+    tracer: Tracer | None, name: str, attributes: Callable[[], dict[str, Any]], *, current: bool = True
 ) -> AbstractContextManager[Any]:
     """The span of one call: :func:`llm_span`, unless no tracer provider is installed at all.
 
@@ -103,14 +103,14 @@ def call_span(
     attributes (hence ``attributes`` is a function) costs more than the rest of our
     per-call work; skipping it keeps the client within a few percent of the raw SDK.
     The provider is checked per call, so an application that installs one later is
-    traced from then on.
+    traced from then on. ``current=False`` is for generators (streams): see :func:`llm_span`.
     """
     resolved = get_tracer(tracer)
     if isinstance(resolved, trace.NoOpTracer) or (
         isinstance(resolved, trace.ProxyTracer) and isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
     ):
         return nullcontext(_NULL_SPAN)
-    return llm_span(resolved, name, attributes())
+    return llm_span(resolved, name, attributes(), current=current)
 
 
 def _ours_to_map(exc: BaseException) -> bool:

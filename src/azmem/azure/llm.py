@@ -28,6 +28,7 @@ from azmem.azure.retry import RetryPolicy
 from azmem.azure.routing.flow import RoutedChat
 from azmem.azure.routing.router import Router
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
+from azmem.azure.tracing import activate
 from azmem.azure.usage import UsageTracker
 
 __all__ = ["AsyncLLMClient", "GenerateParams", "LLMClient"]
@@ -369,17 +370,23 @@ class LLMClient(_BaseLLMClient):
 
     def _stream(self, target: Target, msgs: list[Message], options: ChatOptions) -> Iterator[str]:
         env = self._env
+        # Not current: at every yield the caller would run inside it (see llm_span); it is
+        # made current only while the stream opens, between no yields.
         with call_span(
-            env.tracer, f"chat {target.deployment}", lambda: _stream_attributes(target, options)
+            env.tracer,
+            f"chat {target.deployment}",
+            lambda: _stream_attributes(target, options),
+            current=False,
         ) as span:
-            if self._routing is not None:
-                opening, current = self._routing.open_stream(env, msgs, options, span)
-                sdk_stream, _headers = drive(opening, self._routing.perform_sync(current))
-                target = self._routing.streaming_target(current, span)
-            else:
-                sdk_stream, _headers = drive(
-                    open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
-                )
+            with activate(span):
+                if self._routing is not None:
+                    opening, current = self._routing.open_stream(env, msgs, options, span)
+                    sdk_stream, _headers = drive(opening, self._routing.perform_sync(current))
+                    target = self._routing.streaming_target(current, span)
+                else:
+                    sdk_stream, _headers = drive(
+                        open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
+                    )
             state = StreamState(target.context("chat"), max_tokens=options.max_tokens)
             try:
                 for chunk in sdk_stream:
@@ -497,17 +504,23 @@ class AsyncLLMClient(_BaseLLMClient):
 
     async def _stream(self, target: Target, msgs: list[Message], options: ChatOptions) -> AsyncIterator[str]:
         env = self._env
+        # Not current: at every yield the caller would run inside it (see llm_span); it is
+        # made current only while the stream opens, between no yields.
         with call_span(
-            env.tracer, f"chat {target.deployment}", lambda: _stream_attributes(target, options)
+            env.tracer,
+            f"chat {target.deployment}",
+            lambda: _stream_attributes(target, options),
+            current=False,
         ) as span:
-            if self._routing is not None:
-                opening, current = self._routing.open_stream(env, msgs, options, span)
-                sdk_stream, _headers = await drive_async(opening, self._routing.perform_async(current))
-                target = self._routing.streaming_target(current, span)
-            else:
-                sdk_stream, _headers = await drive_async(
-                    open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
-                )
+            with activate(span):
+                if self._routing is not None:
+                    opening, current = self._routing.open_stream(env, msgs, options, span)
+                    sdk_stream, _headers = await drive_async(opening, self._routing.perform_async(current))
+                    target = self._routing.streaming_target(current, span)
+                else:
+                    sdk_stream, _headers = await drive_async(
+                        open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
+                    )
             state = StreamState(target.context("chat"), max_tokens=options.max_tokens)
             try:
                 async for chunk in sdk_stream:

@@ -12,7 +12,7 @@ callers could no longer catch a rate limit by type.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry import trace
@@ -20,7 +20,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from .errors import AzmemError, redact
 
-__all__ = ["TRACER_NAME", "get_tracer", "llm_span", "sanitize_attributes", "set_tracer"]
+__all__ = ["TRACER_NAME", "activate", "get_tracer", "llm_span", "sanitize_attributes", "set_tracer"]
 
 TRACER_NAME = "azmem"
 
@@ -166,6 +166,20 @@ def llm_span(
         raise  # the same object, never wrapped
     finally:
         span.end()
+
+
+def activate(span: Any) -> AbstractContextManager[Any]:
+    """Make a span from :func:`llm_span` (``current=False``) current for one ``with`` block.
+
+    What a stream does around its opening request, between no ``yield``s: the SDK's own
+    instrumentation then nests under it, yet the caller never sees it as current. Errors
+    are left to :func:`llm_span` to record; any other span-like object (a no-op) is a no-op.
+    """
+    if isinstance(span, _SafeSpan):
+        return trace.use_span(
+            span._span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        )
+    return nullcontext(span)
 
 
 def _record_error(span: Span, exc: BaseException) -> None:
