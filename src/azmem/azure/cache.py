@@ -61,7 +61,7 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
 
 
-def _create_private(path: Path) -> None:
+def create_private_file(path: Path) -> None:
     """Create the database file owner-only (0600) before SQLite opens it.
 
     Cached answers hold users' conversations. SQLite gives its -wal and -shm files the
@@ -88,7 +88,7 @@ class ResponseCache:
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _create_private(self.path)
+        create_private_file(self.path)
         self._connect()  # create the schema now, so a bad path fails at construction
 
     @staticmethod

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from azmem.azure.cache import create_private_file
 from azmem.azure.errors import EmbedderMismatchError, InvalidInputError, MemoryNotFoundError, StoreError
 from azmem.stores import _rows as codec
 from azmem.stores import _search
@@ -116,6 +117,7 @@ class SQLiteStore:
                 )
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
+                create_private_file(target)  # memories are personal data: owner-only, like the cache
             except OSError as exc:
                 raise StoreError(f"cannot create the directory for store {self.path}: {exc}") from exc
         conn: sqlite3.Connection | None = None
