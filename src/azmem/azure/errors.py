@@ -559,6 +559,17 @@ def map_sdk_error(exc: BaseException, ctx: RequestContext) -> AzmemError:
             debug_info=info,
             suggestion="Check endpoint, api_version and credentials in the azmem settings.",
         )
+    if is_sdk_auth_setup_error(exc):
+        return ConfigurationError(
+            f"The openai client could not set up authentication for {where}: "
+            f"{type(exc).__name__}: {exc}",
+            debug_info=info,
+            suggestion=(
+                "Check the credentials of the client passed as client=: its azure_ad_token_provider "
+                "or api_key callable must return a non-empty token or key, or one of api_key, "
+                "azure_ad_token or azure_ad_token_provider must be set."
+            ),
+        )
     if _is_credential_error(exc):
         return AuthenticationError(
             f"Microsoft Entra ID could not issue a token for {_strip_query(ctx.endpoint)}: {exc}",
@@ -624,6 +635,25 @@ def _redacted_response(response: Any) -> Any:
     return httpx.Response(
         response.status_code, headers=headers, content=redact(text).encode("utf-8"), request=request
     )
+
+
+# Where the openai SDK sets up a request's auth (an Azure AD token provider, an api_key
+# callable, the headers check); a ValueError/TypeError raised *there* is a configuration
+# problem of the client, not a bug of ours. Judged by the raising frame, never the message.
+_SDK_AUTH_MODULES = ("openai.lib.azure", "openai._client", "openai.lib._client_auth")
+
+
+def is_sdk_auth_setup_error(exc: BaseException) -> bool:
+    """A ValueError/TypeError raised by the openai SDK's own auth-setup code."""
+    if not isinstance(exc, ValueError | TypeError):
+        return False
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "")
+    return isinstance(module, str) and module in _SDK_AUTH_MODULES
 
 
 def _is_credential_error(exc: BaseException) -> bool:

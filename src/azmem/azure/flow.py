@@ -27,6 +27,7 @@ from azmem.azure.errors import (
     RequestContext,
     ServiceError,
     debug_headers,
+    is_sdk_auth_setup_error,
     map_sdk_error,
 )
 from azmem.azure.retry import RetryPolicy, log_attempt
@@ -115,7 +116,7 @@ def call_span(
 
 def _ours_to_map(exc: BaseException) -> bool:
     """SDK and credential failures are mapped and maybe retried; a bug elsewhere propagates untouched."""
-    if isinstance(exc, AzmemError | openai.OpenAIError):
+    if isinstance(exc, AzmemError | openai.OpenAIError) or is_sdk_auth_setup_error(exc):
         return True
     return any(c.__module__.startswith("azure.") for c in type(exc).__mro__ if c is not Exception)
 

@@ -121,9 +121,13 @@ def _mappable(exc: BaseException) -> bool:
     """Only service and transport failures are ours; a bug in the caller's code propagates untouched."""
     import openai
 
-    from .errors import _is_credential_error
+    from .errors import _is_credential_error, is_sdk_auth_setup_error
 
-    return isinstance(exc, AzmemError | openai.OpenAIError) or _is_credential_error(exc)
+    return (
+        isinstance(exc, AzmemError | openai.OpenAIError)
+        or _is_credential_error(exc)
+        or is_sdk_auth_setup_error(exc)
+    )
 
 
 def _decide(
