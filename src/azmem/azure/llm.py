@@ -106,8 +106,8 @@ class _BaseLLMClient:
         if settings is None and chat is None and client is None:
             settings = AzmemSettings.load()
         self._routing: RoutedChat | None = None
-        if router is None and settings is not None and settings.routing:
-            router = Router.shared(settings.routing)
+        if router is None:
+            router = Router.from_settings(settings)
         if router is not None:
             if client is not None:
                 raise InvalidInputError(

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from azmem.azure.errors import EmbedderMismatchError, StructuredOutputError
 from azmem.embeddings.protocol import aembed
 from azmem.memory import core
-from azmem.memory.base import ConfigInput, MemoryBase
+from azmem.memory.base import EMBEDDING_POOL, ConfigInput, MemoryBase
 from azmem.memory.core import Chat, Embed, Flow, OpenStore, R, StoreCall
 from azmem.memory.memory import Messages
 from azmem.memory.results import (
@@ -79,6 +79,11 @@ class AsyncMemory(MemoryBase):
         return cls(config=config, **overrides)
 
     def _azure_embedder(self) -> Any:
+        router = self._embedding_router()
+        if router is not None:
+            from azmem.azure.routing.embeddings import AsyncRoutedEmbedder
+
+            return AsyncRoutedEmbedder(router, pool=EMBEDDING_POOL, base=self.settings.embedding)
         from azmem.azure.embedder import AsyncAzureEmbedder
 
         return AsyncAzureEmbedder(self.settings)

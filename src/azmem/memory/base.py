@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from azmem.azure.errors import ConfigurationError
 from azmem.azure.settings import AzmemSettings
@@ -18,7 +18,13 @@ from azmem.memory.core import EngineState
 from azmem.memory.prompts import Prompt, Prompts
 from azmem.stores.protocol import MemoryStore
 
-__all__ = ["ConfigInput", "MemoryBase", "split_config"]
+if TYPE_CHECKING:
+    from azmem.azure.routing.router import Router
+
+__all__ = ["EMBEDDING_POOL", "ConfigInput", "MemoryBase", "split_config"]
+
+EMBEDDING_POOL = "embedding"
+"""The routing pool Memory's embeddings go through when the settings' routing config has it."""
 
 ConfigInput = Mapping[str, Any] | str | os.PathLike[str] | None
 
@@ -119,7 +125,20 @@ class MemoryBase:
 
         return LocalEmbedder()
 
+    def _embedding_router(self) -> Router | None:
+        """The settings' shared router when its config has an ``embedding`` pool."""
+        from azmem.azure.routing.router import Router
+
+        router = Router.from_settings(self.settings)
+        return router if router is not None and EMBEDDING_POOL in router.models else None
+
     def _azure_embedder(self) -> Embedder | AsyncEmbedder:  # the async face returns the awaitable one
+        router = self._embedding_router()
+        if router is not None:
+            from azmem.azure.routing.embeddings import RoutedEmbedder
+
+            # The embedding role settings are the pool entries' shared base (key, auth, ...).
+            return cast(Embedder, RoutedEmbedder(router, pool=EMBEDDING_POOL, base=self.settings.embedding))
         from azmem.azure.embedder import AzureEmbedder
 
         # `dimension` is a read-only property there, an attribute in the protocol.

@@ -39,7 +39,7 @@ from azmem.azure.routing.health import Health
 from azmem.azure.routing.limiter import Ledger, MemoryLedger, SQLiteLedger
 from azmem.azure.routing.pool import DeploymentSpec, RoutingConfig
 from azmem.azure.routing.strategies import Candidate
-from azmem.azure.settings import Capabilities
+from azmem.azure.settings import AzmemSettings, Capabilities
 
 __all__ = [
     "Attempt",
@@ -141,6 +141,17 @@ class Router:
             if router is None:
                 router = _SHARED[key] = cls(loaded)
             return router
+
+    @classmethod
+    def from_settings(cls, settings: AzmemSettings | None) -> Router | None:
+        """The shared router for ``settings.routing``, or None when no routing is configured.
+
+        The one place clients built from settings (the LLM client, Memory's embedder)
+        decide whether to route, so they all share one router per configuration.
+        """
+        if settings is None or not settings.routing:
+            return None
+        return cls.shared(settings.routing)
 
     # ------------------------------------------------------------------ public API
 
