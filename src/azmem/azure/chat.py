@@ -20,13 +20,14 @@ from pydantic import BaseModel, ValidationError
 from azmem.azure.cache import ResponseCache
 from azmem.azure.errors import (
     ContentFilterError,
+    InvalidInputError,
     JsonSchemaUnsupportedError,
     RequestContext,
     StructuredOutputError,
     debug_headers,
 )
 from azmem.azure.flow import Flow, Send, call_span, send_with_retries
-from azmem.azure.messages import Message, ToolCall
+from azmem.azure.messages import ImageDetail, Message, ToolCall, has_images, with_default_detail
 from azmem.azure.request import (
     ChatOptions,
     OutputMode,
@@ -62,6 +63,9 @@ class Target:
     reasoning: bool
     json_schema: bool
     auth: str | None = None
+    vision: bool = True
+    vision_detail: ImageDetail | None = None
+    """The role's ``vision_detail``: the detail of image parts that did not set one."""
 
     def context(self, operation: str) -> RequestContext:
         """The first attempt's context; cached because it is needed on every call and never changes."""
@@ -77,6 +81,22 @@ def _context(target: Target, operation: str) -> RequestContext:
         api_version=target.api_version,
         auth=target.auth,
     )
+
+
+def _vision_ready(target: Target, messages: Sequence[Message]) -> list[Message]:
+    """Refuse images for a deployment without vision (before sending); fill in the default detail."""
+    if not has_images(messages):
+        return list(messages)
+    if not target.vision:
+        raise InvalidInputError(
+            f"the request carries images but deployment '{target.deployment}' "
+            f"({target.model_name or 'unknown model'}) does not accept image input",
+            suggestion="Use a vision deployment (gpt-4o, gpt-4.1, ...), or set capabilities.vision: true "
+            "in its settings if the model does accept images.",
+        )
+    if target.vision_detail is None:
+        return list(messages)
+    return with_default_detail(messages, target.vision_detail)
 
 
 @dataclass(slots=True)
@@ -220,6 +240,7 @@ def generate_flow(
         f"chat {target.deployment}",
         lambda: span_attributes(target, options, cache_enabled=env.cache is not None, operation="chat"),
     ) as span:
+        messages = _vision_ready(target, messages)
         memory_key = (target.endpoint, target.deployment)
         mode = choose_mode(
             options, json_schema_supported=target.json_schema and memory_key not in env.no_json_schema
@@ -309,7 +330,7 @@ def open_stream_flow(
     """
     kwargs = build_chat_kwargs(
         model=target.model_arg,
-        messages=messages,
+        messages=_vision_ready(target, messages),
         options=options,
         mode="text",
         reasoning=target.reasoning,

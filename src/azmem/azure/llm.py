@@ -196,6 +196,8 @@ class _BaseLLMClient:
                 reasoning=caps.reasoning,
                 json_schema=caps.json_schema,
                 auth=provider.auth_kind,
+                vision=caps.vision,
+                vision_detail=cfg.vision_detail,
             )
             self._targets[size] = target
         return target

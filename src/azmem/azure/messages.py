@@ -158,7 +158,9 @@ def _from_mapping(data: Mapping[str, Any]) -> Message:
                 parts.append(part)
             elif part.get("type") == "image_url" and isinstance(part.get("image_url"), Mapping):
                 image = part["image_url"]
-                parts.append(ImagePart(url=image["url"], detail=image.get("detail", "auto")))
+                # Only a detail the caller wrote counts as set (the role's vision_detail fills the rest).
+                chosen = {"detail": image["detail"]} if "detail" in image else {}
+                parts.append(ImagePart(url=image["url"], **chosen))
             else:
                 parts.append(TextPart.model_validate(part))
         data = {**data, "content": tuple(parts)}
@@ -273,7 +275,7 @@ def _sniff_mime(data: bytes) -> str | None:
 def image_part(
     source: str | bytes | os.PathLike[str],
     *,
-    detail: ImageDetail = "auto",
+    detail: ImageDetail | None = None,
     mime_type: str | None = None,
 ) -> ImagePart:
     """An image part from a URL, raw bytes or a local file.
@@ -281,9 +283,11 @@ def image_part(
     Bytes and files become ``data:`` URLs because the service cannot reach the
     caller's disk; the mime type is sniffed from the content (PNG, JPEG, GIF, WebP),
     then guessed from the file name, so a wrongly named file is still labelled right.
+    Without ``detail`` the role's ``vision_detail`` setting applies (else ``"auto"``).
     """
+    chosen = {"detail": detail} if detail is not None else {}
     if isinstance(source, str) and source.startswith(("http://", "https://", "data:")):
-        return ImagePart(url=source, detail=detail)
+        return ImagePart(url=source, **chosen)
     if isinstance(source, bytes | bytearray):
         data = bytes(source)
         name = None
@@ -303,4 +307,34 @@ def image_part(
             suggestion="Pass mime_type='image/png' (or the right type) explicitly.",
         )
     encoded = base64.b64encode(data).decode("ascii")
-    return ImagePart(url=f"data:{mime};base64,{encoded}", detail=detail)
+    return ImagePart(url=f"data:{mime};base64,{encoded}", **chosen)
+
+
+def has_images(messages: Sequence[Message]) -> bool:
+    """Whether any user message carries an image part."""
+    return any(
+        isinstance(m, UserMessage)
+        and not isinstance(m.content, str)
+        and any(isinstance(p, ImagePart) for p in m.content)
+        for m in messages
+    )
+
+
+def with_default_detail(messages: Sequence[Message], detail: ImageDetail) -> list[Message]:
+    """``messages`` with ``detail`` on every image part that did not set one; the inputs are not changed.
+
+    Messages and parts are frozen, so changed ones are copies and the rest are shared.
+    """
+    out: list[Message] = []
+    for m in messages:
+        if isinstance(m, UserMessage) and not isinstance(m.content, str):
+            parts = tuple(
+                p.model_copy(update={"detail": detail})
+                if isinstance(p, ImagePart) and "detail" not in p.model_fields_set
+                else p
+                for p in m.content
+            )
+            if parts != m.content:
+                m = m.model_copy(update={"content": parts})
+        out.append(m)
+    return out

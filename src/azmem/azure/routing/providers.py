@@ -77,6 +77,8 @@ class DeploymentProviders:
                 reasoning=caps.reasoning,
                 json_schema=caps.json_schema,
                 auth=provider.auth_kind,
+                vision=caps.vision,
+                vision_detail=provider.settings.vision_detail,
             )
             self._targets[key] = target
         return target
