@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from azmem import __version__
-from azmem.cli import demo, doctor, emulator, importer, memories
+from azmem.cli import demo, doctor, emulator, importer, memories, status
 from azmem.cli.options import CliState, ConfigOpt, StoreOpt
 from azmem.cli.output import ExitCode, debug_enabled, err_console, exit_code_for, print_error
 
@@ -117,6 +117,7 @@ app.command("reindex", rich_help_panel=_MEMORY_PANEL)(memories.reindex)
 app.command("demo", rich_help_panel=_SETUP_PANEL)(demo.demo)
 app.command("doctor", rich_help_panel=_SETUP_PANEL)(doctor.doctor)
 app.command("emulator", rich_help_panel=_SETUP_PANEL)(emulator.emulator)
+app.command("status", rich_help_panel=_SETUP_PANEL)(status.status)
 
 
 def main() -> None:

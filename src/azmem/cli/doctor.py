@@ -394,6 +394,10 @@ def run_checks(config: Path | None = None, store: Path | None = None) -> list[Ch
     else:
         embedder = _check_local_model(report)
     _check_store(settings, embedder, report)
+    from azmem.cli.status import pool_checks
+
+    for check in pool_checks(settings):  # each deployment of each routing pool
+        report.add(check)
     return report.checks
 
 
