@@ -285,7 +285,15 @@ class _BaseEmbedder:
         u = response.usage
         return Usage(input_tokens=u.prompt_tokens, output_tokens=0, total_tokens=u.total_tokens)
 
-    def _assemble(self, plan: _Plan, usages: Sequence[Usage], span: Any) -> npt.NDArray[np.float32]:
+    def _assemble(
+        self,
+        plan: _Plan,
+        usages: Sequence[Usage],
+        span: Any,
+        *,
+        prompt_name: str | None = None,
+        group_id: str | None = None,
+    ) -> npt.NDArray[np.float32]:
         if not plan.texts:
             return np.zeros((0, self._dimension or 0), dtype=np.float32)
         rows = [v for v in plan.vectors if v is not None]
@@ -326,8 +334,8 @@ class _BaseEmbedder:
                 self._usage.record(
                     deployment=self._target.deployment,
                     model=self._target.model_name,
-                    prompt_name="embeddings",
-                    group_id=None,
+                    prompt_name=prompt_name or "embeddings",
+                    group_id=group_id,
                     usage=fresh,
                     cached=False,
                 )
@@ -335,8 +343,8 @@ class _BaseEmbedder:
                 self._usage.record(
                     deployment=self._target.deployment,
                     model=self._target.model_name,
-                    prompt_name="embeddings",
-                    group_id=None,
+                    prompt_name=prompt_name or "embeddings",
+                    group_id=group_id,
                     usage=Usage(input_tokens=0, output_tokens=0, total_tokens=0, cached=True),
                     cached=True,
                 )
@@ -346,8 +354,14 @@ class _BaseEmbedder:
 class AzureEmbedder(_BaseEmbedder):
     """Blocking embedder; satisfies :class:`azmem.embeddings.Embedder`."""
 
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """float32 ``[len(texts), dimension]``, unit rows, in input order."""
+    def embed(
+        self, texts: Sequence[str], *, group_id: str | None = None, prompt_name: str | None = None
+    ) -> npt.NDArray[np.float32]:
+        """float32 ``[len(texts), dimension]``, unit rows, in input order.
+
+        ``group_id`` and ``prompt_name`` (default ``"embeddings"``) label the call in the
+        usage tracker, like ``generate``'s arguments of the same names.
+        """
         plan = self._plan(texts)
         sdk = self._provider.sync_client().embeddings.with_raw_response
 
@@ -356,7 +370,7 @@ class AzureEmbedder(_BaseEmbedder):
 
         with self._span(plan) as span:
             usages = [drive(self._batch_flow(plan, batch, span), perform) for batch in plan.batches]
-            return self._assemble(plan, usages, span)
+            return self._assemble(plan, usages, span, prompt_name=prompt_name, group_id=group_id)
 
     def close(self) -> None:
         """Close what this embedder created (SDK clients, the settings' cache), never a caller's."""
@@ -406,7 +420,9 @@ class AsyncAzureEmbedder(_BaseEmbedder):
         )
         self._max_concurrency = max(1, max_concurrency)
 
-    async def aembed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    async def aembed(
+        self, texts: Sequence[str], *, group_id: str | None = None, prompt_name: str | None = None
+    ) -> npt.NDArray[np.float32]:
         """Same contract as :meth:`AzureEmbedder.embed`."""
         plan = self._plan(texts)
         sdk = self._provider.async_client().embeddings.with_raw_response
@@ -430,7 +446,7 @@ class AsyncAzureEmbedder(_BaseEmbedder):
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
-            return self._assemble(plan, usages, span)
+            return self._assemble(plan, usages, span, prompt_name=prompt_name, group_id=group_id)
 
     async def aclose(self) -> None:
         """Close what this embedder created (SDK clients, the settings' cache), never a caller's."""
