@@ -204,41 +204,36 @@ class AzureProvider:
             "default_headers": dict(self.settings.default_headers) or None,
         }
 
-    def _build_sync(self) -> openai.OpenAI:
+    def _sdk_kwargs(self, *, sync: bool) -> tuple[bool, dict[str, Any]]:
+        """(v1 mode?, keyword arguments) for the sync or async SDK client built from settings."""
         s, auth = self.settings, self._auth
         if auth is None or s.endpoint is None:
-            raise ConfigurationError(
-                "Only an async SDK client was passed to AzureProvider; there is no sync client to use.",
-                suggestion="Pass client= as well, or let azmem build both from settings.",
+            passed, wanted, pass_also = (
+                ("an async", "sync", "client=") if sync else ("a sync", "async", "async_client=")
             )
-        common = {**self._common(), "http_client": self._http_client()}
+            raise ConfigurationError(
+                f"Only {passed} SDK client was passed to AzureProvider; there is no {wanted} client to use.",
+                suggestion=f"Pass {pass_also} as well, or let azmem build both from settings.",
+            )
+        http_client = self._http_client() if sync else self._async_http_client()
+        common = {**self._common(), "http_client": http_client}
+        token_provider = auth.sync_token_provider if sync else auth.async_token_provider
         if s.api_mode == "v1":
-            api_key: Any = auth.api_key if auth.kind == "api_key" else auth.sync_token_provider()
-            return openai.OpenAI(base_url=f"{s.endpoint}/openai/v1/", api_key=api_key, **common)
+            api_key: Any = auth.api_key if auth.kind == "api_key" else token_provider()
+            return True, {"base_url": f"{s.endpoint}/openai/v1/", "api_key": api_key, **common}
         creds: dict[str, Any] = (
             {"api_key": auth.api_key} if auth.kind == "api_key"
-            else {"azure_ad_token_provider": auth.sync_token_provider()}
+            else {"azure_ad_token_provider": token_provider()}
         )
-        return openai.AzureOpenAI(azure_endpoint=s.endpoint, api_version=s.api_version, **creds, **common)
+        return False, {"azure_endpoint": s.endpoint, "api_version": s.api_version, **creds, **common}
+
+    def _build_sync(self) -> openai.OpenAI:
+        v1, kwargs = self._sdk_kwargs(sync=True)
+        return openai.OpenAI(**kwargs) if v1 else openai.AzureOpenAI(**kwargs)
 
     def _build_async(self) -> openai.AsyncOpenAI:
-        s, auth = self.settings, self._auth
-        if auth is None or s.endpoint is None:
-            raise ConfigurationError(
-                "Only a sync SDK client was passed to AzureProvider; there is no async client to use.",
-                suggestion="Pass async_client= as well, or let azmem build both from settings.",
-            )
-        common = {**self._common(), "http_client": self._async_http_client()}
-        if s.api_mode == "v1":
-            api_key: Any = auth.api_key if auth.kind == "api_key" else auth.async_token_provider()
-            return openai.AsyncOpenAI(base_url=f"{s.endpoint}/openai/v1/", api_key=api_key, **common)
-        creds: dict[str, Any] = (
-            {"api_key": auth.api_key} if auth.kind == "api_key"
-            else {"azure_ad_token_provider": auth.async_token_provider()}
-        )
-        return openai.AsyncAzureOpenAI(
-            azure_endpoint=s.endpoint, api_version=s.api_version, **creds, **common
-        )
+        v1, kwargs = self._sdk_kwargs(sync=False)
+        return openai.AsyncOpenAI(**kwargs) if v1 else openai.AsyncAzureOpenAI(**kwargs)
 
     # -- lifetime ------------------------------------------------------------------
 
