@@ -143,6 +143,24 @@ def _decide(
     return error, delay
 
 
+def _delay_or_raise(
+    policy: RetryPolicy, exc: Exception, ctx: RequestContext, attempt: int, span: Any | None
+) -> float:
+    """The wait before retrying after ``exc``; raises when the call gives up.
+
+    Call it only inside the ``except`` block that caught ``exc``: a bare ``raise`` re-raises it.
+    """
+    if not _mappable(exc):
+        raise
+    step = replace(ctx, attempt=attempt)
+    error, delay = _decide(policy, exc, step, span)
+    if delay is None:
+        if error is exc:
+            raise
+        raise error from exc
+    return delay
+
+
 def call_with_retry(
     fn: Callable[[int], T],
     *,
@@ -161,14 +179,7 @@ def call_with_retry(
         try:
             return fn(attempt)
         except Exception as exc:
-            if not _mappable(exc):
-                raise
-            step = replace(ctx, attempt=attempt)
-            error, delay = _decide(policy, exc, step, span)
-            if delay is None:
-                if error is exc:
-                    raise
-                raise error from exc
+            delay = _delay_or_raise(policy, exc, ctx, attempt, span)
         sleep(delay)
         attempt += 1
 
@@ -187,13 +198,6 @@ async def acall_with_retry(
         try:
             return await fn(attempt)
         except Exception as exc:
-            if not _mappable(exc):
-                raise
-            step = replace(ctx, attempt=attempt)
-            error, delay = _decide(policy, exc, step, span)
-            if delay is None:
-                if error is exc:
-                    raise
-                raise error from exc
+            delay = _delay_or_raise(policy, exc, ctx, attempt, span)
         await sleep(delay)
         attempt += 1
