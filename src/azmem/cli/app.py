@@ -105,19 +105,33 @@ def _root(
 _MEMORY_PANEL = "Memories"
 _SETUP_PANEL = "Set-up and tools"
 
-app.command("add", rich_help_panel=_MEMORY_PANEL)(memories.add)
-app.command("search", rich_help_panel=_MEMORY_PANEL)(memories.search)
-app.command("query", rich_help_panel=_MEMORY_PANEL)(memories.query)
-app.command("list", rich_help_panel=_MEMORY_PANEL)(memories.list_)
-app.command("get", rich_help_panel=_MEMORY_PANEL)(memories.get)
-app.command("history", rich_help_panel=_MEMORY_PANEL)(memories.history)
-app.command("delete", rich_help_panel=_MEMORY_PANEL)(memories.delete)
-app.command("import", rich_help_panel=_MEMORY_PANEL)(importer.import_)
-app.command("reindex", rich_help_panel=_MEMORY_PANEL)(memories.reindex)
-app.command("demo", rich_help_panel=_SETUP_PANEL)(demo.demo)
-app.command("doctor", rich_help_panel=_SETUP_PANEL)(doctor.doctor)
-app.command("emulator", rich_help_panel=_SETUP_PANEL)(emulator.emulator)
-app.command("status", rich_help_panel=_SETUP_PANEL)(status.status)
+for _panel, _commands in (
+    (
+        _MEMORY_PANEL,
+        (
+            ("add", memories.add),
+            ("search", memories.search),
+            ("query", memories.query),
+            ("list", memories.list_),
+            ("get", memories.get),
+            ("history", memories.history),
+            ("delete", memories.delete),
+            ("import", importer.import_),
+            ("reindex", memories.reindex),
+        ),
+    ),
+    (
+        _SETUP_PANEL,
+        (
+            ("demo", demo.demo),
+            ("doctor", doctor.doctor),
+            ("emulator", emulator.emulator),
+            ("status", status.status),
+        ),
+    ),
+):
+    for _name, _command in _commands:
+        app.command(_name, rich_help_panel=_panel)(_command)
 
 
 def main() -> None:
