@@ -241,6 +241,15 @@ class _BaseLLMClient:
             max_reasks=self._max_reasks if max_reasks is None else max_reasks,
         )
 
+    def _prepare_stream(
+        self, messages: str | Sequence[MessageInput], params: GenerateParams
+    ) -> tuple[Target, list[Message], ChatOptions]:
+        """:meth:`_prepare` for ``stream()``, which yields text only."""
+        target, msgs, options = self._prepare(messages, None, params)
+        if options.json or options.tools:
+            raise InvalidInputError("stream() yields text; use generate() for JSON or tool calls")
+        return target, msgs, options
+
     def _prepare(
         self,
         messages: str | Sequence[MessageInput],
@@ -285,6 +294,14 @@ def _finish_stream(span: Any, env: ChatEnv, target: Target, options: ChatOptions
     state.check_finish()
 
 
+def _raw_resources(sdk: Any) -> dict[str, Any]:
+    """The SDK resources a :class:`Send` step names, answering with raw responses (sync or async SDK)."""
+    return {
+        "chat": sdk.chat.completions.with_raw_response,
+        "embeddings": sdk.embeddings.with_raw_response,
+    }
+
+
 class LLMClient(_BaseLLMClient):
     """Chat completions on Azure OpenAI, blocking."""
 
@@ -319,11 +336,7 @@ class LLMClient(_BaseLLMClient):
     def _perform(self, size: ModelSize) -> Callable[[Send], Any]:
         perform = self._performers.get(size)
         if perform is None:
-            sdk = self._provider_for(size).sync_client()
-            resources = {
-                "chat": sdk.chat.completions.with_raw_response,
-                "embeddings": sdk.embeddings.with_raw_response,
-            }
+            resources = _raw_resources(self._provider_for(size).sync_client())
 
             def perform(step: Send) -> Any:
                 return getattr(resources[step.resource], step.method)(**step.kwargs)
@@ -365,10 +378,7 @@ class LLMClient(_BaseLLMClient):
         self, messages: str | Sequence[MessageInput], **params: Unpack[GenerateParams]
     ) -> Iterator[str]:
         """Yield the answer's text as it arrives; usage is recorded when the stream ends."""
-        target, msgs, options = self._prepare(messages, None, params)
-        if options.json or options.tools:
-            raise InvalidInputError("stream() yields text; use generate() for JSON or tool calls")
-        return self._stream(target, msgs, options)
+        return self._stream(*self._prepare_stream(messages, params))
 
     def _stream(self, target: Target, msgs: list[Message], options: ChatOptions) -> Iterator[str]:
         env = self._env
@@ -451,11 +461,7 @@ class AsyncLLMClient(_BaseLLMClient):
     def _perform(self, size: ModelSize) -> Callable[[Send], Awaitable[Any]]:
         perform = self._performers.get(size)
         if perform is None:
-            sdk = self._provider_for(size).async_client()
-            resources = {
-                "chat": sdk.chat.completions.with_raw_response,
-                "embeddings": sdk.embeddings.with_raw_response,
-            }
+            resources = _raw_resources(self._provider_for(size).async_client())
 
             async def perform(step: Send) -> Any:
                 return await getattr(resources[step.resource], step.method)(**step.kwargs)
@@ -499,10 +505,7 @@ class AsyncLLMClient(_BaseLLMClient):
         self, messages: str | Sequence[MessageInput], **params: Unpack[GenerateParams]
     ) -> AsyncIterator[str]:
         """Same contract as :meth:`LLMClient.stream`, as an async iterator."""
-        target, msgs, options = self._prepare(messages, None, params)
-        if options.json or options.tools:
-            raise InvalidInputError("stream() yields text; use generate() for JSON or tool calls")
-        return self._stream(target, msgs, options)
+        return self._stream(*self._prepare_stream(messages, params))
 
     async def _stream(self, target: Target, msgs: list[Message], options: ChatOptions) -> AsyncIterator[str]:
         env = self._env
