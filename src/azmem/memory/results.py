@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from azmem.stores.models import HistoryEvent, MemoryRecord, Scope
+from azmem.stores.models import HistoryEvent, MemoryFields, MemoryRecord, Scope
 
 __all__ = [
     "AddResult",
@@ -54,7 +54,7 @@ class _Result(BaseModel):
         return self.model_dump(mode="json")
 
 
-class MemoryItem(_Result):
+class MemoryItem(_Result, MemoryFields):
     """One memory as returned by get / get_all / search / update.
 
     ``score`` and ``similarity`` are set by ``search`` only: ``score`` is the ranking
@@ -62,17 +62,6 @@ class MemoryItem(_Result):
     squashed BM25), ``similarity`` the cosine between query and memory.
     """
 
-    id: str
-    memory: str
-    hash: str
-    user_id: str | None = None
-    agent_id: str | None = None
-    run_id: str | None = None
-    actor_id: str | None = None
-    role: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime
-    updated_at: datetime
     score: float | None = None
     similarity: float | None = None
 

@@ -26,6 +26,7 @@ __all__ = [
     "DeleteOp",
     "EventKind",
     "HistoryEvent",
+    "MemoryFields",
     "MemoryRecord",
     "Op",
     "Page",
@@ -79,8 +80,11 @@ class Scope:
         }
 
 
-class MemoryRecord(BaseModel):
-    """One stored memory, as returned by get/list/search."""
+class MemoryFields(BaseModel):
+    """The fields of one memory, shared by the store's `MemoryRecord` and the engine's `MemoryItem`.
+
+    The timestamps are plain datetimes here; `MemoryRecord` narrows them to aware ones, in UTC.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -93,6 +97,13 @@ class MemoryRecord(BaseModel):
     actor_id: str | None = None
     role: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemoryRecord(MemoryFields):
+    """One stored memory, as returned by get/list/search."""
+
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
