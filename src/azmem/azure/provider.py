@@ -175,27 +175,24 @@ class AzureProvider:
         s = self.settings
         return httpx2.Timeout(s.timeout, connect=s.connect_timeout)
 
-    def _http_client(self) -> httpx2.Client:
+    def _http_kwargs(
+        self, transport: type[httpx2.HTTPTransport] | type[httpx2.AsyncHTTPTransport]
+    ) -> dict[str, Any]:
+        """Keyword arguments for the sync or async httpx client: timeouts, TLS, proxies."""
         proxy = self.settings.proxy
         kwargs: dict[str, Any] = {"timeout": self._timeout(), "verify": _ssl_context()}
         if isinstance(proxy, str):
             kwargs["proxy"] = proxy
         elif proxy:
             tls = _ssl_context()
-            kwargs["mounts"] = {s: httpx2.HTTPTransport(proxy=url, verify=tls) for s, url in proxy.items()}
-        return _Client(limits=openai.DEFAULT_CONNECTION_LIMITS, follow_redirects=True, **kwargs)
+            kwargs["mounts"] = {s: transport(proxy=url, verify=tls) for s, url in proxy.items()}
+        return {"limits": openai.DEFAULT_CONNECTION_LIMITS, "follow_redirects": True, **kwargs}
+
+    def _http_client(self) -> httpx2.Client:
+        return _Client(**self._http_kwargs(httpx2.HTTPTransport))
 
     def _async_http_client(self) -> httpx2.AsyncClient:
-        proxy = self.settings.proxy
-        kwargs: dict[str, Any] = {"timeout": self._timeout(), "verify": _ssl_context()}
-        if isinstance(proxy, str):
-            kwargs["proxy"] = proxy
-        elif proxy:
-            tls = _ssl_context()
-            kwargs["mounts"] = {
-                scheme: httpx2.AsyncHTTPTransport(proxy=url, verify=tls) for scheme, url in proxy.items()
-            }
-        return _AsyncClient(limits=openai.DEFAULT_CONNECTION_LIMITS, follow_redirects=True, **kwargs)
+        return _AsyncClient(**self._http_kwargs(httpx2.AsyncHTTPTransport))
 
     def _common(self) -> dict[str, Any]:
         return {
