@@ -51,6 +51,7 @@ FilterOpt = Annotated[
         show_default=False,
     ),
 ]
+MemoryIdArg = Annotated[str, typer.Argument(metavar="ID", help="The memory's id.")]
 
 
 def parse_filters(raw: str | None) -> dict[str, Any] | None:
@@ -319,7 +320,7 @@ def list_(
 
 def get(
     ctx: typer.Context,
-    memory_id: Annotated[str, typer.Argument(metavar="ID", help="The memory's id.")],
+    memory_id: MemoryIdArg,
     json_: JsonOpt = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
@@ -343,7 +344,7 @@ def get(
 
 def history(
     ctx: typer.Context,
-    memory_id: Annotated[str, typer.Argument(metavar="ID", help="The memory's id.")],
+    memory_id: MemoryIdArg,
     json_: JsonOpt = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,
