@@ -66,6 +66,8 @@ class Target:
     vision: bool = True
     vision_detail: ImageDetail | None = None
     """The role's ``vision_detail``: the detail of image parts that did not set one."""
+    retry: RetryPolicy | None = None
+    """The role's own retry policy; None: the client's."""
 
     def context(self, operation: str) -> RequestContext:
         """The first attempt's context; cached because it is needed on every call and never changes."""
@@ -269,7 +271,7 @@ def generate_flow(
             step = Send("chat", "parse" if mode == "json_schema" else "create", kwargs)
             try:
                 (completion, failure, headers), used = yield from send_with_retries(
-                    step, ctx=ctx, policy=env.policy, span=span, read=_read_raw
+                    step, ctx=ctx, policy=target.retry or env.policy, span=span, read=_read_raw
                 )
             except JsonSchemaUnsupportedError:
                 if mode != "json_schema":
@@ -339,7 +341,7 @@ def open_stream_flow(
     opened, attempts = yield from send_with_retries(
         Send("chat", "create", kwargs),
         ctx=target.context("chat"),
-        policy=env.policy,
+        policy=target.retry or env.policy,
         span=span,
         read=lambda raw: (raw.parse(), raw.headers),
     )

@@ -165,7 +165,8 @@ class _BaseEmbedder:
         else:
             self._provider, self._owns_provider = AzureProvider(settings, client=client), True
         cfg = self._provider.settings
-        self._policy = policy or RetryPolicy()
+        # An explicit retry= wins, then the role's own policy, then the top-level one.
+        self._policy = retry or cfg.retry or policy or RetryPolicy()
         self._tracer = tracer
         self._usage = usage
         self._cache = cache

@@ -198,6 +198,7 @@ class _BaseLLMClient:
                 auth=provider.auth_kind,
                 vision=caps.vision,
                 vision_detail=cfg.vision_detail,
+                retry=cfg.retry,
             )
             self._targets[size] = target
         return target

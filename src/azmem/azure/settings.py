@@ -195,6 +195,8 @@ class AzureOpenAISettings(BaseModel):
     max_tokens: int | None = Field(default=None, gt=0)
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
     vision_detail: Literal["auto", "low", "high"] | None = None
+    retry: RetryPolicy | None = None
+    """This role's retry policy (e.g. fewer attempts for the small model); None: the top-level ``retry``."""
 
     @model_validator(mode="before")
     @classmethod
