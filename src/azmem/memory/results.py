@@ -8,12 +8,11 @@ so code written against mem0 keeps working while it is migrated.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from azmem.stores.models import HistoryEvent, MemoryFields, MemoryRecord, Scope
+from azmem.stores.models import HistoryEvent, HistoryFields, MemoryFields, MemoryRecord, Scope
 
 __all__ = [
     "AddResult",
@@ -108,18 +107,8 @@ class MemoryList(_Result):
     next_cursor: str | None = None
 
 
-class HistoryEntry(_Result):
+class HistoryEntry(_Result, HistoryFields):
     """One ADD / UPDATE / DELETE of a memory, with the text before and after."""
-
-    id: str
-    memory_id: str
-    event: Literal["ADD", "UPDATE", "DELETE"]
-    old_memory: str | None = None
-    new_memory: str | None = None
-    created_at: datetime
-    actor_id: str | None = None
-    role: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def from_event(cls, event: HistoryEvent) -> HistoryEntry:

@@ -26,6 +26,7 @@ __all__ = [
     "DeleteOp",
     "EventKind",
     "HistoryEvent",
+    "HistoryFields",
     "MemoryFields",
     "MemoryRecord",
     "Op",
@@ -156,8 +157,10 @@ class MemoryRecord(MemoryFields):
             raise InvalidInputError(f"invalid memory record: {where}: {first['msg']}") from None
 
 
-class HistoryEvent(BaseModel):
-    """One change to one memory. History outlives the memory: a deleted memory keeps its events."""
+class HistoryFields(BaseModel):
+    """The fields of one change to one memory, shared by the store's `HistoryEvent` and the engine's
+    `HistoryEntry`. The timestamp is a plain datetime here; `HistoryEvent` narrows it to an aware one, in UTC.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -166,11 +169,17 @@ class HistoryEvent(BaseModel):
     event: EventKind
     old_memory: str | None = None
     new_memory: str | None = None
-    created_at: AwareDatetime
+    created_at: datetime
     actor_id: str | None = None
     role: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     """The memory's metadata after the change (before it, for DELETE)."""
+
+
+class HistoryEvent(HistoryFields):
+    """One change to one memory. History outlives the memory: a deleted memory keeps its events."""
+
+    created_at: AwareDatetime
 
     _utc = field_validator("created_at")(_to_utc)
 
