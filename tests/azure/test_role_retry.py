@@ -54,3 +54,17 @@ def test_the_embedding_roles_policy_is_used(emulator: Any) -> None:
     with pytest.raises(ServiceError):
         AzureEmbedder(settings).embed(["a"])
     assert _statuses(emulator, "text-embedding-3-small") == [500, 500]
+
+
+def test_an_explicit_retry_argument_wins_over_the_roles_policy(emulator: Any) -> None:
+    from azmem.azure.retry import RetryPolicy
+
+    settings = _settings(
+        emulator,
+        chat="gpt-4o",
+        small_chat={"deployment": "gpt-4o-mini", "retry": {"max_attempts": 1, **FAST}},
+    )
+    emulator.fault("gpt-4o-mini", Fault.server_error(times=2))
+    with LLMClient(settings, retry=RetryPolicy(max_attempts=3, **FAST)) as llm:
+        assert llm.generate("hi", model_size="small").attempts == 3
+    assert _statuses(emulator, "gpt-4o-mini") == [500, 500, 200]

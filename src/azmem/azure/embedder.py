@@ -145,12 +145,12 @@ class _BaseEmbedder:
         max_batch_inputs: int = MAX_BATCH_INPUTS,
         max_batch_tokens: int = MAX_BATCH_TOKENS,
     ) -> None:
-        policy = retry
+        top_level: RetryPolicy | None = None
         self._owned_cache: ResponseCache | None = None
         if settings is None:
             settings = AzmemSettings.load()
         if isinstance(settings, AzmemSettings):
-            policy = policy or settings.retry
+            top_level = settings.retry
             if cache is None and settings.cache.enabled:
                 cache = self._owned_cache = ResponseCache(
                     settings.cache_path, ttl_seconds=settings.cache.ttl_seconds
@@ -166,7 +166,7 @@ class _BaseEmbedder:
             self._provider, self._owns_provider = AzureProvider(settings, client=client), True
         cfg = self._provider.settings
         # An explicit retry= wins, then the role's own policy, then the top-level one.
-        self._policy = retry or cfg.retry or policy or RetryPolicy()
+        self._policy = retry or cfg.retry or top_level or RetryPolicy()
         self._tracer = tracer
         self._usage = usage
         self._cache = cache

@@ -156,6 +156,8 @@ class _BaseLLMClient:
                 settings.cache_path, ttl_seconds=settings.cache.ttl_seconds
             )
         policy = retry or (settings.retry if settings is not None else RetryPolicy())
+        # An explicit retry= wins over every role's own policy (as in AzureEmbedder).
+        self._role_retry = retry is None
         self._env = ChatEnv(policy=policy, tracer=tracer, usage=usage, cache=cache)
         self._max_reasks = max_reasks
         self._targets: dict[ModelSize, Target] = {}
@@ -198,7 +200,7 @@ class _BaseLLMClient:
                 auth=provider.auth_kind,
                 vision=caps.vision,
                 vision_detail=cfg.vision_detail,
-                retry=cfg.retry,
+                retry=cfg.retry if self._role_retry else None,
             )
             self._targets[size] = target
         return target
