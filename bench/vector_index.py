@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _corpus
 
-from azmem.stores.vectors import VectorIndex
+from azmem.stores.sqlite.vectors import VectorIndex
 
 K = 10
 F32 = npt.NDArray[np.float32]

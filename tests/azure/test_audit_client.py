@@ -25,7 +25,11 @@ from opentelemetry.trace import StatusCode
 
 from azmem.azure import tracing
 from azmem.azure.embedder import AsyncAzureEmbedder, AzureEmbedder
-from azmem.azure.errors import (
+from azmem.azure.llm import AsyncLLMClient, LLMClient
+from azmem.azure.settings import AzureOpenAISettings
+from azmem.azure.usage import Price, PriceTable, UsageTracker
+from azmem.emulator import Emulator, Fault
+from azmem.errors import (
     AuthenticationError,
     AzmemError,
     ContentFilterError,
@@ -39,10 +43,6 @@ from azmem.azure.errors import (
     RefusalError,
     ServiceError,
 )
-from azmem.azure.llm import AsyncLLMClient, LLMClient
-from azmem.azure.settings import AzureOpenAISettings
-from azmem.azure.usage import Price, PriceTable, UsageTracker
-from azmem.emulator import Emulator, Fault
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from llm_helpers import Factory, chat_requests, factories, settings
 
-from azmem.azure import errors as E
+from azmem import errors as E
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 

@@ -21,10 +21,10 @@ from llm_helpers import FAST_RETRY, Factory, chat_requests, factories, settings
 from azmem.azure import auth
 from azmem.azure.cache import ResponseCache
 from azmem.azure.embedder import AzureEmbedder
-from azmem.azure.errors import AuthenticationError
 from azmem.azure.llm import AsyncLLMClient, LLMClient
 from azmem.azure.settings import AzmemSettings
 from azmem.emulator import Emulator
+from azmem.errors import AuthenticationError
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from llm_helpers import Factory, chat_requests, factories
 
-from azmem.azure.errors import QuotaExceededError, RateLimitError
 from azmem.azure.retry import RetryPolicy
 from azmem.emulator import Fault
+from azmem.errors import QuotaExceededError, RateLimitError
 
 WALL = (
     "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have "

@@ -17,7 +17,7 @@ import pytest
 from llm_helpers import Factory, factories, settings
 
 from azmem.azure.embedder import AsyncAzureEmbedder, AzureEmbedder
-from azmem.azure.errors import ConfigurationError
+from azmem.errors import ConfigurationError
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from azmem.azure.errors import ConfigurationError
 from azmem.azure.settings import DEFAULT_API_VERSION, AzmemSettings, AzureOpenAISettings
+from azmem.errors import ConfigurationError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -211,7 +211,7 @@ def test_configuration_docs_examples_load(
 @pytest.mark.parametrize("placeholder", ["api-key", "AZURE_OPENAI_API_KEY", "your-api-key"])
 def test_a_placeholder_key_is_not_registered_as_a_secret(placeholder: str) -> None:
     """Registering "api-key" would blank it out of every message and defeat the api-key=... pattern."""
-    from azmem.azure import errors
+    from azmem import errors
 
     try:
         role = {"endpoint": "https://x.openai.azure.com", "deployment": "d", "api_key": placeholder}

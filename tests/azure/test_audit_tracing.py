@@ -19,8 +19,8 @@ from llm_helpers import Factory, Spans, factories
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
-from azmem.azure.errors import RateLimitError
 from azmem.azure.tracing import llm_span
+from azmem.errors import RateLimitError
 
 
 @pytest.fixture(params=["sync", "async"])

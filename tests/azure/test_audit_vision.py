@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from llm_helpers import Factory, chat_requests, factories
 
-from azmem.azure.errors import InvalidInputError
 from azmem.azure.messages import ImagePart, TextPart, UserMessage, image_part
+from azmem.errors import InvalidInputError
 
 PNG = (
     "data:image/png;base64,"
@@ -105,4 +105,3 @@ def test_a_legacy_model_has_no_vision_by_default(make_llm: Factory) -> None:
     with pytest.raises(InvalidInputError, match="does not accept image input"):
         llm.generate([UserMessage(content=(ImagePart(url=PNG),))])
     assert make_llm.emu.requests == []
-

@@ -13,10 +13,10 @@ from azure.core.credentials import AccessToken
 from azure_stub_server import StubServer, stub_server
 
 from azmem.azure.auth import is_placeholder_key, plan_auth
-from azmem.azure.errors import ConfigurationError
 from azmem.azure.provider import AzureProvider
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
 from azmem.emulator import Emulator
+from azmem.errors import ConfigurationError
 
 
 @pytest.fixture

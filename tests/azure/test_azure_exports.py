@@ -17,8 +17,8 @@ def test_all_is_sorted_and_every_name_resolves() -> None:
 
 
 def test_exports_are_the_defining_modules_objects() -> None:
-    from azmem.azure.errors import RateLimitError
     from azmem.azure.llm import LLMClient
+    from azmem.errors import RateLimitError
 
     assert azure.LLMClient is LLMClient
     assert azure.RateLimitError is RateLimitError

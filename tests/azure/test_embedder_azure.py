@@ -21,17 +21,17 @@ from azmem.azure.embedder import (
     estimate_tokens,
     plan_batches,
 )
-from azmem.azure.errors import (
+from azmem.azure.usage import UsageTracker
+from azmem.embeddings import AsyncEmbedder, Embedder
+from azmem.emulator import Deployment, Emulator, Fault
+from azmem.emulator.embeddings import vector
+from azmem.errors import (
     ConfigurationError,
     DeploymentNotFoundError,
     EmbedderMismatchError,
     InvalidRequestError,
     QuotaExceededError,
 )
-from azmem.azure.usage import UsageTracker
-from azmem.embeddings import AsyncEmbedder, Embedder
-from azmem.emulator import Deployment, Emulator, Fault
-from azmem.emulator.embeddings import vector
 
 DEP = "text-embedding-3-small"
 

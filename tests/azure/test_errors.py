@@ -19,13 +19,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 
-from azmem.azure import errors as E
-from azmem.azure.errors import RequestContext, map_sdk_error, parse_retry_after, redact
+from azmem import errors as E
+from azmem.azure.errors import RequestContext, map_sdk_error
+from azmem.azure.headers import parse_retry_after
 from azmem.azure.provider import AzureProvider
 from azmem.azure.retry import RetryPolicy, call_with_retry
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
 from azmem.azure.tracing import llm_span
 from azmem.emulator import Deployment, Emulator, Fault
+from azmem.errors import redact
 
 KEY = "sk-azmem-LEAKCHECK-0123456789abcdef"
 DEPLOYMENT = "gpt-4o-prod"

@@ -12,15 +12,15 @@ import pytest
 from llm_helpers import Factory, chat_requests, factories
 from pydantic import BaseModel, field_validator
 
-from azmem.azure.errors import (
+from azmem.azure.messages import TextPart, ToolCall, UserMessage, image_part
+from azmem.emulator import Deployment, Fault
+from azmem.errors import (
     ContentFilterError,
     InvalidInputError,
     OutputTruncatedError,
     RefusalError,
     StructuredOutputError,
 )
-from azmem.azure.messages import TextPart, ToolCall, UserMessage, image_part
-from azmem.emulator import Deployment, Fault
 
 
 @pytest.fixture(params=["sync", "async"])

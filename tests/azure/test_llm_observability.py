@@ -18,10 +18,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import BaseModel
 
 from azmem.azure.cache import ResponseCache
-from azmem.azure.errors import AuthenticationError, QuotaExceededError
 from azmem.azure.llm import AsyncLLMClient, LLMClient
 from azmem.azure.usage import UsageTracker
 from azmem.emulator import Emulator, Fault
+from azmem.errors import AuthenticationError, QuotaExceededError
 
 
 @pytest.fixture(params=["sync", "async"])

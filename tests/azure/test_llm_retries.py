@@ -13,7 +13,9 @@ import openai
 import pytest
 from llm_helpers import FAST_RETRY, Factory, chat_requests, factories
 
-from azmem.azure.errors import (
+from azmem.azure.retry import RetryPolicy
+from azmem.emulator import Fault
+from azmem.errors import (
     AuthenticationError,
     ConflictError,
     ContextLengthError,
@@ -25,8 +27,6 @@ from azmem.azure.errors import (
     ServiceError,
     TimeoutError,
 )
-from azmem.azure.retry import RetryPolicy
-from azmem.emulator import Fault
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from openai.types.chat import ChatCompletionMessage
 
-from azmem.azure.errors import InvalidInputError
 from azmem.azure.messages import (
     AssistantMessage,
     ImagePart,
@@ -24,6 +23,7 @@ from azmem.azure.messages import (
     normalize_messages,
     to_wire,
 )
+from azmem.errors import InvalidInputError
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16

@@ -9,9 +9,9 @@ import openai
 import pytest
 from azure_stub_server import StubServer, stub_server
 
-from azmem.azure.errors import ConfigurationError
 from azmem.azure.provider import AzureProvider
 from azmem.azure.settings import AzureOpenAISettings
+from azmem.errors import ConfigurationError
 
 KEY = "prov-key-123456"
 

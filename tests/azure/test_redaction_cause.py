@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from azmem.azure.errors import AzmemError
 from azmem.azure.llm import LLMClient
 from azmem.azure.settings import AzmemSettings
 from azmem.emulator import Fault
+from azmem.errors import AzmemError
 
 KEY = "s3cret-echoed-key-0123456789"
 

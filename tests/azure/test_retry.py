@@ -14,7 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from azmem.azure import errors as E
+from azmem import errors as E
+from azmem.azure.errors import RequestContext
 from azmem.azure.provider import AzureProvider
 from azmem.azure.retry import RetryPolicy, acall_with_retry, call_with_retry
 from azmem.azure.settings import AzureOpenAISettings
@@ -243,7 +244,7 @@ def test_a_bug_in_the_callers_code_is_not_retried_or_wrapped() -> None:
         calls.append(attempt)
         raise KeyError("mine")
 
-    ctx = E.RequestContext("chat", "d", "https://x.openai.azure.com", None)
+    ctx = RequestContext("chat", "d", "https://x.openai.azure.com", None)
     with pytest.raises(KeyError):
         call_with_retry(broken, policy=RetryPolicy(), ctx=ctx, sleep=lambda _d: None)
     assert calls == [1]

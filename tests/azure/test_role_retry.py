@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from azmem.azure import AzmemSettings, AzureEmbedder, LLMClient
-from azmem.azure.errors import ServiceError
 from azmem.emulator import Fault
+from azmem.errors import ServiceError
 
 FAST = {"base_delay": 0.001, "max_delay": 0.01}
 

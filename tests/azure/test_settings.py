@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from azmem.azure.errors import ConfigurationError
 from azmem.azure.retry import RetryPolicy
 from azmem.azure.settings import (
     DEFAULT_API_VERSION,
@@ -15,6 +14,7 @@ from azmem.azure.settings import (
     AzureOpenAISettings,
     default_capabilities,
 )
+from azmem.errors import ConfigurationError
 
 EP_GENERIC = "https://generic.openai.azure.com"
 EP_ROLE = "https://role.openai.azure.com"
@@ -528,7 +528,7 @@ def test_keys_inside_the_routing_section_are_not_shown() -> None:
     assert s.routing["pools"]["chat"]["api_key"] == key, "the router still gets the raw value"
     for text in (repr(s), str(s), str(s.model_dump()), s.model_dump_json()):
         assert key not in text
-    from azmem.azure.errors import redact
+    from azmem.errors import redact
 
     assert key not in redact(f"echo {key}")
 

@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from azmem.azure import tracing
-from azmem.azure.errors import RateLimitError, register_secret
 from azmem.azure.tracing import get_tracer, llm_span, sanitize_attributes, set_tracer
+from azmem.errors import RateLimitError, register_secret
 
 
 @pytest.fixture

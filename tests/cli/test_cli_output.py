@@ -10,7 +10,7 @@ import typer
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from azmem.azure import errors
+from azmem import errors
 from azmem.cli.app import AzmemGroup
 from azmem.cli.output import DEBUG_ENV, ExitCode, InputFileError, describe_error, exit_code_for, to_jsonable
 from azmem.embeddings.local import EmbeddingModelError

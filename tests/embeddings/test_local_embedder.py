@@ -13,9 +13,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from azmem.azure.errors import ConfigurationError
 from azmem.embeddings import LOCAL_EMBEDDER_NAME, Embedder, EmbeddingModelError, LocalEmbedder, aembed
 from azmem.embeddings.local import THREADS_ENV
+from azmem.errors import ConfigurationError
 
 TEXTS = [
     "I love dogs",

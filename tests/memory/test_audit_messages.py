@@ -14,7 +14,6 @@ import pytest
 from openai.types.chat import ChatCompletionMessage
 from pydantic import BaseModel
 
-from azmem.azure.errors import InvalidInputError
 from azmem.azure.messages import (
     AssistantMessage,
     ImagePart,
@@ -26,6 +25,7 @@ from azmem.azure.messages import (
 )
 from azmem.embeddings import LocalEmbedder
 from azmem.emulator import Emulator
+from azmem.errors import InvalidInputError
 from azmem.memory import AsyncMemory, Memory
 
 from .conftest import CHAT, chat_requests, facts

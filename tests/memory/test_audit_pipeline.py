@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from azmem.azure.errors import (
+from azmem.embeddings import LocalEmbedder
+from azmem.emulator import Emulator, Fault
+from azmem.errors import (
     ConfigurationError,
     ContentFilterError,
     EmbedderMismatchError,
@@ -23,11 +25,9 @@ from azmem.azure.errors import (
     MemoryNotFoundError,
     ServiceError,
 )
-from azmem.embeddings import LocalEmbedder
-from azmem.emulator import Emulator, Fault
 from azmem.memory import AsyncMemory, Memory, Prompt
-from azmem.memory.core import NO_CHAT_NOTICE
 from azmem.memory.prompts import ANSWER, EXTRACT, RECONCILE
+from azmem.memory.steps import NO_CHAT_NOTICE
 
 from .conftest import CHAT, azure_config, chat_requests, decisions, facts
 

@@ -8,15 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from azmem.azure.errors import (
-    ConfigurationError,
-    EmbedderMismatchError,
-    InvalidInputError,
-    MemoryNotFoundError,
-)
 from azmem.embeddings import LocalEmbedder
+from azmem.errors import ConfigurationError, EmbedderMismatchError, InvalidInputError, MemoryNotFoundError
 from azmem.memory import Memory
-from azmem.memory.core import NO_CHAT_NOTICE, NO_CHAT_QUERY_NOTE
+from azmem.memory.steps import NO_CHAT_NOTICE, NO_CHAT_QUERY_NOTE
 
 
 def test_add_verbatim_keeps_role_timestamp_and_skips_system(memory: Memory) -> None:

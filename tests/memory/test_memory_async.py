@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from azmem.azure.errors import AzmemError, InvalidInputError, MemoryNotFoundError
 from azmem.embeddings import LocalEmbedder
 from azmem.emulator import Emulator
+from azmem.errors import AzmemError, InvalidInputError, MemoryNotFoundError
 from azmem.memory import AsyncMemory, Memory
 
 from .conftest import CHAT, azure_config, decisions, facts
@@ -143,6 +143,7 @@ def test_public_methods_match() -> None:
         "prompts",
         "can_infer",
         "store_path",
+        "store_url",
         "settings",
         "embedder",
     }:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from azmem.azure.errors import StructuredOutputError
-from azmem.memory.core import clean_facts, gather_existing, plan_changes
+from azmem.errors import StructuredOutputError
+from azmem.memory.planning import clean_facts, gather_existing, plan_changes
 from azmem.memory.schemas import Decision, ExtractedFact, reconcile_model
 from azmem.stores.models import MemoryRecord, Scope, SearchHit
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from azmem.azure.errors import InvalidInputError
+from azmem.errors import InvalidInputError
 from azmem.memory import Memory
 
 Call = Callable[[Memory], Any]

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from azmem.azure.errors import MemoryNotFoundError
 from azmem.embeddings import LocalEmbedder
+from azmem.errors import MemoryNotFoundError
 from azmem.memory import Memory
 
 USERS = ["alice", "bob", "Alice", "alice2", "b\u00f6b"]

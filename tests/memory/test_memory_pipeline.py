@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from azmem.azure.errors import EmbedderMismatchError, ServiceError, StructuredOutputError
 from azmem.embeddings import LocalEmbedder
 from azmem.emulator import Emulator, Fault
+from azmem.errors import EmbedderMismatchError, ServiceError, StructuredOutputError
 from azmem.memory import Memory
 
 from .conftest import CHAT, azure_config, chat_requests, decisions, facts

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from azmem.azure.errors import AzmemError, RateLimitError, ServiceError
 from azmem.azure.routing import Attempt, Call, ManualClock, MemoryLedger, Router, RoutingConfig
+from azmem.errors import AzmemError, RateLimitError, ServiceError
 
 
 def dep(name: str, **kw: Any) -> dict[str, Any]:

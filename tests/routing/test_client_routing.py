@@ -9,12 +9,12 @@ import pytest
 from pydantic import BaseModel
 from routing_helpers import emu_pool, emu_router, statuses
 
-from azmem.azure.errors import InvalidInputError, RateLimitError
 from azmem.azure.llm import AsyncLLMClient, LLMClient
 from azmem.azure.routing import Router
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
 from azmem.azure.usage import UsageTracker
 from azmem.emulator import Fault
+from azmem.errors import InvalidInputError, RateLimitError
 
 
 class City(BaseModel):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from routing_helpers import emu_pool, emu_router, statuses
 
-from azmem.azure.errors import ServiceError
 from azmem.azure.routing.embeddings import AsyncRoutedEmbedder, RoutedEmbedder
 from azmem.embeddings.protocol import AsyncEmbedder, Embedder
 from azmem.emulator import Fault
+from azmem.errors import ServiceError
 
 
 def test_embed_fails_over_and_returns_the_same_vectors(emulator: Any) -> None:

@@ -14,7 +14,6 @@ from pydantic import BaseModel
 from routing_helpers import emu_pool, emu_router, statuses
 
 from azmem.azure.chat import ChatEnv
-from azmem.azure.errors import ContentFilterError, ServiceError
 from azmem.azure.flow import drive, drive_async
 from azmem.azure.messages import normalize_messages
 from azmem.azure.request import ChatOptions
@@ -25,6 +24,7 @@ from azmem.azure.routing.flow import RoutedChat
 from azmem.azure.tracing import get_tracer
 from azmem.azure.usage import UsageTracker
 from azmem.emulator import Deployment, Fault
+from azmem.errors import ContentFilterError, ServiceError
 
 
 def generate(

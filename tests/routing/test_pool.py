@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from azmem.azure.errors import ConfigurationError
 from azmem.azure.routing import Router, RoutingConfig
 from azmem.azure.routing.router import default_capabilities_for
+from azmem.errors import ConfigurationError
 
 POOLS = {
     "chat": {

@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 from routing_helpers import attempt, dep, make_router, server_error, throttled
 
-from azmem.azure.errors import (
+from azmem.azure.routing import Attempt, GiveUp, NoDeploymentAvailableError, Requirements, Wait
+from azmem.errors import (
     AuthenticationError,
     ContentFilterError,
     ContextLengthError,
@@ -18,7 +19,6 @@ from azmem.azure.errors import (
     RateLimitError,
     ServiceError,
 )
-from azmem.azure.routing import Attempt, GiveUp, NoDeploymentAvailableError, Requirements, Wait
 
 
 def test_a_single_deployment_is_just_used() -> None:

@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from azmem.stores import Scope, SQLiteStore, _search
-from azmem.stores._fts import or_expression, query_terms
+from azmem.stores import Scope, SQLiteStore
+from azmem.stores.sqlite import _search
+from azmem.stores.sqlite._fts import or_expression
+from azmem.stores.terms import query_terms
 
 from .store_helpers import add, open_store
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from azmem.azure.errors import InvalidInputError
-from azmem.stores import MemoryRecord, Scope, SQLiteStore, compile_filters
+from azmem.errors import InvalidInputError
+from azmem.stores import MemoryRecord, Scope, SQLiteStore, parse_filters
+from azmem.stores.sqlite.filters import compile_sqlite
 
 from .store_helpers import add, open_store, snapshot
 
@@ -275,7 +276,7 @@ def test_sql_matches_reference(
 )
 def test_invalid_filters(filters: Any, message: str, suggestion: str | None) -> None:
     with pytest.raises(InvalidInputError) as err:
-        compile_filters(filters)
+        parse_filters(filters)
     assert message in err.value.message
     if suggestion is not None:
         assert suggestion in (err.value.suggestion or "")
@@ -283,7 +284,7 @@ def test_invalid_filters(filters: Any, message: str, suggestion: str | None) -> 
 
 def test_non_dict_filter() -> None:
     with pytest.raises(InvalidInputError, match="must be a dict"):
-        compile_filters([{"a": 1}])  # type: ignore[arg-type]
+        parse_filters([{"a": 1}])  # type: ignore[arg-type]
 
 
 def test_deep_nesting_is_refused() -> None:
@@ -291,11 +292,12 @@ def test_deep_nesting_is_refused() -> None:
     for _ in range(40):
         flt = {"NOT": flt}
     with pytest.raises(InvalidInputError, match="nested deeper"):
-        compile_filters(flt)
+        parse_filters(flt)
 
 
 def test_values_never_reach_sql_text() -> None:
-    compiled = compile_filters({"b": "'; DROP TABLE x; --", "n.c": {"in": ["1", 2]}, "user_id": "u'"})
+    tree = parse_filters({"b": "'; DROP TABLE x; --", "n.c": {"in": ["1", 2]}, "user_id": "u'"})
+    compiled = compile_sqlite(tree)
     assert compiled is not None
     assert "DROP" not in compiled.sql
     assert "u'" not in compiled.sql

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from azmem.stores import AddOp, DeleteOp, MemoryRecord, Scope, SQLiteStore, UpdateOp, _lexical, _schema
+from azmem.stores import AddOp, DeleteOp, MemoryRecord, Scope, SQLiteStore, UpdateOp
+from azmem.stores.sqlite import _lexical, _schema
 
 from .store_helpers import add, fake_embed, open_store
 from .test_bm25_bounds import full_ranking

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from azmem.azure.errors import EmbedderMismatchError, InvalidInputError, MemoryNotFoundError, StoreError
-from azmem.stores import AddOp, DeleteOp, MemoryRecord, MemoryStore, Scope, SQLiteStore, UpdateOp, _schema
-from azmem.stores import sqlite as sqlite_module
+from azmem.errors import EmbedderMismatchError, InvalidInputError, MemoryNotFoundError, StoreError
+from azmem.stores import AddOp, DeleteOp, MemoryRecord, MemoryStore, Scope, SQLiteStore, UpdateOp
+from azmem.stores.sqlite import _schema
+from azmem.stores.sqlite import store as sqlite_module
 
 from .store_helpers import DIM, EMBEDDER, add, fake_embed, open_store, snapshot
 

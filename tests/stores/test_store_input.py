@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from azmem.azure.errors import InvalidInputError
+from azmem.errors import InvalidInputError
 from azmem.stores import AddOp, DeleteOp, MemoryRecord, Scope, SQLiteStore, UpdateOp
-from azmem.stores._validate import MAX_MEMORY_BYTES
+from azmem.stores.validate import MAX_MEMORY_BYTES
 
 from .store_helpers import DIM, add, fake_embed, open_store, snapshot
 

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pytest
 
 from azmem.embeddings import LocalEmbedder
-from azmem.stores.vectors import VectorIndex
+from azmem.stores.sqlite.vectors import VectorIndex
 
 DIM = 384
 

@@ -2,45 +2,22 @@
 usage, cache, the LLM clients and the Azure embedder.
 
 Names are loaded on first use (PEP 562): layers that only need the exception tree
-(``azmem.azure.errors``) or settings must not pay for importing the openai SDK, and
+(``azmem.errors``, the ground floor) or settings must not pay for importing the openai SDK, and
 ``import azmem.azure`` stays cheap for CLIs that never call the service.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from azmem.azure.cache import ResponseCache
     from azmem.azure.embedder import AsyncAzureEmbedder, AzureEmbedder
-    from azmem.azure.errors import (
-        AuthenticationError,
-        AzmemError,
-        ConfigurationError,
-        ConflictError,
-        ContentFilterError,
-        ContextLengthError,
-        DeploymentNotFoundError,
-        EmbedderMismatchError,
-        EmptyResponseError,
-        InvalidInputError,
-        InvalidRequestError,
-        JsonSchemaUnsupportedError,
-        MemoryNotFoundError,
-        NetworkError,
-        OutputTruncatedError,
-        PermissionDeniedError,
-        QuotaExceededError,
-        RateLimitError,
-        RefusalError,
-        RequestContext,
-        ServiceError,
-        StoreError,
-        StructuredOutputError,
-        TimeoutError,
-        map_sdk_error,
-    )
+    from azmem.azure.errors import RequestContext, map_sdk_error
     from azmem.azure.llm import AsyncLLMClient, GenerateParams, LLMClient
     from azmem.azure.messages import (
         AssistantMessage,
@@ -60,70 +37,37 @@ if TYPE_CHECKING:
     from azmem.azure.settings import (
         AzmemSettings,
         AzureOpenAISettings,
-        CacheSettings,
         Capabilities,
         CapabilityOverrides,
     )
     from azmem.azure.tracing import get_tracer, set_tracer
     from azmem.azure.usage import Price, PriceTable, Usage, UsageTracker
-
-_EXPORTS: dict[str, str] = {
-    "AssistantMessage": "messages",
-    "AsyncAzureEmbedder": "embedder",
-    "AsyncLLMClient": "llm",
-    "AuthenticationError": "errors",
-    "AzmemError": "errors",
-    "AzmemSettings": "settings",
-    "AzureEmbedder": "embedder",
-    "AzureOpenAISettings": "settings",
-    "AzureProvider": "provider",
-    "CacheSettings": "settings",
-    "Capabilities": "settings",
-    "CapabilityOverrides": "settings",
-    "ConfigurationError": "errors",
-    "ConflictError": "errors",
-    "ContentFilterError": "errors",
-    "ContextLengthError": "errors",
-    "DeploymentNotFoundError": "errors",
-    "EmbedderMismatchError": "errors",
-    "EmptyResponseError": "errors",
-    "GenerateParams": "llm",
-    "ImagePart": "messages",
-    "InvalidInputError": "errors",
-    "InvalidRequestError": "errors",
-    "JsonSchemaUnsupportedError": "errors",
-    "LLMClient": "llm",
-    "LLMResult": "response",
-    "MemoryNotFoundError": "errors",
-    "Message": "messages",
-    "NetworkError": "errors",
-    "OutputTruncatedError": "errors",
-    "PermissionDeniedError": "errors",
-    "Price": "usage",
-    "PriceTable": "usage",
-    "QuotaExceededError": "errors",
-    "RateLimitError": "errors",
-    "RefusalError": "errors",
-    "RequestContext": "errors",
-    "ResponseCache": "cache",
-    "RetryPolicy": "retry",
-    "ServiceError": "errors",
-    "StoreError": "errors",
-    "StructuredOutputError": "errors",
-    "SystemMessage": "messages",
-    "TextPart": "messages",
-    "TimeoutError": "errors",
-    "ToolCall": "messages",
-    "ToolMessage": "messages",
-    "Usage": "usage",
-    "UsageTracker": "usage",
-    "UserMessage": "messages",
-    "clean_text": "messages",
-    "get_tracer": "tracing",
-    "image_part": "messages",
-    "map_sdk_error": "errors",
-    "set_tracer": "tracing",
-}
+    from azmem.config import CacheSettings, StoreSettings
+    from azmem.errors import (
+        AuthenticationError,
+        AzmemError,
+        ConfigurationError,
+        ConflictError,
+        ContentFilterError,
+        ContextLengthError,
+        DeploymentNotFoundError,
+        EmbedderMismatchError,
+        EmptyResponseError,
+        InvalidInputError,
+        InvalidRequestError,
+        JsonSchemaUnsupportedError,
+        MemoryNotFoundError,
+        NetworkError,
+        OutputTruncatedError,
+        PermissionDeniedError,
+        QuotaExceededError,
+        RateLimitError,
+        RefusalError,
+        ServiceError,
+        StoreError,
+        StructuredOutputError,
+        TimeoutError,
+    )
 
 __all__ = [
     "AssistantMessage",
@@ -167,6 +111,7 @@ __all__ = [
     "RetryPolicy",
     "ServiceError",
     "StoreError",
+    "StoreSettings",
     "StructuredOutputError",
     "SystemMessage",
     "TextPart",
@@ -182,13 +127,28 @@ __all__ = [
     "map_sdk_error",
     "set_tracer",
 ]
+# The imports above are the one list of what is exported and from where: ruff holds
+# ``__all__`` to them (an import missing from it, or a name in it never imported, fails
+# the lint), and the lazy loader below reads them from this file's own source.
+
+
+@functools.cache
+def _where() -> dict[str, str]:
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    block = next(n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING")
+    return {
+        alias.name: imp.module
+        for imp in block.body
+        if isinstance(imp, ast.ImportFrom) and imp.module
+        for alias in imp.names
+    }
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
+    module = _where().get(name)
     if module is None:
         raise AttributeError(f"module 'azmem.azure' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"azmem.azure.{module}"), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -16,7 +16,6 @@ import asyncio
 import inspect
 import logging
 import os
-import re
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,79 +23,28 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from .errors import AuthenticationError, ConfigurationError, _is_credential_error, redact, register_secret
-from .settings import AzureOpenAISettings
+from azmem.errors import AuthenticationError, ConfigurationError, redact, register_secret
+
+from .errors import is_credential_error
+from .placeholders import PLACEHOLDER_PATTERNS, is_placeholder_key, placeholder_shape
+from .settings import AzmemSettings, AzureOpenAISettings
 
 __all__ = [
     "PLACEHOLDER_PATTERNS",
+    "POSTGRES_TOKEN_SCOPE",
     "AuthPlan",
     "is_placeholder_key",
     "plan_auth",
+    "postgres_token_provider",
+    "wants_entra_for_postgres",
 ]
 
 logger = logging.getLogger("azmem.azure.auth")
-
-#: Values (case-insensitive, whole string after trimming) that mean "no key was set".
-PLACEHOLDER_PATTERNS: tuple[str, ...] = (
-    r"",                                   # empty or whitespace only
-    r"<.*>",                               # <your-api-key>, <API_KEY>
-    r"\{\{?.*\}?\}",                       # {api_key}, {{ key }}
-    r"\$\{.*\}",                           # ${AZURE_OPENAI_API_KEY} left unexpanded
-    r"\$[a-z_][a-z0-9_]*",                  # $AZURE_OPENAI_API_KEY left unexpanded (compose, .env)
-    r"%[a-z_][a-z0-9_]*%",                  # %AZURE_OPENAI_API_KEY% (Windows) left unexpanded
-    r"((azure|llm|embedding)[-_ ]?)?(azure[-_ ]?)?(openai[-_ ]?)?api[-_ ]?key",  # the variable's name
-    r"replace[-_ ]?with[-_ ]?.*",           # replace-with-your-key
-    r"sk-(x{3,}|\.{3,}|\*{3,}|<.*>)",         # sk-xxxx, sk-..., the OpenAI sample shape
-    r"x{3,}[x\-_.]*",                      # xxx, XXXX-XXXX
-    r"\*{3,}",                             # ****
-    r"\.{3,}",                             # ...
-    # your-api-key, your_key_here, my-azure-openai-key
-    r"(your|my)[-_ ]?(azure[-_ ]?)?(openai[-_ ]?)?(api[-_ ]?)?key([-_ ]?here)?",
-    r"(insert|enter|put|add)[-_ ]?(your[-_ ]?)?(api[-_ ]?)?key([-_ ]?here)?",
-    r"(api[-_ ]?)?key[-_ ]?here",
-    r"change[-_ ]?me",
-    r"replace[-_ ]?me",
-    r"placeholder",
-    r"todo",
-    r"none|null|nil|undefined",
-    r"(example|sample)[-_ ]?(api[-_ ]?)?key",
-)
-# Deliberately absent: "test-key", "dummy", "fake". Emulator setups use such keys for real.
-_PLACEHOLDER_RE = re.compile("|".join(f"(?:{p})" for p in PLACEHOLDER_PATTERNS), re.IGNORECASE)
 
 DEFAULT_AZURE_OPENAI_SCOPE = "https://cognitiveservices.azure.com/.default"
 
 _logged: set[tuple[str, str | None]] = set()
 _logged_lock = threading.Lock()
-
-
-def is_placeholder_key(value: str | SecretStr | None) -> bool:
-    """True when ``value`` is missing or a sample-config placeholder rather than a key."""
-    if value is None:
-        return True
-    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-    return _PLACEHOLDER_RE.fullmatch(raw.strip()) is not None
-
-
-# One label per PLACEHOLDER_PATTERNS entry: what a message says instead of the value.
-_PLACEHOLDER_SHAPES = (
-    "empty", "<your-api-key>", "{api_key}", "${AZURE_OPENAI_API_KEY}", "$AZURE_OPENAI_API_KEY",
-    "%AZURE_OPENAI_API_KEY%", "AZURE_OPENAI_API_KEY", "replace-with-your-key", "sk-xxxx", "xxxx",
-    "****", "...", "your-api-key", "insert-your-key-here", "key-here", "changeme", "replaceme",
-    "placeholder", "todo", "none", "example-key",
-)
-assert len(_PLACEHOLDER_SHAPES) == len(PLACEHOLDER_PATTERNS)
-
-
-def placeholder_shape(value: str | SecretStr | None) -> str | None:
-    """Which placeholder ``value`` looks like ("<your-api-key>", "xxxx", ...), without quoting it."""
-    if value is None:
-        return None
-    raw = (value.get_secret_value() if isinstance(value, SecretStr) else value).strip()
-    for pattern, shape in zip(PLACEHOLDER_PATTERNS, _PLACEHOLDER_SHAPES, strict=True):
-        if re.fullmatch(pattern, raw, re.IGNORECASE):
-            return shape
-    return None
 
 
 def _placeholder_reason(role: str, key: SecretStr) -> str:
@@ -225,7 +173,7 @@ class AuthPlan:
             try:
                 return provider()
             except Exception as exc:
-                if _is_credential_error(exc):
+                if is_credential_error(exc):
                     raise self._failure(exc) from exc
                 raise
 
@@ -236,7 +184,7 @@ class AuthPlan:
             try:
                 return await provider()
             except Exception as exc:
-                if _is_credential_error(exc):
+                if is_credential_error(exc):
                     raise self._failure(exc) from exc
                 raise
 
@@ -403,9 +351,12 @@ def plan_auth(settings: AzureOpenAISettings) -> AuthPlan:
         return AuthPlan(kind="api_key", api_key=secret, source="api key", _settings=settings)
 
     source = (
-        "your credential" if settings.credential is not None
-        else "ClientSecretCredential" if settings.tenant_id and settings.client_id and settings.client_secret
-        else "ManagedIdentityCredential" if settings.use_managed_identity
+        "your credential"
+        if settings.credential is not None
+        else "ClientSecretCredential"
+        if settings.tenant_id and settings.client_id and settings.client_secret
+        else "ManagedIdentityCredential"
+        if settings.use_managed_identity
         else "DefaultAzureCredential"
     )
     why = ""
@@ -418,7 +369,11 @@ def plan_auth(settings: AzureOpenAISettings) -> AuthPlan:
         if first:
             logger.info(
                 "azmem: %s for the %s deployment at %s; using Microsoft Entra ID (%s, scope %s).",
-                why, settings.role, settings.endpoint, source, settings.token_scope,
+                why,
+                settings.role,
+                settings.endpoint,
+                source,
+                settings.token_scope,
             )
     return AuthPlan(kind="entra", scope=settings.token_scope, source=source, reason=why, _settings=settings)
 
@@ -426,3 +381,41 @@ def plan_auth(settings: AzureOpenAISettings) -> AuthPlan:
 def _key_hint(role: str) -> str:
     env = "EMBEDDING_AZURE_OPENAI_API_KEY" if role == "embedding" else "LLM_AZURE_OPENAI_API_KEY"
     return f"Set {env} or AZURE_OPENAI_API_KEY, pass api_key=..., or use auth='entra'."
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+POSTGRES_TOKEN_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
+"""The scope of Microsoft Entra ID tokens that Azure Database for PostgreSQL takes as passwords."""
+
+
+def wants_entra_for_postgres(url: str, auth: str) -> bool:
+    """Whether a PostgreSQL store signs in with an Entra ID token (``store.auth``)."""
+    if auth != "auto":
+        return auth == "entra"
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.password is None and (parts.hostname or "").endswith(".postgres.database.azure.com")
+
+
+def postgres_token_provider(settings: AzmemSettings) -> TokenProvider:
+    """Tokens for Azure Database for PostgreSQL from the same credential machinery as the clients.
+
+    The credential is the one the settings' chat (or embedding) role would use: a passed
+    TokenCredential, a service principal, a managed identity, or DefaultAzureCredential.
+    A bare token callable is scoped to Azure OpenAI, so it is not reused here. The
+    provider caches the token and fetches a new one shortly before it expires, so each
+    new pool connection gets a valid password.
+    """
+    base = settings.chat or settings.embedding or AzureOpenAISettings()
+    credential = base.credential if _is_credential(base.credential) else None
+    pg = base.model_copy(
+        update={
+            "auth": "entra",
+            "token_scope": POSTGRES_TOKEN_SCOPE,
+            "api_key": None,
+            "credential": credential,
+        }
+    )
+    return plan_auth(pg).sync_token_provider()

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from azmem.config import create_private_file
+
 __all__ = ["ResponseCache", "canonical_json"]
 
 _SCHEMA = """
@@ -59,19 +61,6 @@ def _default(obj: Any) -> Any:
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: equal requests give equal text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
-
-
-def create_private_file(path: Path) -> None:
-    """Create the database file owner-only (0600) before SQLite opens it.
-
-    Cached answers hold users' conversations. SQLite gives its -wal and -shm files the
-    database file's permissions, so they are owner-only too. An existing file is left as is.
-    """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    os.close(fd)
 
 
 class ResponseCache:
@@ -108,8 +97,9 @@ class ResponseCache:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+        )
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -121,9 +111,7 @@ class ResponseCache:
 
     def get(self, key: str) -> Any | None:
         """The stored value, or None when absent or expired."""
-        row = self._connect().execute(
-            "SELECT value, expires_at FROM cache WHERE key = ?", (key,)
-        ).fetchone()
+        row = self._connect().execute("SELECT value, expires_at FROM cache WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         value, expires_at = row
@@ -159,9 +147,11 @@ class ResponseCache:
             self._connect().execute("DELETE FROM cache WHERE namespace = ?", (namespace,))
 
     def __len__(self) -> int:
-        row = self._connect().execute(
-            "SELECT COUNT(*) FROM cache WHERE expires_at IS NULL OR expires_at > ?", (time.time(),)
-        ).fetchone()
+        row = (
+            self._connect()
+            .execute("SELECT COUNT(*) FROM cache WHERE expires_at IS NULL OR expires_at > ?", (time.time(),))
+            .fetchone()
+        )
         return int(row[0])
 
     def close(self) -> None:

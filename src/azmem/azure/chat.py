@@ -18,15 +18,9 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
 from azmem.azure.cache import ResponseCache
-from azmem.azure.errors import (
-    ContentFilterError,
-    InvalidInputError,
-    JsonSchemaUnsupportedError,
-    RequestContext,
-    StructuredOutputError,
-    debug_headers,
-)
+from azmem.azure.errors import RequestContext
 from azmem.azure.flow import Flow, Send, call_span, send_with_retries
+from azmem.azure.headers import debug_headers
 from azmem.azure.messages import ImageDetail, Message, ToolCall, has_images, with_default_detail
 from azmem.azure.request import (
     ChatOptions,
@@ -45,6 +39,12 @@ from azmem.azure.response import (
 )
 from azmem.azure.retry import RetryPolicy
 from azmem.azure.usage import Usage, UsageTracker
+from azmem.errors import (
+    ContentFilterError,
+    InvalidInputError,
+    JsonSchemaUnsupportedError,
+    StructuredOutputError,
+)
 
 __all__ = ["ChatEnv", "Target", "generate_flow", "open_stream_flow", "span_attributes"]
 

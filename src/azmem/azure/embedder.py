@@ -26,13 +26,13 @@ import openai
 from openai.types import CreateEmbeddingResponse
 
 from azmem.azure.cache import ResponseCache
-from azmem.azure.errors import ConfigurationError, EmbedderMismatchError, EmptyResponseError
 from azmem.azure.flow import Flow, Send, call_span, drive, drive_async, send_with_retries
 from azmem.azure.messages import clean_text
 from azmem.azure.provider import AzureProvider
 from azmem.azure.retry import RetryPolicy
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
 from azmem.azure.usage import Usage, UsageTracker
+from azmem.errors import ConfigurationError, EmbedderMismatchError, EmptyResponseError
 
 __all__ = [
     "MAX_BATCH_INPUTS",

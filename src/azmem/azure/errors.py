@@ -1,387 +1,48 @@
-"""One exception tree for all of azmem, and the single place SDK errors are translated into it.
+"""The single place Azure OpenAI / SDK failures are translated into azmem's error tree.
 
-::
-
-    AzmemError
-    ├── ConfigurationError            bad or missing settings (developer misuse, never retried)
-    ├── AuthenticationError           401, or a credential that could not produce a token
-    ├── PermissionDeniedError         403
-    ├── DeploymentNotFoundError       404
-    ├── InvalidRequestError           400 / 413 / 422
-    │   ├── ContentFilterError        400 content_filter, or finish_reason "content_filter"
-    │   ├── ContextLengthError        400 context_length_exceeded
-    │   └── JsonSchemaUnsupportedError  400: json_schema needs api-version >= 2024-08-01-preview
-    ├── RateLimitError                429 (retryable)
-    ├── QuotaExceededError            429 whose Retry-After is beyond the policy ceiling
-    ├── ConflictError                 409 (retryable)
-    ├── ServiceError                  5xx (retryable), malformed bodies
-    ├── NetworkError                  connection failures (retryable)
-    │   └── TimeoutError              client timeouts and 408 (retryable)
-    ├── RefusalError                  the model refused (message.refusal)
-    ├── EmptyResponseError            no content and no tool calls
-    ├── OutputTruncatedError          finish_reason "length"
-    ├── StructuredOutputError         validation still failing after the re-ask budget
-    ├── InvalidInputError (ValueError)  bad arguments from the caller
-    ├── MemoryNotFoundError
-    ├── StoreError
-    └── EmbedderMismatchError
-
-Errors are caught by type all the way up (tracing re-raises the same object), so every
-field a caller might branch on is an attribute, and nothing a user might paste into an
-issue carries a secret: messages and details go through :func:`redact`.
+The tree itself (and redaction) is :mod:`azmem.errors`, the ground floor every layer
+shares; this module only knows what the service and the ``openai`` SDK send back:
+status codes, error bodies, content-filter verdicts, the SDK's own exception types.
 """
 
 from __future__ import annotations
 
-import email.utils
-import math
 import re
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
+
+from azmem.errors import (
+    REDACTED,
+    SECRET_KEY_NAMES,
+    AuthenticationError,
+    AzmemError,
+    ConfigurationError,
+    ConflictError,
+    ContentFilterError,
+    ContextLengthError,
+    DeploymentNotFoundError,
+    InvalidRequestError,
+    JsonSchemaUnsupportedError,
+    NetworkError,
+    OutputTruncatedError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    ServiceError,
+    TimeoutError,
+    redact,
+    redact_value,
+)
+
+from .headers import debug_headers, parse_retry_after
 
 __all__ = [
-    "AuthenticationError",
-    "AzmemError",
-    "ConfigurationError",
-    "ConflictError",
-    "ContentFilterError",
-    "ContextLengthError",
-    "DeploymentNotFoundError",
-    "EmbedderMismatchError",
-    "EmptyResponseError",
-    "InvalidInputError",
-    "InvalidRequestError",
-    "JsonSchemaUnsupportedError",
-    "MemoryNotFoundError",
-    "NetworkError",
-    "OutputTruncatedError",
-    "PermissionDeniedError",
-    "QuotaExceededError",
-    "RateLimitError",
-    "RefusalError",
     "RequestContext",
-    "ServiceError",
-    "StoreError",
-    "StructuredOutputError",
-    "TimeoutError",
-    "debug_headers",
+    "is_credential_error",
+    "is_sdk_auth_setup_error",
     "map_sdk_error",
-    "parse_retry_after",
-    "redact",
-    "register_secret",
 ]
-
-# --------------------------------------------------------------------------- redaction
-
-_secrets_lock = threading.Lock()
-_known_secrets: set[str] = set()
-
-_REDACTED = "***"
-# Patterns catch secrets we were never told about (a key pasted into an endpoint, a token
-# echoed in a service message). Exact registered values catch the rest.
-_SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*"),
-    re.compile(r"(?i)((?<![a-z])(?:api[-_]?key|authorization|access[-_]?token|client[-_]?secret|token|sig|key)"
-               r"[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;}]{8,}"),
-    re.compile(r"eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*"),  # JWTs
-)
-
-
-def register_secret(value: str | None) -> None:
-    """Remember a secret so that :func:`redact` removes it wherever it later shows up.
-
-    Settings register every API key and client secret they load, and auth registers the
-    tokens it hands out, so an exact value is scrubbed even when no pattern would match it.
-    """
-    if value and len(value.strip()) >= 6:
-        with _secrets_lock:
-            _known_secrets.add(value.strip())
-
-
-def redact(text: str) -> str:
-    """Remove secrets from text that may reach a user, a log or a span."""
-    if not text:
-        return text
-    with _secrets_lock:
-        known = sorted(_known_secrets, key=len, reverse=True)
-    for secret in known:
-        if secret in text:
-            text = text.replace(secret, _REDACTED)
-    for pattern in _SECRET_PATTERNS:
-        if pattern.groups:
-            text = pattern.sub(lambda m: m.group(1) + _REDACTED, text)
-        else:
-            text = pattern.sub(_REDACTED, text)
-    return text
-
-
-_SECRET_KEYS = re.compile(
-    r"(?i)^(?:x-)?(api[-_]?key|authorization|(access[-_]?|refresh[-_]?|id[-_]?)?token|(client[-_]?)?secret"
-    r"|password|credential|sig|ocp-apim-subscription-key)$"
-)
-
-
-def _redact_value(value: Any, key: str | None = None) -> Any:
-    if key is not None and _SECRET_KEYS.search(key) and value is not None and not isinstance(value, bool):
-        return _REDACTED
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {str(k): _redact_value(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact_value(v) for v in value]
-    return value
-
-
-# --------------------------------------------------------------------------- the tree
-
-
-class AzmemError(Exception):
-    """Root of every error azmem raises.
-
-    ``retryable`` is a class-level fact used by :class:`azmem.azure.retry.RetryPolicy`;
-    ``retry_after`` carries the service's own hint (seconds) when it sent one.
-    """
-
-    retryable: ClassVar[bool] = False
-    default_suggestion: ClassVar[str | None] = None
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        error_code: str | None = None,
-        details: Mapping[str, Any] | None = None,
-        suggestion: str | None = None,
-        debug_info: Mapping[str, Any] | None = None,
-        status_code: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        self.message = redact(message)
-        self.error_code = error_code
-        self.details: dict[str, Any] = _redact_value(dict(details or {}))
-        self.suggestion = redact(suggestion) if suggestion else self.default_suggestion
-        self.debug_info: dict[str, Any] = _redact_value(dict(debug_info or {}))
-        self.status_code = status_code
-        self.retry_after = retry_after
-        super().__init__(self.message)
-
-    def __str__(self) -> str:
-        head = self.message
-        if self.error_code:
-            head = f"{head} [{self.error_code}]"
-        if self.suggestion:
-            head = f"{head}\nSuggestion: {self.suggestion}"
-        return head
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(message={self.message!r}, error_code={self.error_code!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keyword-only constructors do not survive the default pickling; errors cross
-        # process boundaries (multiprocessing, job queues), so rebuild from state.
-        return (_rebuild, (type(self), self.__dict__.copy()))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe view for CLIs and HTTP servers."""
-        return {
-            "type": type(self).__name__,
-            "message": self.message,
-            "error_code": self.error_code,
-            "status_code": self.status_code,
-            "suggestion": self.suggestion,
-            "retryable": self.retryable,
-            "retry_after": self.retry_after,
-            "details": self.details,
-            "debug_info": self.debug_info,
-        }
-
-
-def _rebuild(cls: type[AzmemError], state: dict[str, Any]) -> AzmemError:
-    obj = cls.__new__(cls)
-    Exception.__init__(obj, state.get("message", ""))
-    obj.__dict__.update(state)
-    return obj
-
-
-class ConfigurationError(AzmemError):
-    """Settings are missing, unknown or contradictory; fix the configuration, do not retry."""
-
-
-class AuthenticationError(AzmemError):
-    default_suggestion = (
-        "Check the API key for this endpoint (Azure portal > your resource > Keys and Endpoint), "
-        "or remove it to use Microsoft Entra ID."
-    )
-
-
-class PermissionDeniedError(AzmemError):
-    default_suggestion = (
-        "Grant the identity the 'Cognitive Services OpenAI User' role on the resource, and check "
-        "its network rules (firewall, private endpoint)."
-    )
-
-
-class DeploymentNotFoundError(AzmemError):
-    default_suggestion = "Check the deployment name and the endpoint."
-
-
-class InvalidRequestError(AzmemError):
-    default_suggestion = "Check the request parameters against the deployment's model and api_version."
-
-
-class ContentFilterError(InvalidRequestError):
-    """Azure's content filter blocked the prompt (HTTP 400) or the output (finish_reason).
-
-    ``categories`` maps each category (hate, sexual, violence, self_harm, jailbreak,
-    protected_material_text, ...) to the service's verdict, e.g. ``{"filtered": True,
-    "severity": "high"}``.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        categories: Mapping[str, Mapping[str, Any]] | None = None,
-        source: str = "prompt",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(message, **kwargs)
-        self.categories: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (categories or {}).items()}
-        self.source = source
-
-    @property
-    def filtered_categories(self) -> list[str]:
-        return sorted(k for k, v in self.categories.items() if v.get("filtered") or v.get("detected"))
-
-    @property
-    def severities(self) -> dict[str, str]:
-        return {k: str(v["severity"]) for k, v in self.categories.items() if "severity" in v}
-
-    @classmethod
-    def from_results(
-        cls,
-        results: Mapping[str, Any] | None,
-        *,
-        source: str,
-        ctx: RequestContext | None = None,
-        status_code: int | None = None,
-        debug_info: Mapping[str, Any] | None = None,
-    ) -> ContentFilterError:
-        """Build from a ``content_filter_result(s)`` mapping (error body or a choice)."""
-        categories = _filter_categories(results)
-        blocked = [k for k, v in categories.items() if v.get("filtered") or v.get("detected")]
-        what = "prompt" if source == "prompt" else "model output"
-        verdicts = ", ".join(
-            f"{k}={categories[k].get('severity', 'detected')}" for k in sorted(blocked)
-        ) or "no category reported"
-        info = dict(ctx.debug_info() if ctx else {})
-        info.update(debug_info or {})
-        return cls(
-            f"Azure OpenAI's content filter blocked the {what} ({verdicts}).",
-            error_code="content_filter",
-            categories=categories,
-            source=source,
-            status_code=status_code,
-            debug_info=info,
-            suggestion=(
-                "Rephrase the input, or ask the resource owner to review the content filter "
-                "configuration of this deployment. Retrying the same input will be blocked again."
-            ),
-        )
-
-
-class ContextLengthError(InvalidRequestError):
-    default_suggestion = (
-        "Shorten the messages (fewer or smaller memories, a shorter history) or use a deployment "
-        "whose model has a larger context window."
-    )
-
-
-class JsonSchemaUnsupportedError(InvalidRequestError):
-    """The deployment or api-version rejects ``response_format: json_schema``.
-
-    The LLM client catches this to fall back to json_object and remembers it per deployment.
-    """
-
-
-class RateLimitError(AzmemError):
-    retryable = True
-    default_suggestion = (
-        "Transient throttling: azmem retries with backoff. If it persists, raise the deployment's "
-        "tokens-per-minute quota or lower concurrency."
-    )
-
-
-class QuotaExceededError(AzmemError):
-    default_suggestion = (
-        "The service asked to wait longer than the retry ceiling allows: the deployment's quota is "
-        "exhausted. Raise the quota, use another deployment, or raise RetryPolicy.retry_after_ceiling."
-    )
-
-
-class ConflictError(AzmemError):
-    retryable = True
-    default_suggestion = "A concurrent operation conflicted; azmem retries. If it persists, try again later."
-
-
-class ServiceError(AzmemError):
-    retryable = True
-    default_suggestion = "Azure OpenAI had a server-side problem; azmem retried. Try again later."
-
-
-class NetworkError(AzmemError):
-    retryable = True
-    default_suggestion = "Check the endpoint URL, DNS, proxy settings and the network path to Azure."
-
-
-class TimeoutError(NetworkError):  # shadows the builtin on purpose: the contract name
-    retryable = True
-    default_suggestion = (
-        "The request timed out. Raise the timeout setting, lower max_tokens, or check the network path "
-        "to the endpoint."
-    )
-
-
-AzmemTimeoutError = TimeoutError
-
-
-class RefusalError(AzmemError):
-    def __init__(self, message: str, *, refusal: str = "", **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.refusal = refusal
-
-
-class EmptyResponseError(AzmemError):
-    default_suggestion = "The model returned nothing; retry, or raise max_tokens for reasoning models."
-
-
-class OutputTruncatedError(AzmemError):
-    default_suggestion = "The model hit the token limit: raise max_tokens (or max_completion_tokens)."
-
-
-class StructuredOutputError(AzmemError):
-    pass
-
-
-class InvalidInputError(AzmemError, ValueError):
-    pass
-
-
-class MemoryNotFoundError(AzmemError):
-    pass
-
-
-class StoreError(AzmemError):
-    pass
-
-
-class EmbedderMismatchError(AzmemError):
-    pass
-
 
 # --------------------------------------------------------------------------- context
 
@@ -416,72 +77,7 @@ def _strip_query(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-# --------------------------------------------------------------------------- headers
-
-_DEBUG_HEADERS = ("apim-request-id", "x-request-id", "x-ms-region", "x-ms-client-request-id")
-
-
-def debug_headers(headers: Mapping[str, str] | Any) -> dict[str, str]:
-    """The request-id and region headers worth quoting to Azure support."""
-    out: dict[str, str] = {}
-    if headers is None:
-        return out
-    for name in _DEBUG_HEADERS:
-        value = headers.get(name)
-        if value:
-            out[name] = str(value)
-    return out
-
-
-def parse_retry_after(headers: Mapping[str, str] | Any, *, now: float | None = None) -> float | None:
-    """Seconds the service asked us to wait, or None when it gave no usable hint.
-
-    ``retry-after-ms`` wins over ``retry-after``; the latter may be seconds or an HTTP date.
-    Zero, negative, non-finite and unparsable values are "no hint" (field reports show
-    ``-1`` and ``0``), which lets the policy fall back to its own backoff.
-    """
-    if headers is None:
-        return None
-    ms = _positive_float(headers.get("retry-after-ms"))
-    if ms is not None:
-        return ms / 1000.0
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    seconds = _positive_float(raw)
-    if seconds is not None:
-        return seconds
-    try:
-        when = email.utils.parsedate_to_datetime(str(raw))
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    delta = when.timestamp() - (time.time() if now is None else now)
-    return delta if delta > 0 else None
-
-
-def _positive_float(raw: Any) -> float | None:
-    if raw is None:
-        return None
-    try:
-        value = float(str(raw).strip())
-    except ValueError:
-        return None
-    if not math.isfinite(value) or value <= 0:
-        return None
-    return value
-
-
 # --------------------------------------------------------------------------- mapping
-
-
-def _filter_categories(results: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for name, verdict in (results or {}).items():
-        if isinstance(verdict, Mapping):
-            out[str(name)] = {str(k): v for k, v in verdict.items() if k != "citation"}
-    return out
 
 
 def _body_dict(body: object) -> dict[str, Any]:
@@ -561,8 +157,7 @@ def map_sdk_error(exc: BaseException, ctx: RequestContext) -> AzmemError:
         )
     if is_sdk_auth_setup_error(exc):
         return ConfigurationError(
-            f"The openai client could not set up authentication for {where}: "
-            f"{type(exc).__name__}: {exc}",
+            f"The openai client could not set up authentication for {where}: {type(exc).__name__}: {exc}",
             debug_info=info,
             suggestion=(
                 "Check the credentials of the client passed as client=: its azure_ad_token_provider "
@@ -570,7 +165,7 @@ def map_sdk_error(exc: BaseException, ctx: RequestContext) -> AzmemError:
                 "azure_ad_token or azure_ad_token_provider must be set."
             ),
         )
-    if _is_credential_error(exc):
+    if is_credential_error(exc):
         return AuthenticationError(
             f"Microsoft Entra ID could not issue a token for {_strip_query(ctx.endpoint)}: {exc}",
             debug_info=info,
@@ -595,7 +190,7 @@ def _scrub(exc: BaseException) -> None:
         if isinstance(message, str):
             exc.message = redact(message)  # type: ignore[attr-defined]
         if getattr(exc, "body", None) is not None:
-            exc.body = _redact_value(exc.body)  # type: ignore[attr-defined]
+            exc.body = redact_value(exc.body)  # type: ignore[attr-defined]
         response = getattr(exc, "response", None)
         if response is not None:
             exc.response = _redacted_response(response)  # type: ignore[attr-defined]
@@ -611,7 +206,7 @@ def _redacted_request(request: Any) -> Any:
 
     if not isinstance(request, httpx.Request):
         return request
-    headers = [(k, _REDACTED if _SECRET_KEYS.search(k) else redact(v)) for k, v in request.headers.items()]
+    headers = [(k, REDACTED if SECRET_KEY_NAMES.search(k) else redact(v)) for k, v in request.headers.items()]
     return httpx.Request(request.method, redact(str(request.url)), headers=headers)
 
 
@@ -656,7 +251,7 @@ def is_sdk_auth_setup_error(exc: BaseException) -> bool:
     return isinstance(module, str) and module in _SDK_AUTH_MODULES
 
 
-def _is_credential_error(exc: BaseException) -> bool:
+def is_credential_error(exc: BaseException) -> bool:
     return any(
         cls.__name__ in {"ClientAuthenticationError", "CredentialUnavailableError"}
         and cls.__module__.startswith("azure.")

@@ -21,17 +21,11 @@ import openai
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
-from azmem.azure.errors import (
-    AzmemError,
-    QuotaExceededError,
-    RequestContext,
-    ServiceError,
-    debug_headers,
-    is_sdk_auth_setup_error,
-    map_sdk_error,
-)
+from azmem.azure.errors import RequestContext, is_sdk_auth_setup_error, map_sdk_error
+from azmem.azure.headers import debug_headers
 from azmem.azure.retry import RetryPolicy, log_attempt
 from azmem.azure.tracing import get_tracer, llm_span
+from azmem.errors import AzmemError, QuotaExceededError, ServiceError
 
 _NO_PROVIDER = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 

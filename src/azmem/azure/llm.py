@@ -18,7 +18,7 @@ from typing_extensions import Unpack
 
 from azmem.azure.cache import ResponseCache
 from azmem.azure.chat import ChatEnv, Target, generate_flow, open_stream_flow, span_attributes
-from azmem.azure.errors import AzmemError, InvalidInputError, NetworkError, map_sdk_error
+from azmem.azure.errors import map_sdk_error
 from azmem.azure.flow import Send, call_span, drive, drive_async
 from azmem.azure.messages import Message, MessageInput, normalize_messages
 from azmem.azure.provider import AzureProvider
@@ -30,6 +30,7 @@ from azmem.azure.routing.router import Router
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
 from azmem.azure.tracing import activate
 from azmem.azure.usage import UsageTracker
+from azmem.errors import AzmemError, InvalidInputError, NetworkError
 
 __all__ = ["AsyncLLMClient", "GenerateParams", "LLMClient"]
 

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from azmem.azure.errors import InvalidInputError
+from azmem.errors import InvalidInputError
 
 __all__ = [
     "AssistantMessage",

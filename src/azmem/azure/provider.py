@@ -26,8 +26,10 @@ from typing import Any
 import httpx2
 import openai
 
+from azmem.errors import ConfigurationError
+
 from .auth import AuthPlan, plan_auth
-from .errors import ConfigurationError, RequestContext
+from .errors import RequestContext
 from .settings import AzureOpenAISettings, Capabilities
 
 __all__ = ["AzureProvider"]
@@ -219,7 +221,8 @@ class AzureProvider:
             api_key: Any = auth.api_key if auth.kind == "api_key" else token_provider()
             return True, {"base_url": f"{s.endpoint}/openai/v1/", "api_key": api_key, **common}
         creds: dict[str, Any] = (
-            {"api_key": auth.api_key} if auth.kind == "api_key"
+            {"api_key": auth.api_key}
+            if auth.kind == "api_key"
             else {"azure_ad_token_provider": token_provider()}
         )
         return False, {"azure_endpoint": s.endpoint, "api_version": s.api_version, **creds, **common}

@@ -16,8 +16,8 @@ from openai.lib._parsing import type_to_response_format_param
 from openai.lib._pydantic import to_strict_json_schema
 from pydantic import BaseModel
 
-from azmem.azure.errors import InvalidInputError
 from azmem.azure.messages import AssistantMessage, Message, SystemMessage, UserMessage, to_wire
+from azmem.errors import InvalidInputError
 
 __all__ = [
     "ChatOptions",

@@ -15,17 +15,12 @@ from typing import Any, Generic, TypeVar
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from azmem.azure.errors import (
-    ContentFilterError,
-    EmptyResponseError,
-    OutputTruncatedError,
-    RefusalError,
-    RequestContext,
-    debug_headers,
-)
+from azmem.azure.errors import RequestContext
+from azmem.azure.headers import debug_headers
 from azmem.azure.messages import ToolCall
 from azmem.azure.request import OutputMode
 from azmem.azure.usage import Usage
+from azmem.errors import ContentFilterError, EmptyResponseError, OutputTruncatedError, RefusalError
 
 __all__ = ["LLMResult", "StreamState", "ValidationFailure", "interpret_completion", "usage_of"]
 

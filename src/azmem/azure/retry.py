@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import AzmemError, QuotaExceededError, RequestContext, map_sdk_error, redact
+from azmem.errors import AzmemError, QuotaExceededError, redact
+
+from .errors import RequestContext, map_sdk_error
 
 __all__ = ["RetryPolicy", "acall_with_retry", "call_with_retry", "log_attempt"]
 
@@ -99,7 +101,12 @@ def log_attempt(
     }
     request_id = error.debug_info.get("apim-request-id") or error.debug_info.get("x-request-id")
     line = "%s %s attempt %d failed with %s (status %s, request %s)" % (  # noqa: UP031
-        ctx.operation, ctx.deployment, ctx.attempt, type(error).__name__, error.status_code, request_id,
+        ctx.operation,
+        ctx.deployment,
+        ctx.attempt,
+        type(error).__name__,
+        error.status_code,
+        request_id,
     )
     # Log lines reach files and collectors: pass them through the same redaction as errors.
     line, fields = redact(line), {k: redact(v) if isinstance(v, str) else v for k, v in fields.items()}
@@ -121,11 +128,11 @@ def _mappable(exc: BaseException) -> bool:
     """Only service and transport failures are ours; a bug in the caller's code propagates untouched."""
     import openai
 
-    from .errors import _is_credential_error, is_sdk_auth_setup_error
+    from .errors import is_credential_error, is_sdk_auth_setup_error
 
     return (
         isinstance(exc, AzmemError | openai.OpenAIError)
-        or _is_credential_error(exc)
+        or is_credential_error(exc)
         or is_sdk_auth_setup_error(exc)
     )
 

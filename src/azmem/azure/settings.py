@@ -20,12 +20,10 @@ import difflib
 import logging
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -38,7 +36,17 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .errors import ConfigurationError, register_secret
+from azmem.config import (
+    STORE_ENV,
+    CacheSettings,
+    StoreSettings,
+    default_home,
+    read_config_file,
+    sqlite_path,
+)
+from azmem.errors import ConfigurationError, register_secret
+
+from .placeholders import is_placeholder_key
 from .retry import RetryPolicy
 
 __all__ = [
@@ -46,11 +54,8 @@ __all__ = [
     "DEFAULT_TOKEN_SCOPE",
     "AzmemSettings",
     "AzureOpenAISettings",
-    "CacheSettings",
     "Capabilities",
     "CapabilityOverrides",
-    "StoreSettings",
-    "default_home",
 ]
 
 logger = logging.getLogger("azmem.azure.settings")
@@ -232,7 +237,9 @@ class AzureOpenAISettings(BaseModel):
             if v.endswith(suffix):
                 v = v[: -len(suffix)]
         if not re.match(r"^https?://", v):
-            raise ValueError("endpoint must be a URL starting with https://, e.g. https://<resource>.openai.azure.com")
+            raise ValueError(
+                "endpoint must be a URL starting with https://, e.g. https://<resource>.openai.azure.com"
+            )
         return v
 
     @field_validator("api_key", "client_secret")
@@ -301,9 +308,21 @@ _ENV_HINTS: dict[str, dict[str, str]] = {
 _ROLE_FIELDS = frozenset(AzureOpenAISettings.model_fields)
 # What small_chat and embedding take from chat when they do not say.
 _INHERITED = (
-    "endpoint", "api_mode", "api_key", "auth", "token_scope", "use_managed_identity",
-    "managed_identity_client_id", "tenant_id", "client_id", "client_secret", "credential",
-    "default_headers", "proxy", "timeout", "connect_timeout",
+    "endpoint",
+    "api_mode",
+    "api_key",
+    "auth",
+    "token_scope",
+    "use_managed_identity",
+    "managed_identity_client_id",
+    "tenant_id",
+    "client_id",
+    "client_secret",
+    "credential",
+    "default_headers",
+    "proxy",
+    "timeout",
+    "connect_timeout",
 )
 _INHERITED_CHAT_ONLY = ("api_version",)
 
@@ -369,46 +388,6 @@ def _unknown(key: str, valid: set[str] | frozenset[str], where: str) -> None:
 
 
 # --------------------------------------------------------------------------- top level
-
-
-def default_home() -> Path:
-    """``AZMEM_HOME`` if set, else the platform's user data directory for azmem."""
-    env = os.environ.get("AZMEM_HOME")
-    if env:
-        return Path(env).expanduser()
-    return Path(platformdirs.user_data_dir("azmem", appauthor=False))
-
-
-def _expand_user(value: Path | None) -> Path | None:
-    """``~/x`` -> ``/home/me/x``: a path from a config file or a variable is never shell-expanded."""
-    return None if value is None else value.expanduser()
-
-
-class CacheSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = False
-    """Off by default: a cached answer is surprising unless asked for."""
-    path: Path | None = None
-    """Defaults to ``<home>/cache.db``."""
-    ttl_seconds: float | None = Field(default=7 * 24 * 3600, gt=0)
-
-    @field_validator("path")
-    @classmethod
-    def _expand_path(cls, v: Path | None) -> Path | None:
-        return _expand_user(v)
-
-
-class StoreSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    path: Path | None = None
-    """Defaults to ``<home>/memory.db``."""
-
-    @field_validator("path")
-    @classmethod
-    def _expand_path(cls, v: Path | None) -> Path | None:
-        return _expand_user(v)
 
 
 _TOP_SHORTHANDS = ("endpoint", "api_key", "api_version", "api_mode", "credential", "auth", "token_scope")
@@ -488,8 +467,19 @@ class AzmemSettings(BaseSettings):
     # -- derived -------------------------------------------------------------------
 
     @property
+    def store_url(self) -> str:
+        """The store to open (``AZMEM_STORE`` > config file > ``sqlite:///<home>/memory.db``)."""
+        return self.store.resolved_url(self.home)
+
+    @property
     def store_path(self) -> Path:
-        return self.store.path or self.home / "memory.db"
+        """The SQLite file of a SQLite store (the default). A PostgreSQL store has none."""
+        path = sqlite_path(self.store_url)
+        if path is None:
+            raise ConfigurationError(
+                "The configured store is not a SQLite file.", error_code="not_a_sqlite_store"
+            )
+        return path
 
     @property
     def cache_path(self) -> Path:
@@ -535,7 +525,7 @@ class AzmemSettings(BaseSettings):
         if file_path is None and os.environ.get("AZMEM_CONFIG"):
             file_path = Path(os.environ["AZMEM_CONFIG"])
 
-        file_layer = _normalise_top(_read_file(file_path), where="") if file_path else {}
+        file_layer = _normalise_top(read_config_file(file_path), where="") if file_path else {}
         env_generic, env_roles = _env_layers()
         # AZMEM_* (e.g. AZMEM_SMALL_CHAT__DEPLOYMENT) joins the generic layer here, so roles it
         # creates inherit from chat like any other.
@@ -566,7 +556,6 @@ def _register_real_secret(value: str) -> None:
     "AZURE_OPENAI_API_KEY" would then be blanked out of every message that names the
     setting, and "api-key" blanked before the ``api-key=<value>`` pattern could match.
     """
-    from .auth import is_placeholder_key  # auth imports this module
 
     if not is_placeholder_key(value):
         register_secret(value)
@@ -594,32 +583,11 @@ class _AzmemEnvSource(EnvSettingsSource):
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         if field_name == "routing":
             return None, field_name, False
+        if field_name == "store":
+            raw = os.environ.get(STORE_ENV, "").strip()
+            if raw and not raw.startswith("{"):  # AZMEM_STORE=postgresql://... (a URL, not JSON)
+                return {"url": raw}, field_name, False
         return super().get_field_value(field, field_name)
-
-
-def _read_file(path: Path) -> dict[str, Any]:
-    path = path.expanduser()
-    if not path.is_file():
-        raise ConfigurationError(
-            f"Config file {path} does not exist.",
-            error_code="missing_config_file",
-            suggestion="Fix the path passed as config= or in AZMEM_CONFIG.",
-        )
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".toml":
-            data: Any = tomllib.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-    except Exception as exc:
-        raise ConfigurationError(
-            f"Could not parse config file {path}: {exc}", error_code="bad_config_file"
-        ) from exc
-    if not isinstance(data, Mapping):
-        raise ConfigurationError(f"Config file {path} must hold a mapping at the top level.")
-    return dict(data)
 
 
 _PROMPT_HINT = "prompts belong to the memory engine: Memory(config=...) or Memory(prompts=...)."
@@ -742,8 +710,10 @@ def _env_layers() -> tuple[dict[str, Any], dict[str, Any]]:
     for role, prefix in (("chat", "LLM_AZURE_"), ("embedding", "EMBEDDING_AZURE_")):
         found: dict[str, Any] = {}
         for field, suffix in (
-            ("api_key", "OPENAI_API_KEY"), ("deployment", "DEPLOYMENT"),
-            ("endpoint", "ENDPOINT"), ("api_version", "API_VERSION"),
+            ("api_key", "OPENAI_API_KEY"),
+            ("deployment", "DEPLOYMENT"),
+            ("endpoint", "ENDPOINT"),
+            ("api_version", "API_VERSION"),
         ):
             if hit := _env(prefix + suffix):
                 found[field] = hit[1]

@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
-from .errors import AzmemError, redact
+from azmem.errors import AzmemError, redact
 
 __all__ = ["TRACER_NAME", "activate", "get_tracer", "llm_span", "sanitize_attributes", "set_tracer"]
 
@@ -101,8 +101,9 @@ class _SafeSpan:
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
         self._span.add_event(name, sanitize_attributes(attributes or {}))
 
-    def record_exception(self, exception: BaseException, attributes: Mapping[str, Any] | None = None,
-                         **_: Any) -> None:
+    def record_exception(
+        self, exception: BaseException, attributes: Mapping[str, Any] | None = None, **_: Any
+    ) -> None:
         # Not the SDK's record_exception: its stack trace and message are not scrubbed.
         event = {
             "exception.type": f"{type(exception).__module__}.{type(exception).__qualname__}",

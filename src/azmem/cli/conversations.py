@@ -88,8 +88,8 @@ def _check_message(message: dict[str, Any], where: str) -> None:
     The same function ``Memory.add`` applies (empty or over-long content, NUL characters,
     unparsable timestamps), with its ``messages[0]`` position replaced by file and line.
     """
-    from azmem.azure.errors import InvalidInputError
-    from azmem.memory.core import normalize_messages
+    from azmem.errors import InvalidInputError
+    from azmem.memory.inputs import normalize_messages
 
     try:
         normalize_messages([message])

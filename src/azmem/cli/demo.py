@@ -60,7 +60,8 @@ def _demo_memory(store: Path | None) -> Iterator[Memory]:
     Settings are built directly (not loaded from the environment and config file) so
     that Azure variables or a broken config of the user's never change the demo.
     """
-    from azmem.azure.settings import AzmemSettings, StoreSettings
+    from azmem.azure.settings import AzmemSettings
+    from azmem.config import StoreSettings
     from azmem.memory import Memory
 
     with tempfile.TemporaryDirectory(prefix="azmem-demo-") as tmp:

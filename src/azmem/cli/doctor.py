@@ -12,25 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from azmem.cli.checks import Check, Report
 from azmem.cli.options import ConfigOpt, JsonOpt, StoreOpt, state
 from azmem.cli.output import ExitCode, out_console, print_json
 
 if TYPE_CHECKING:
-    from azmem.azure.errors import AzmemError
     from azmem.azure.provider import AzureProvider
     from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
+    from azmem.errors import AzmemError
 
 __all__ = ["Check", "doctor", "run_checks"]
-
-Status = Literal["ok", "warn", "fail", "skip"]
 
 _PROBE_TOKENS = 16
 _JSON_SCHEMA_FORMAT: dict[str, Any] = {
@@ -48,34 +47,9 @@ _JSON_SCHEMA_FORMAT: dict[str, Any] = {
 }
 
 
-@dataclass
-class Check:
-    """One line of the report: what was checked, how it went, and the fix when it failed."""
-
-    name: str
-    status: Status
-    detail: str
-    fix: str | None = None
-    role: str | None = None
-
-
-class _Report:
-    """Collects checks, dropping repeats (two roles on one endpoint check it once)."""
-
-    def __init__(self) -> None:
-        self.checks: list[Check] = []
-        self._seen: set[tuple[str, ...]] = set()
-
-    def add(self, check: Check, *, key: tuple[str, ...] | None = None) -> None:
-        key = (check.name, check.status, *(key or (check.detail,)))
-        if key not in self._seen:
-            self._seen.add(key)
-            self.checks.append(check)
-
-
-def _load_settings(config: Path | None, store: Path | None, report: _Report) -> AzmemSettings | None:
-    from azmem.azure.errors import AzmemError
+def _load_settings(config: Path | None, store: Path | None, report: Report) -> AzmemSettings | None:
     from azmem.azure.settings import AzmemSettings
+    from azmem.errors import AzmemError
 
     overrides: dict[str, Any] = {"store": {"path": store}} if store is not None else {}
     try:
@@ -121,7 +95,7 @@ def _probe(provider: AzureProvider, operation: str, call: Any) -> tuple[Any, Azm
 
 
 def _classify_first(
-    error: AzmemError | None, provider: AzureProvider, role: str, report: _Report, what: str
+    error: AzmemError | None, provider: AzureProvider, role: str, report: Report, what: str
 ) -> bool:
     """Report endpoint, auth and deployment from the first request's outcome; True if usable.
 
@@ -129,7 +103,7 @@ def _classify_first(
     no answer at all means the endpoint; a 401/403 means the credential; a 404 means the
     deployment.
     """
-    from azmem.azure.errors import (
+    from azmem.errors import (
         AuthenticationError,
         DeploymentNotFoundError,
         NetworkError,
@@ -174,7 +148,7 @@ def _classify_first(
     return True
 
 
-def _check_chat(role: str, cfg: AzureOpenAISettings, report: _Report) -> None:
+def _check_chat(role: str, cfg: AzureOpenAISettings, report: Report) -> None:
     from azmem.azure.provider import AzureProvider
 
     provider = AzureProvider(cfg)
@@ -218,7 +192,7 @@ def _check_chat(role: str, cfg: AzureOpenAISettings, report: _Report) -> None:
         provider.close()
 
 
-def _check_embedding(cfg: AzureOpenAISettings, report: _Report) -> int | None:
+def _check_embedding(cfg: AzureOpenAISettings, report: Report) -> int | None:
     """Probe the embedding deployment; returns the dimension it produces (None if unusable)."""
     from azmem.azure.provider import AzureProvider
 
@@ -250,7 +224,7 @@ def _check_embedding(cfg: AzureOpenAISettings, report: _Report) -> int | None:
         provider.close()
 
 
-def _check_local_model(report: _Report) -> tuple[str, int] | None:
+def _check_local_model(report: Report) -> tuple[str, int] | None:
     """Load the bundled model once (files located and sha256-checked): what every add and search needs."""
     from azmem.embeddings.local import DIMENSION, LOCAL_EMBEDDER_NAME, EmbeddingModelError, LocalEmbedder
 
@@ -265,7 +239,7 @@ def _check_local_model(report: _Report) -> tuple[str, int] | None:
 
 def _recorded_embedder(path: Path) -> tuple[str, int] | None:
     """The (embedder name, dimension) the store's vectors were made with, read without writing."""
-    from azmem.stores.sqlite import SQLiteStore
+    from azmem.stores.sqlite.store import SQLiteStore
 
     with SQLiteStore(path) as store:
         return store.embedder
@@ -295,8 +269,8 @@ def _store_location_problem(path: Path) -> str | None:
     return None
 
 
-def _check_store(settings: AzmemSettings, embedder: tuple[str, int] | None, report: _Report) -> None:
-    from azmem.azure.errors import AzmemError
+def _check_store(settings: AzmemSettings, embedder: tuple[str, int] | None, report: Report) -> None:
+    from azmem.errors import AzmemError
 
     path = settings.store_path
     problem = _store_location_problem(path)
@@ -348,9 +322,9 @@ def _check_store(settings: AzmemSettings, embedder: tuple[str, int] | None, repo
 
 def run_checks(config: Path | None = None, store: Path | None = None) -> list[Check]:
     """Every check, in the order a request would fail; the core of ``azmem doctor``, without rendering."""
-    from azmem.azure.errors import AzmemError
+    from azmem.errors import AzmemError
 
-    report = _Report()
+    report = Report()
     settings = _load_settings(config, store, report)
     if settings is None:
         return report.checks

@@ -51,7 +51,7 @@ class ImportStats:
 
 def _chunks(messages: list[dict[str, Any]], batch_size: int) -> Iterator[list[dict[str, Any]]]:
     """Runs of at most ``batch_size`` messages, each under the engine's per-add size limit."""
-    from azmem.memory.core import MAX_ADD_BYTES
+    from azmem.memory.steps import MAX_ADD_BYTES
 
     chunk: list[dict[str, Any]] = []
     size = 0
@@ -82,8 +82,8 @@ def import_conversations(
     Scope ids given on the command line win over the file's (an explicit choice beats a
     default, as with settings); metadata is merged, the command line's keys winning.
     """
-    from azmem.azure.errors import InvalidInputError
-    from azmem.memory.core import check_metadata, make_scope
+    from azmem.errors import InvalidInputError
+    from azmem.memory.inputs import check_metadata, make_scope
 
     stats = stats or ImportStats()
     for conv in conversations:  # all checked before the first write

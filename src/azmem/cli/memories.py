@@ -99,8 +99,8 @@ def parse_metadata(pairs: list[str] | None) -> dict[str, Any] | None:
 
 def _check_meta_key(key: str) -> None:
     """A ``--meta`` key must be one ``--filter`` can address and that azmem does not set itself."""
-    from azmem.azure.errors import InvalidInputError
-    from azmem.stores.filters import FIELDS, compile_filters
+    from azmem.errors import InvalidInputError
+    from azmem.stores.filters import FIELDS, parse_filters
 
     reserved = {*FIELDS, "timestamp", "metadata"}
     if key in reserved:
@@ -111,7 +111,7 @@ def _check_meta_key(key: str) -> None:
     problem = "'.' separates nested keys in --filter" if "." in key else None
     if problem is None:
         try:
-            compile_filters({key: 1})
+            parse_filters({key: 1})
         except InvalidInputError:
             problem = "--filter could not address it"
     if problem is not None:

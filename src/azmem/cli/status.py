@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.markup import escape
 
+from azmem.cli.checks import Check
 from azmem.cli.options import ConfigOpt, JsonOpt, state
 from azmem.cli.output import out_console, print_json
 
 if TYPE_CHECKING:
     from azmem.azure.settings import AzmemSettings
-    from azmem.cli.doctor import Check
 
 __all__ = ["pool_checks", "single_deployments", "status"]
 
@@ -82,10 +82,9 @@ def _detail(row: dict[str, Any]) -> str:
 
 def pool_checks(settings: AzmemSettings) -> list[Check]:
     """One doctor check per deployment of each routing pool; [] without a routing config."""
-    from azmem.azure.errors import AzmemError
     from azmem.azure.routing.doctor import check_deployments
     from azmem.azure.routing.router import Router
-    from azmem.cli.doctor import Check
+    from azmem.errors import AzmemError
 
     try:
         router = Router.from_settings(settings)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from azmem.azure.errors import ConfigurationError
+from azmem.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

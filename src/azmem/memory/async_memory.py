@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from azmem.azure.errors import EmbedderMismatchError, StructuredOutputError
 from azmem.embeddings.protocol import aembed
-from azmem.memory import core
+from azmem.errors import EmbedderMismatchError, StructuredOutputError
+from azmem.memory import flows as core
 from azmem.memory.base import EMBEDDING_POOL, ConfigInput, MemoryBase
-from azmem.memory.core import Chat, Embed, Flow, OpenStore, R, StoreCall
 from azmem.memory.memory import Messages
 from azmem.memory.results import (
     AddResult,
@@ -37,6 +36,7 @@ from azmem.memory.results import (
     ReindexResult,
     SearchResult,
 )
+from azmem.memory.steps import Chat, Embed, Flow, OpenStore, R, Step, StoreCall
 from azmem.stores.models import SearchMode
 from azmem.stores.protocol import MemoryStore
 
@@ -108,7 +108,7 @@ class AsyncMemory(MemoryBase):
     async def _on_store_thread(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def _perform(self, step: core.Step) -> Any:
+    async def _perform(self, step: Step) -> Any:
         if isinstance(step, StoreCall):
             fn = step.fn
             return await self._on_store_thread(fn, self._store)

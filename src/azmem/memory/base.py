@@ -7,15 +7,16 @@ zero-configuration path (local embedder + SQLite) never imports or touches Azure
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from azmem.azure.errors import ConfigurationError
 from azmem.azure.settings import AzmemSettings
 from azmem.embeddings.protocol import AsyncEmbedder, Embedder
-from azmem.memory.core import EngineState
+from azmem.errors import ConfigurationError
 from azmem.memory.prompts import Prompt, Prompts
+from azmem.memory.steps import EngineState
+from azmem.stores.factory import backend_of
 from azmem.stores.protocol import MemoryStore
 
 if TYPE_CHECKING:
@@ -145,10 +146,23 @@ class MemoryBase:
         return cast(Embedder, AzureEmbedder(self.settings))
 
     def _new_store(self) -> MemoryStore:
-        from azmem.stores.sqlite import SQLiteStore
+        from azmem.stores.factory import open_store
 
-        path = self.settings.store_path
-        return SQLiteStore(path)
+        store = self.settings.store
+        url = self.settings.store_url
+        if backend_of(url) == "sqlite":
+            return open_store(url, read_only=store.read_only)
+        return open_store(
+            url, read_only=store.read_only, pool_size=store.pool_size, password=self._store_password(url)
+        )
+
+    def _store_password(self, url: str) -> Callable[[], str] | None:
+        """A Microsoft Entra ID token provider for Azure Database for PostgreSQL, when asked for."""
+        from azmem.azure.auth import postgres_token_provider, wants_entra_for_postgres
+
+        if not wants_entra_for_postgres(url, self.settings.store.auth):
+            return None
+        return postgres_token_provider(self.settings)
 
     @property
     def prompts(self) -> Prompts:
@@ -161,7 +175,15 @@ class MemoryBase:
 
     @property
     def store_path(self) -> Path:
+        """The SQLite file of the default store (ConfigurationError for a PostgreSQL store)."""
         return self.settings.store_path
+
+    @property
+    def store_url(self) -> str:
+        """The store's URL, without its password."""
+        from azmem.stores.factory import redact_url
+
+        return redact_url(self.settings.store_url)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -171,5 +193,4 @@ class MemoryBase:
 
     def __repr__(self) -> str:
         name = getattr(self.embedder, "name", type(self.embedder).__name__)
-        path = str(self.settings.store_path)
-        return f"{type(self).__name__}(store={path!r}, embedder={name!r}, infer={self.can_infer})"
+        return f"{type(self).__name__}(store={self.store_url!r}, embedder={name!r}, infer={self.can_infer})"

@@ -1,6 +1,6 @@
 """`Memory`: the blocking face of the memory engine.
 
-Each method builds a flow from :mod:`azmem.memory.core` and drives it with blocking
+Each method builds a flow from :mod:`azmem.memory.flows` and drives it with blocking
 calls (local embedder, `LLMClient`, the store). The logic is in the flows; see
 `AsyncMemory` for the same API awaited.
 """
@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import numpy.typing as npt
 
-from azmem.azure.errors import EmbedderMismatchError, StructuredOutputError
 from azmem.azure.messages import Message
-from azmem.memory import core
+from azmem.errors import EmbedderMismatchError, StructuredOutputError
+from azmem.memory import flows as core
 from azmem.memory.base import ConfigInput, MemoryBase
-from azmem.memory.core import Chat, Embed, Flow, OpenStore, R, StoreCall
 from azmem.memory.results import (
     AddResult,
     HistoryEntry,
@@ -28,6 +27,7 @@ from azmem.memory.results import (
     ReindexResult,
     SearchResult,
 )
+from azmem.memory.steps import Chat, Embed, Flow, OpenStore, R, Step, StoreCall
 from azmem.stores.models import SearchMode
 from azmem.stores.protocol import MemoryStore
 
@@ -53,7 +53,7 @@ class Memory(MemoryBase):
     ``prompts=`` replaces pipeline prompts (see :mod:`azmem.memory.prompts`).
 
     Use it as a context manager, or call :meth:`close`, to release the store file.
-    Every error is an :class:`azmem.azure.errors.AzmemError` subclass; bad input
+    Every error is an :class:`azmem.errors.AzmemError` subclass; bad input
     raises ``InvalidInputError`` before anything is read or written.
     """
 
@@ -98,7 +98,7 @@ class Memory(MemoryBase):
         finally:
             flow.close()
 
-    def _perform(self, step: core.Step) -> Any:
+    def _perform(self, step: Step) -> Any:
         store = self._store
         if isinstance(step, StoreCall):
             return step.fn(store)

@@ -1,6 +1,11 @@
-"""azmem.stores: the MemoryStore protocol, its records, and the embedded SQLite store."""
+"""azmem.stores: the MemoryStore contract, its records and filter tree, and the backends.
 
-from azmem.stores.filters import compile_filters
+`open_store(url)` is the one way in: ``sqlite:///...`` (the embedded default) or
+``postgresql://...`` (``pip install 'azmem[postgres]'``).
+"""
+
+from azmem.stores.factory import open_store
+from azmem.stores.filters import Filter, parse_filters
 from azmem.stores.models import (
     AddOp,
     DeleteOp,
@@ -20,6 +25,7 @@ from azmem.stores.sqlite import SQLiteStore
 __all__ = [
     "AddOp",
     "DeleteOp",
+    "Filter",
     "Filters",
     "HistoryEvent",
     "MemoryRecord",
@@ -31,6 +37,7 @@ __all__ = [
     "SearchHit",
     "SearchMode",
     "UpdateOp",
-    "compile_filters",
     "memory_hash",
+    "open_store",
+    "parse_filters",
 ]

@@ -1,4 +1,4 @@
-"""The metadata filter language (mem0-compatible) and its compilation to SQLite SQL.
+"""The metadata filter language (mem0-compatible), parsed once into a typed, backend-neutral tree.
 
 Grammar (a filter is a dict; several keys in one dict are ANDed)::
 
@@ -28,62 +28,105 @@ Semantics, chosen so that results never depend on SQL NULL quirks:
 * `contains` matches a substring of a text value or an element of an array value;
   `icontains` is the case-insensitive (Unicode casefold) substring test.
 
-Everything the user wrote reaches SQL as a bound parameter, JSON paths included; the
-only SQL text produced comes from fixed templates.
+The engine parses a filter once, at the API boundary (:func:`parse_filters`), so every
+error is raised before anything is read or written; each backend compiles the tree
+(``stores/sqlite/filters.py``, ``stores/postgres/filters.py``), binding everything the
+user wrote as a parameter, JSON paths included: the only SQL text produced comes from
+fixed templates.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
-from azmem.azure.errors import InvalidInputError
+from azmem.errors import InvalidInputError
 
 __all__ = [
     "FIELDS",
     "LOGICAL",
     "OPERATORS",
-    "CompiledFilter",
-    "compile_filters",
+    "TEXT_FIELDS",
+    "TIME_FIELDS",
+    "And",
+    "Cmp",
+    "Field",
+    "Filter",
+    "MetaPath",
+    "Not",
+    "Op",
+    "Or",
+    "Scalar",
     "format_time",
+    "parse_filters",
     "parse_time",
-    "register_sql_functions",
 ]
 
 OPERATORS = ("eq", "ne", "in", "nin", "gt", "gte", "lt", "lte", "contains", "icontains")
 LOGICAL = {"AND": "AND", "OR": "OR", "NOT": "NOT", "$and": "AND", "$or": "OR", "$not": "NOT"}
-_TEXT_FIELDS = ("id", "user_id", "agent_id", "run_id", "actor_id", "role", "memory")
-_TIME_FIELDS = ("created_at", "updated_at")
-FIELDS = _TEXT_FIELDS + _TIME_FIELDS
+TEXT_FIELDS = ("id", "user_id", "agent_id", "run_id", "actor_id", "role", "memory")
+TIME_FIELDS = ("created_at", "updated_at")
+FIELDS = TEXT_FIELDS + TIME_FIELDS
+_NEVER_EMPTY = ("id", "memory", *TIME_FIELDS)
 
 _SEGMENT = re.compile(r"^[\w\- ]{1,128}$")
 _MAX_DEPTH = 32
 _MAX_TERMS = 2000
-_CASEFOLD_FN = "azmem_casefold"
 
-Scalar = str | int | float | bool | None
+Scalar: TypeAlias = str | int | float | bool | None
+Op = Literal["eq", "in", "gt", "gte", "lt", "lte", "contains", "icontains"]
 
 
 @dataclass(frozen=True)
-class CompiledFilter:
-    """A boolean SQL expression over the memories row aliased `m`, plus its parameters."""
+class Field:
+    """One of the record's own columns (``FIELDS``); time fields hold the stored text form."""
 
-    sql: str
-    params: tuple[Any, ...]
-
-
-def register_sql_functions(conn: sqlite3.Connection) -> None:
-    """`icontains` needs Unicode casefolding, which SQLite's ASCII-only lower() lacks."""
-    conn.create_function(_CASEFOLD_FN, 1, _casefold, deterministic=True)
+    name: str
 
 
-def _casefold(value: Any) -> Any:
-    return value.casefold() if isinstance(value, str) else value
+@dataclass(frozen=True)
+class MetaPath:
+    """A metadata key; ``segments`` address nested objects (``"address.city"``)."""
+
+    key: str
+    segments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Cmp:
+    """A validated comparison. ``ne``/``nin`` are parsed into ``Not(Cmp(eq/in))``.
+
+    ``value`` is a scalar, or a tuple of scalars for ``in``. Checked at parse time: a
+    record column gets a string (times already in the stored form) or None where the
+    column may be empty; ``contains`` on a column and ``icontains`` get a string; numbers
+    are finite, strings hold no NUL and no lone surrogate.
+    """
+
+    target: Field | MetaPath
+    op: Op
+    value: Scalar | tuple[Scalar, ...]
+
+
+@dataclass(frozen=True)
+class And:
+    parts: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    parts: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    part: Filter
+
+
+Filter: TypeAlias = And | Or | Not | Cmp
 
 
 def format_time(value: datetime) -> str:
@@ -117,59 +160,57 @@ def parse_time(value: object, *, what: str) -> str:
     return format_time(dt)
 
 
-def compile_filters(filters: Mapping[str, Any] | None) -> CompiledFilter | None:
-    """Validate `filters` and compile them; None for no filter. Raises InvalidInputError."""
-    if filters is None:
-        return None
+def parse_filters(filters: Mapping[str, Any] | Filter | None) -> Filter | None:
+    """Validate a filter dict into a tree; None for no filter. Raises InvalidInputError.
+
+    An already parsed tree is returned as is, so a layer may parse at its boundary and
+    hand the tree down without a second pass.
+    """
+    if filters is None or isinstance(filters, And | Or | Not | Cmp):
+        return filters
     if not isinstance(filters, Mapping):
         raise InvalidInputError(f"filters must be a dict, got {type(filters).__name__}")
     if not filters:
         return None
-    compiler = _Compiler()
-    sql = compiler.node(filters, depth=0)
-    return CompiledFilter(sql, tuple(compiler.params))
+    return _Parser().node(filters, depth=0)
 
 
-class _Compiler:
+def _all(parts: list[Filter]) -> Filter:
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+class _Parser:
     def __init__(self) -> None:
-        self.params: list[Any] = []
         self.terms = 0
 
-    def bind(self, *values: Any) -> None:
-        self.params.extend(values)
-
-    # -- structure ------------------------------------------------------------------------
-    def node(self, node: object, depth: int) -> str:
+    def node(self, node: object, depth: int) -> Filter:
         if depth > _MAX_DEPTH:
             raise InvalidInputError(f"filters are nested deeper than {_MAX_DEPTH} levels")
         if not isinstance(node, Mapping):
             raise InvalidInputError(f"a filter must be a dict, got {type(node).__name__}: {node!r:.80}")
-        parts = [self.entry(key, value, depth) for key, value in node.items()]
-        return _join("AND", parts)
+        return _all([self.entry(key, value, depth) for key, value in node.items()]) if node else And(())
 
-    def entry(self, key: object, value: object, depth: int) -> str:
+    def entry(self, key: object, value: object, depth: int) -> Filter:
         if not isinstance(key, str):
             raise InvalidInputError(f"filter keys must be strings, got {key!r}")
         logical = LOGICAL.get(key)
         if logical == "NOT":
-            inner = (
-                _join("AND", [self.node(v, depth + 1) for v in value])
-                if isinstance(value, list)
-                else self.node(value, depth + 1)
-            )
-            return f"(NOT {inner})"
+            if isinstance(value, list):
+                return Not(And(tuple(self.node(v, depth + 1) for v in value)))
+            return Not(self.node(value, depth + 1))
         if logical is not None:
             if not isinstance(value, list | tuple):
                 raise InvalidInputError(
                     f"{key} takes a list of filters, got {type(value).__name__}",
                     suggestion=f'e.g. {{"{key}": [{{"a": 1}}, {{"b": 2}}]}}',
                 )
-            return _join(logical, [self.node(v, depth + 1) for v in value])
-        target = _Target.parse(key)
+            parts = tuple(self.node(v, depth + 1) for v in value)
+            return And(parts) if logical == "AND" else Or(parts)
+        target = _target(key)
         if isinstance(value, Mapping):
             if not value:
                 raise InvalidInputError(f"filter on {key!r} has an empty operator dict")
-            return _join("AND", [self.leaf(target, op, operand) for op, operand in value.items()])
+            return _all([self.leaf(target, key, op, operand) for op, operand in value.items()])
         if isinstance(value, list | tuple | set):
             hint = f'{{"{key}": {{"in": [...]}}}}'
             if key.upper() in ("AND", "OR", "NOT"):
@@ -178,10 +219,9 @@ class _Compiler:
                 f"filter on {key!r}: a list is not a value to compare with",
                 suggestion=f"did you mean {hint}?",
             )
-        return self.leaf(target, "eq", value)
+        return self.leaf(target, key, "eq", value)
 
-    # -- leaves -------------------------------------------------------------------------
-    def leaf(self, target: _Target, op: object, operand: object) -> str:
+    def leaf(self, target: Field | MetaPath, key: str, op: object, operand: object) -> Filter:
         self.terms += 1
         if self.terms > _MAX_TERMS:
             raise InvalidInputError(f"filters have more than {_MAX_TERMS} conditions")
@@ -189,149 +229,88 @@ class _Compiler:
         if name not in OPERATORS:
             closest = difflib.get_close_matches(str(name), OPERATORS, n=1, cutoff=0.0)
             raise InvalidInputError(
-                f"unknown filter operator {op!r} on {target.key!r}",
+                f"unknown filter operator {op!r} on {key!r}",
                 suggestion=f"did you mean {closest[0]!r}? valid operators: {', '.join(OPERATORS)}",
             )
         if name in ("ne", "nin"):
-            return f"(NOT {self.leaf_positive(target, 'eq' if name == 'ne' else 'in', operand)})"
-        return self.leaf_positive(target, str(name), operand)
+            return Not(self.positive(target, key, "eq" if name == "ne" else "in", operand))
+        return self.positive(target, key, str(name), operand)
 
-    def leaf_positive(self, target: _Target, op: str, operand: object) -> str:
+    def positive(self, target: Field | MetaPath, key: str, op: str, operand: object) -> Cmp:
         if op == "in":
             if not isinstance(operand, list | tuple | set):
                 raise InvalidInputError(
-                    f"'in' on {target.key!r} takes a list, got {type(operand).__name__}",
-                    suggestion=f'{{"{target.key}": {{"in": [{operand!r}]}}}}',
+                    f"'in' on {key!r} takes a list, got {type(operand).__name__}",
+                    suggestion=f'{{"{key}": {{"in": [{operand!r}]}}}}',
                 )
             if len(operand) > _MAX_TERMS:
-                raise InvalidInputError(f"'in' on {target.key!r} has more than {_MAX_TERMS} values")
-            return _join("OR", [target.eq(self, v) for v in operand])
+                raise InvalidInputError(f"'in' on {key!r} has more than {_MAX_TERMS} values")
+            return Cmp(target, "in", tuple(_eq_value(target, key, v) for v in operand))
         if op == "eq":
-            return target.eq(self, operand)
+            return Cmp(target, "eq", _eq_value(target, key, operand))
         if op in ("gt", "gte", "lt", "lte"):
-            return target.compare(self, {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op], operand)
-        return target.contains(self, operand, fold=op == "icontains")
+            return Cmp(target, op, _order_value(target, key, operand))  # type: ignore[arg-type]
+        return Cmp(target, op, _contains_value(target, key, operand, fold=op == "icontains"))  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
-class _Target:
-    key: str
-    column: str | None  # a record column, or None for a metadata JSON path
-    path: str | None
-
-    @classmethod
-    def parse(cls, key: str) -> _Target:
-        if key in FIELDS:
-            return cls(key, f"m.{key}", None)
-        raw = key[len("metadata.") :] if key.startswith("metadata.") else key
-        segments = raw.split(".")
-        for seg in segments:
-            if not _SEGMENT.match(seg):
-                raise InvalidInputError(
-                    f"filter key {key!r} is not a valid field or metadata key",
-                    suggestion="metadata keys may use letters, digits, '_', '-' and space, "
-                    "with '.' between nested keys",
-                )
-        return cls(key, None, "$" + "".join(f'."{s}"' for s in segments))
-
-    # Metadata SQL: X is the value at the path, T its JSON type (NULL when the key is missing).
-    # Parameters are listed in the order their `?` appear in the text.
-    def _emit(self, c: _Compiler, sql: str, *params: Any) -> str:
-        c.bind(*params)
-        return f"COALESCE(({sql}), 0)"
-
-    def eq(self, c: _Compiler, value: object) -> str:
-        value = _scalar(self.key, "eq", value)
-        if self.column is not None:
-            return self._column_eq(c, value)
-        p = self.path
-        if value is None:
-            return self._emit(c, f"{_T} IS NULL OR {_T} = 'null'", p, p)
-        if isinstance(value, bool):
-            return self._emit(c, f"{_T} = '{'true' if value else 'false'}'", p)
-        if isinstance(value, int | float):
-            return self._emit(c, f"{_T} IN ('integer', 'real') AND {_X} = ?", p, p, value)
-        return self._emit(c, f"{_T} = 'text' AND {_X} = ?", p, p, value)
-
-    def _column_eq(self, c: _Compiler, value: Scalar) -> str:
-        if value is None:
-            if self.key in _TIME_FIELDS or self.key in ("id", "memory"):
-                raise InvalidInputError(f"{self.key} is never empty; comparing it with None matches nothing")
-            return f"({self.column} IS NULL)"
-        c.bind(self._column_operand(value))
-        return f"COALESCE({self.column} = ?, 0)"
-
-    def _column_operand(self, value: object) -> str:
-        if self.key in _TIME_FIELDS:
-            return parse_time(value, what=self.key)
-        if isinstance(value, str):
-            return value
-        raise InvalidInputError(f"{self.key} is a string field; got {type(value).__name__} {value!r:.80}")
-
-    def compare(self, c: _Compiler, sql_op: str, value: object) -> str:
-        if self.column is not None:
-            c.bind(self._column_operand(value))
-            return f"COALESCE({self.column} {sql_op} ?, 0)"
-        if isinstance(value, datetime | date):
-            value = parse_time(value, what=self.key)
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
+def _target(key: str) -> Field | MetaPath:
+    if key in FIELDS:
+        return Field(key)
+    raw = key[len("metadata.") :] if key.startswith("metadata.") else key
+    segments = raw.split(".")
+    for seg in segments:
+        if not _SEGMENT.match(seg):
             raise InvalidInputError(
-                f"ordering comparison on {self.key!r} needs a number, string or datetime, "
-                f"got {type(value).__name__} {value!r:.80}"
+                f"filter key {key!r} is not a valid field or metadata key",
+                suggestion="metadata keys may use letters, digits, '_', '-' and space, "
+                "with '.' between nested keys",
             )
-        p = self.path
-        if isinstance(value, str):
-            _no_nul(self.key, value)
-            return self._emit(c, f"{_T} = 'text' AND {_X} {sql_op} ?", p, p, value)
-        _finite(self.key, value)
-        return self._emit(c, f"{_T} IN ('integer', 'real') AND {_X} {sql_op} ?", p, p, value)
+    return MetaPath(key, tuple(segments))
 
-    def contains(self, c: _Compiler, value: object, *, fold: bool) -> str:
-        op = "icontains" if fold else "contains"
-        value = _scalar(self.key, op, value)
-        if (fold or self.column is not None) and not isinstance(value, str):
-            raise InvalidInputError(f"{op} on {self.key!r} needs a string, got {type(value).__name__}")
-        if self.column is not None:
-            assert isinstance(value, str)
-            if fold:
-                c.bind(value.casefold())
-                return f"COALESCE(instr({_CASEFOLD_FN}({self.column}), ?) > 0, 0)"
-            c.bind(value)
-            return f"COALESCE(instr({self.column}, ?) > 0, 0)"
-        p = self.path
-        each = "EXISTS (SELECT 1 FROM json_each(m.metadata, ?) j WHERE "
-        if isinstance(value, str):
-            needle = value.casefold() if fold else value
-            text = f"instr({_CASEFOLD_FN}({_X}), ?) > 0" if fold else f"instr({_X}, ?) > 0"
-            elem = f"instr({_CASEFOLD_FN}(j.value), ?) > 0" if fold else "j.value = ?"
-            return self._emit(
-                c,
-                f"({_T} = 'text' AND {text}) OR ({_T} = 'array' AND {each}j.type = 'text' AND {elem}))",
-                p,
-                p,
-                needle,
-                p,
-                p,
-                needle,
-            )
-        if value is None or isinstance(value, bool):
-            jtype = "null" if value is None else ("true" if value else "false")
-            return self._emit(c, f"{_T} = 'array' AND {each}j.type = '{jtype}')", p, p)
-        return self._emit(
-            c, f"{_T} = 'array' AND {each}j.type IN ('integer', 'real') AND j.value = ?)", p, p, value
+
+def _column_operand(name: str, value: object) -> str:
+    if name in TIME_FIELDS:
+        return parse_time(value, what=name)
+    if isinstance(value, str):
+        _no_nul(name, value)
+        return value
+    raise InvalidInputError(f"{name} is a string field; got {type(value).__name__} {value!r:.80}")
+
+
+def _eq_value(target: Field | MetaPath, key: str, value: object) -> Scalar:
+    scalar = _scalar(key, "eq", value)
+    if isinstance(target, MetaPath):
+        return scalar
+    if scalar is None:
+        if target.name in _NEVER_EMPTY:
+            raise InvalidInputError(f"{target.name} is never empty; comparing it with None matches nothing")
+        return None
+    return _column_operand(target.name, scalar)
+
+
+def _order_value(target: Field | MetaPath, key: str, value: object) -> Scalar:
+    if isinstance(target, Field):
+        return _column_operand(target.name, value)
+    if isinstance(value, datetime | date):
+        value = parse_time(value, what=key)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidInputError(
+            f"ordering comparison on {key!r} needs a number, string or datetime, "
+            f"got {type(value).__name__} {value!r:.80}"
         )
+    if isinstance(value, str):
+        _no_nul(key, value)
+    else:
+        _finite(key, value)
+    return value
 
 
-_X = "json_extract(m.metadata, ?)"
-_T = "json_type(m.metadata, ?)"
-
-
-def _join(op: str, parts: list[str]) -> str:
-    if not parts:
-        return "1" if op == "AND" else "0"
-    if len(parts) == 1:
-        return parts[0]
-    return "(" + f" {op} ".join(parts) + ")"
+def _contains_value(target: Field | MetaPath, key: str, value: object, *, fold: bool) -> Scalar:
+    op = "icontains" if fold else "contains"
+    scalar = _scalar(key, op, value)
+    if (fold or isinstance(target, Field)) and not isinstance(scalar, str):
+        raise InvalidInputError(f"{op} on {key!r} needs a string, got {type(scalar).__name__}")
+    return scalar
 
 
 def _scalar(key: str, op: str, value: object) -> Scalar:

@@ -128,7 +128,7 @@ class MemoryRecord(MemoryFields):
     ) -> MemoryRecord:
         """Build a fresh record (uuid4 id, content hash, created_at == updated_at)."""
         if created_at is not None and created_at.utcoffset() is None:
-            from azmem.azure.errors import InvalidInputError
+            from azmem.errors import InvalidInputError
 
             raise InvalidInputError(
                 f"created_at {created_at.isoformat()} has no timezone",
@@ -150,7 +150,7 @@ class MemoryRecord(MemoryFields):
                 updated_at=now,
             )
         except ValidationError as exc:
-            from azmem.azure.errors import InvalidInputError
+            from azmem.errors import InvalidInputError
 
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])

@@ -2,7 +2,7 @@
 
 Contract shared by every implementation:
 
-* Errors come from `azmem.azure.errors`: bad arguments (filters, cursor, vectors of
+* Errors come from `azmem.errors`: bad arguments (filters, cursor, vectors of
   the wrong size, NUL bytes, lone surrogates, oversized text) raise
   `InvalidInputError` before anything is written; an update/delete of an unknown id
   raises `MemoryNotFoundError` and the whole `apply` batch is rolled back; a store
@@ -10,7 +10,8 @@ Contract shared by every implementation:
   an embedder that differs from the one the vectors were made with raises
   `EmbedderMismatchError`.
 * Vectors are L2-normalised by the store on write, so cosine == dot product.
-* Filters use the language of `azmem.stores.filters` (mem0-compatible).
+* Filters use the language of `azmem.stores.filters` (mem0-compatible); a store accepts
+  the dict or the tree `parse_filters` made of it, and parses a dict itself.
 * Scope: every id given in a `Scope` must match; reads with an empty scope see
   everything, writes need at least one id.
 """
@@ -21,11 +22,13 @@ import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from azmem.stores.filters import Filter
 from azmem.stores.models import HistoryEvent, MemoryRecord, Op, Page, Scope, SearchHit, SearchMode, Vector
 
 __all__ = ["Filters", "MemoryStore"]
 
-Filters = Mapping[str, Any]
+Filters = Mapping[str, Any] | Filter
+"""A filter dict (mem0's language, ``azmem.stores.filters``) or its parsed tree."""
 
 
 @runtime_checkable

@@ -13,18 +13,8 @@ import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from azmem.azure.errors import (
-    AuthenticationError,
-    AzmemError,
-    ContentFilterError,
-    ContextLengthError,
-    DeploymentNotFoundError,
-    PermissionDeniedError,
-    QuotaExceededError,
-    RateLimitError,
-)
 from azmem.azure.routing.decisions import (
     Attempt,
     Decision,
@@ -37,11 +27,52 @@ from azmem.azure.routing.decisions import (
 from azmem.azure.routing.errors import NoDeploymentAvailableError
 from azmem.azure.routing.limiter import Grant
 from azmem.azure.routing.strategies import order_candidates
+from azmem.errors import (
+    AuthenticationError,
+    AzmemError,
+    ContentFilterError,
+    ContextLengthError,
+    DeploymentNotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+)
 
 if TYPE_CHECKING:
-    from azmem.azure.routing.router import Router
+    import random
+    import threading
 
-__all__ = ["Call"]
+    from azmem.azure.routing.clock import Clock
+    from azmem.azure.routing.estimate import EstimateCorrector
+    from azmem.azure.routing.limiter import Ledger
+    from azmem.azure.routing.pool import RoutingConfig
+    from azmem.azure.routing.strategies import Candidate
+
+__all__ = ["Call", "RouterState"]
+
+
+class RouterState(Protocol):
+    """What a call reads and updates of the router that began it (shared by every call).
+
+    A protocol rather than the Router class, so this module does not import the router
+    that imports it; :class:`azmem.azure.routing.router.Router` is the implementation.
+    """
+
+    config: RoutingConfig
+    clock: Clock
+    ledger: Ledger | None
+    rng: random.Random
+    corrector: EstimateCorrector
+    lock: threading.RLock
+    waiters: dict[str, dict[int, float]]
+    stats_by_key: dict[str, DeploymentStats]
+
+    def pool_entries(self, model: str) -> list[_Entry]: ...
+    def reservation(self, req: Requirements) -> int: ...
+    def candidates(self, entries: list[_Entry], now: float) -> list[Candidate]: ...
+    def observe_headers(
+        self, e: _Entry, st: DeploymentStats, headers: Mapping[str, str] | None, now: float
+    ) -> None: ...
 
 logger = logging.getLogger("azmem.routing")
 
@@ -75,7 +106,7 @@ class _Trail:
 class Call:
     """One logical request's journey across deployments (and fallback models)."""
 
-    def __init__(self, router: Router, model: str, requirements: Requirements) -> None:
+    def __init__(self, router: RouterState, model: str, requirements: Requirements) -> None:
         self.router = router
         self.requested_model = model
         self.model = model
@@ -91,21 +122,21 @@ class Call:
         self._fatal: AzmemError | None = None
         self._waiting: str | None = None
         cfg = router.config
-        reach = len(router._pool(model)) + sum(
-            len(router._pool(m))
+        reach = len(router.pool_entries(model)) + sum(
+            len(router.pool_entries(m))
             for table in (cfg.fallbacks.general, cfg.fallbacks.context_window, cfg.fallbacks.content_filter)
             for m in table.get(model, [])
         )
         self.max_attempts = cfg.max_attempts or max(4, 2 * reach)
-        self.reservation = router._reservation(requirements)
+        self.reservation = router.reservation(requirements)
 
     # ------------------------------------------------------------------ deciding
 
     def next(self) -> Decision:
         r = self.router
-        with r._lock:
+        with r.lock:
             if self._waiting is not None:
-                r._waiters.get(self._waiting, {}).pop(id(self), None)
+                r.waiters.get(self._waiting, {}).pop(id(self), None)
                 self._waiting = None
             if self._fatal is not None:
                 return GiveUp(self._finish(self._fatal))
@@ -137,7 +168,7 @@ class Call:
         """A decision for the current pool, or None after switching to a fallback pool."""
         r = self.router
         req = self.requirements
-        entries = r._pool(self.model)
+        entries = r.pool_entries(self.model)
         skipped: dict[str, str] = {}
         own = req.context_tokens if req.context_tokens is not None else self.reservation
         needed_context = max(self._min_context, own)
@@ -184,7 +215,7 @@ class Call:
         for tier in sorted({e.spec.priority for e in capable}):
             usable: list[_Entry] = []
             for e in (e for e in capable if e.spec.priority == tier):
-                st = r._stats[e.spec.limiter_key]
+                st = r.stats_by_key[e.spec.limiter_key]
                 why = st.health.skip_reason(now)
                 if why is None:
                     usable.append(e)
@@ -195,7 +226,7 @@ class Call:
                     earliest = (ready, e.label)
             by_name = {e.spec.name: e for e in usable}
             strategy = r.config.pools[self.model].strategy
-            for cand in order_candidates(strategy, r._candidates(usable, now), r.rng):
+            for cand in order_candidates(strategy, r.candidates(usable, now), r.rng):
                 e = by_name[cand.name]
                 grant: Grant | None = None
                 if r.ledger is not None and (e.spec.tpm or e.spec.rpm):
@@ -233,7 +264,7 @@ class Call:
             )
         if r.config.deadline is not None and now + wait - self.started > r.config.deadline:
             return self._give_up(f"waiting {wait:.1f}s would pass the deadline of {r.config.deadline:g}s")
-        r._waiters.setdefault(self.model, {})[id(self)] = earliest[0]
+        r.waiters.setdefault(self.model, {})[id(self)] = earliest[0]
         self._waiting = self.model
         return Wait(wait, earliest[1], skipped)
 
@@ -247,7 +278,7 @@ class Call:
         """
         r = self.router
         assert r.ledger is not None
-        waiting = r._waiters.get(self.model, {})
+        waiting = r.waiters.get(self.model, {})
         ahead = sum(1 for cid, at in waiting.items() if cid != id(self) and at >= now - 1.0)
         need = ahead + 1
         window = r.ledger.window
@@ -280,12 +311,12 @@ class Call:
     def close(self) -> None:
         """Leave the wait queue (the driver calls this when the call ends, however it ends)."""
         if self._waiting is not None:
-            with self.router._lock:
-                self.router._waiters.get(self._waiting, {}).pop(id(self), None)
+            with self.router.lock:
+                self.router.waiters.get(self._waiting, {}).pop(id(self), None)
             self._waiting = None
 
     def _start(self, e: _Entry, grant: Grant | None, skipped: dict[str, str], now: float) -> Attempt:
-        st = self.router._stats[e.spec.limiter_key]
+        st = self.router.stats_by_key[e.spec.limiter_key]
         probe = st.health.on_start(now)
         st.inflight += 1
         self.attempts += 1
@@ -295,8 +326,9 @@ class Call:
     # ------------------------------------------------------------------ outcomes
 
     def _entry(self, attempt: Attempt) -> tuple[_Entry, DeploymentStats]:
-        entry = next(e for e in self.router._pool(attempt.model) if e.spec.name == attempt.deployment.name)
-        return entry, self.router._stats[attempt.deployment.limiter_key]
+        entries = self.router.pool_entries(attempt.model)
+        entry = next(e for e in entries if e.spec.name == attempt.deployment.name)
+        return entry, self.router.stats_by_key[attempt.deployment.limiter_key]
 
     def succeeded(
         self,
@@ -308,7 +340,7 @@ class Call:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         r = self.router
-        with r._lock:
+        with r.lock:
             e, st = self._entry(attempt)
             now = r.clock.now()
             st.inflight -= 1
@@ -326,14 +358,14 @@ class Call:
                 budget = self.requirements.max_output_tokens
                 counted = input_tokens + (budget if budget is not None else (output_tokens or 0))
                 r.ledger.settle(attempt.grant, counted)
-            r._observe_headers(e, st, headers, now)
+            r.observe_headers(e, st, headers, now)
             self.trail.add(attempt.label, f"attempt {attempt.number} ok")
 
     def failed(
         self, attempt: Attempt, error: AzmemError, *, headers: Mapping[str, str] | None = None
     ) -> None:
         r = self.router
-        with r._lock:
+        with r.lock:
             e, st = self._entry(attempt)
             now = r.clock.now()
             st.inflight -= 1
@@ -346,7 +378,7 @@ class Call:
                 st.throttles += 1
                 cool = st.health.on_throttle(now, error.retry_after)
                 text += f", cooling {cool:.1f}s"
-                r._observe_headers(e, st, headers, now)
+                r.observe_headers(e, st, headers, now)
             elif isinstance(error, _OUT_ERRORS):
                 st.failures += 1
                 hint = error.suggestion or error.message
@@ -383,7 +415,7 @@ class Call:
     def abandoned(self, attempt: Attempt) -> None:
         """The attempt ended without an outcome (cancelled, or a bug outside azmem's errors)."""
         r = self.router
-        with r._lock:
+        with r.lock:
             _, st = self._entry(attempt)
             st.inflight -= 1
             st.health.on_abandoned()

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from azmem.azure.errors import AzmemError
 from azmem.azure.routing.health import Health
 from azmem.azure.routing.limiter import Grant
 from azmem.azure.routing.pool import DeploymentSpec
 from azmem.azure.settings import Capabilities
+from azmem.errors import AzmemError
 
 __all__ = ["Attempt", "Decision", "DeploymentStats", "GiveUp", "Requirements", "Wait"]
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from azmem.azure.errors import (
+from azmem.azure.errors import map_sdk_error
+from azmem.azure.routing.pool import DeploymentSpec
+from azmem.azure.routing.providers import DeploymentProviders
+from azmem.azure.routing.router import Router
+from azmem.azure.settings import AzureOpenAISettings
+from azmem.errors import (
     AuthenticationError,
     AzmemError,
     DeploymentNotFoundError,
@@ -19,12 +24,7 @@ from azmem.azure.errors import (
     PermissionDeniedError,
     QuotaExceededError,
     RateLimitError,
-    map_sdk_error,
 )
-from azmem.azure.routing.pool import DeploymentSpec
-from azmem.azure.routing.providers import DeploymentProviders
-from azmem.azure.routing.router import Router
-from azmem.azure.settings import AzureOpenAISettings
 
 __all__ = ["check_deployments"]
 

@@ -18,12 +18,12 @@ import numpy as np
 import numpy.typing as npt
 
 from azmem.azure.embedder import AsyncAzureEmbedder, AzureEmbedder, estimate_tokens
-from azmem.azure.errors import AzmemError
 from azmem.azure.retry import RetryPolicy
 from azmem.azure.routing.pool import DeploymentSpec
 from azmem.azure.routing.providers import DeploymentProviders
 from azmem.azure.routing.router import Attempt, Call, GiveUp, Requirements, Router, Wait
 from azmem.azure.settings import AzureOpenAISettings
+from azmem.errors import AzmemError
 
 __all__ = ["AsyncRoutedEmbedder", "RoutedEmbedder"]
 

@@ -7,7 +7,7 @@ RateLimitError`` keeps working) with the per-deployment summary added to its mes
 
 from __future__ import annotations
 
-from azmem.azure.errors import AzmemError
+from azmem.errors import AzmemError
 
 __all__ = ["NoDeploymentAvailableError"]
 

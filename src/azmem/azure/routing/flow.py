@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 import openai
 
 from azmem.azure.chat import ChatEnv, Target, generate_flow, open_stream_flow
-from azmem.azure.errors import AzmemError
 from azmem.azure.flow import Flow, Send, Sleep, call_span
 from azmem.azure.messages import Message, to_wire
 from azmem.azure.request import ChatOptions
@@ -29,6 +28,7 @@ from azmem.azure.retry import RetryPolicy
 from azmem.azure.routing.estimate import estimate_prompt_tokens
 from azmem.azure.routing.providers import DeploymentProviders
 from azmem.azure.routing.router import Attempt, Call, GiveUp, Requirements, Router, Wait
+from azmem.errors import AzmemError
 
 __all__ = ["Current", "RoutedChat", "chat_requirements", "result_usage", "routed_flow"]
 

@@ -18,13 +18,14 @@ processes on the machine; each admission is one ``BEGIN IMMEDIATE`` transaction)
 from __future__ import annotations
 
 import itertools
-import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from azmem.config import default_limiter_path
 
 __all__ = [
     "Grant",
@@ -33,7 +34,6 @@ __all__ = [
     "SQLiteLedger",
     "WindowView",
     "admission_delay",
-    "default_ledger_path",
 ]
 
 
@@ -219,15 +219,6 @@ class MemoryLedger:
             return WindowView(totals[0], totals[1], list(itertools.islice(book.values(), limit)))
 
 
-def default_ledger_path() -> Path:
-    home = os.environ.get("AZMEM_HOME")
-    if home:
-        return Path(home) / "limiter.sqlite3"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("azmem")) / "limiter.sqlite3"
-
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS grants (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -266,7 +257,7 @@ class SQLiteLedger:
     """
 
     def __init__(self, path: str | Path | None = None, window: float = 60.0, margin: float = 1.0) -> None:
-        self.path = Path(path) if path is not None else default_ledger_path()
+        self.path = Path(path) if path is not None else default_limiter_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.window = window + margin
         self._lock = threading.Lock()

@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from azmem.azure.errors import ConfigurationError
+from azmem.errors import ConfigurationError
 
 __all__ = [
     "BreakerPolicy",

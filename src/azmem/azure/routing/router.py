@@ -112,16 +112,16 @@ class Router:
         self.ledger: Ledger | None = _ledger_for(self.config) if ledger is True else (ledger or None)
         self.rng = rng or random.Random()
         self.corrector = EstimateCorrector()
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self._entries: dict[str, list[_Entry]] = {}
-        self._stats: dict[str, DeploymentStats] = {}
-        self._waiters: dict[str, dict[int, float]] = {}  # pool -> {call id: planned wake-up}
+        self.stats_by_key: dict[str, DeploymentStats] = {}
+        self.waiters: dict[str, dict[int, float]] = {}  # pool -> {call id: planned wake-up}
         for model, pool in self.config.pools.items():
             entries = []
             for spec in pool.deployments:
                 entries.append(_Entry(model, spec, capabilities(spec)))
-                if spec.limiter_key not in self._stats:
-                    self._stats[spec.limiter_key] = DeploymentStats(
+                if spec.limiter_key not in self.stats_by_key:
+                    self.stats_by_key[spec.limiter_key] = DeploymentStats(
                         spec.limiter_key, Health(self.config.breaker)
                     )
             self._entries[model] = entries
@@ -160,32 +160,32 @@ class Router:
         return list(self._entries)
 
     def deployments(self, model: str) -> list[DeploymentSpec]:
-        return [e.spec for e in self._pool(model)]
+        return [e.spec for e in self.pool_entries(model)]
 
     def stats(self, spec: DeploymentSpec) -> DeploymentStats:
-        return self._stats[spec.limiter_key]
+        return self.stats_by_key[spec.limiter_key]
 
     def begin(self, model: str, requirements: Requirements | None = None) -> Call:
-        self._pool(model)
+        self.pool_entries(model)
         return Call(self, model, requirements or Requirements())
 
     def reset(self, model: str | None = None) -> None:
         """Forget cooldowns, open breakers and taken-out deployments (after fixing configuration)."""
-        with self._lock:
+        with self.lock:
             for model_name, entries in self._entries.items():
                 if model is None or model_name == model:
                     for e in entries:
-                        self._stats[e.spec.limiter_key].health.reset()
+                        self.stats_by_key[e.spec.limiter_key].health.reset()
 
     def snapshot(self) -> list[dict[str, Any]]:
         """One JSON-safe row per deployment of each pool, for `azmem status` / `azmem doctor`."""
         now = self.clock.now()
         rows = []
-        with self._lock:
+        with self.lock:
             for model, entries in self._entries.items():
                 strategy = self.config.pools[model].strategy
                 for e in entries:
-                    st = self._stats[e.spec.limiter_key]
+                    st = self.stats_by_key[e.spec.limiter_key]
                     reason = st.health.skip_reason(now)
                     used = self.ledger.used(e.spec.limiter_key, now=now) if self.ledger else (None, None)
                     rows.append(
@@ -241,7 +241,7 @@ class Router:
 
     # ------------------------------------------------------------------ internals
 
-    def _pool(self, model: str) -> list[_Entry]:
+    def pool_entries(self, model: str) -> list[_Entry]:
         try:
             return self._entries[model]
         except KeyError:
@@ -256,19 +256,19 @@ class Router:
             return spec.weight
         return float(spec.tpm) if spec.tpm else 1.0
 
-    def _reservation(self, req: Requirements) -> int:
+    def reservation(self, req: Requirements) -> int:
         completion = req.max_output_tokens
         if completion is None:
             completion = self.config.limiter.completion_tokens
         return self.corrector.correct(req.prompt_tokens) + completion
 
-    def _candidates(self, entries: list[_Entry], now: float) -> list[Candidate]:
+    def candidates(self, entries: list[_Entry], now: float) -> list[Candidate]:
         limited = [e.spec.limiter_key for e in entries if e.spec.tpm or e.spec.rpm]
         used = self.ledger.used_many(limited, now=now) if self.ledger is not None and limited else {}
         return [self._candidate(e, now, used.get(e.spec.limiter_key)) for e in entries]
 
     def _candidate(self, e: _Entry, now: float, used: tuple[int, int] | None) -> Candidate:
-        st = self._stats[e.spec.limiter_key]
+        st = self.stats_by_key[e.spec.limiter_key]
         fractions: list[float] = []
         if used is not None:
             used_tokens, used_requests = used
@@ -291,7 +291,7 @@ class Router:
             headroom=max(0.0, min(fractions)) if fractions else None,
         )
 
-    def _observe_headers(
+    def observe_headers(
         self, e: _Entry, st: DeploymentStats, headers: Mapping[str, str] | None, now: float
     ) -> None:
         """Take the service's view of remaining quota; charge the ledger for usage we did not send.

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from azmem.azure.errors import InvalidInputError
+from azmem.errors import InvalidInputError
 from azmem.stores.models import HistoryEvent, MemoryRecord
 
 # Column order matters: COLS index 9 is created_at, 0 the id (used for ordering and cursors).

@@ -29,7 +29,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,15 +38,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from azmem.azure.cache import create_private_file
-from azmem.azure.errors import EmbedderMismatchError, InvalidInputError, MemoryNotFoundError, StoreError
-from azmem.stores import _rows as codec
-from azmem.stores import _search
-from azmem.stores import _validate as v
-from azmem.stores._fts import query_terms
-from azmem.stores._index_cache import IndexCache
-from azmem.stores._schema import migrate
-from azmem.stores.filters import CompiledFilter, compile_filters, format_time, register_sql_functions
+from azmem.config import create_private_file
+from azmem.errors import (
+    EmbedderMismatchError,
+    InvalidInputError,
+    MemoryNotFoundError,
+    SchemaVersionError,
+    StoreError,
+)
+from azmem.stores import ranking
+from azmem.stores import validate as v
+from azmem.stores.filters import format_time, parse_filters
 from azmem.stores.models import (
     AddOp,
     DeleteOp,
@@ -62,7 +64,14 @@ from azmem.stores.models import (
     memory_hash,
     utcnow,
 )
-from azmem.stores.vectors import IndexMode
+from azmem.stores.protocol import Filters
+from azmem.stores.sqlite import _rows as codec
+from azmem.stores.sqlite import _search
+from azmem.stores.sqlite._index_cache import IndexCache
+from azmem.stores.sqlite._schema import migrate, pending
+from azmem.stores.sqlite.filters import CompiledFilter, compile_sqlite, register_sql_functions
+from azmem.stores.sqlite.vectors import IndexMode
+from azmem.stores.terms import query_terms
 
 __all__ = ["SQLiteStore"]
 
@@ -92,14 +101,24 @@ class SQLiteStore:
     """`MemoryStore` on one SQLite file. `SQLiteStore(":memory:")` works for throwaway use."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0, index_mode: IndexMode = "auto"
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 30.0,
+        index_mode: IndexMode = "auto",
+        read_only: bool = False,
     ) -> None:
         """`index_mode` picks the in-memory vector search: "exact", "quantized" or "auto"
         (exact for small candidate sets, quantized scan + exact re-rank for large ones;
-        see stores/vectors.py). `busy_timeout` is how long a write waits for another writer."""
+        see stores/vectors.py). `busy_timeout` is how long a write waits for another writer.
+
+        `read_only` opens an existing store without writing a byte, also where its
+        directory is not writable (a backup, a mounted snapshot, a replica): searches,
+        lists and history work; writes raise StoreError `store_read_only`."""
         if index_mode not in ("exact", "quantized", "auto"):
             raise InvalidInputError(f"index_mode must be 'exact', 'quantized' or 'auto', got {index_mode!r}")
         self.path = str(path)
+        self.read_only = read_only
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._embedder: tuple[str, int] | None = None
@@ -109,6 +128,8 @@ class SQLiteStore:
 
     # -- connection ------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
         if self.path != ":memory:":
             target = Path(self.path)
             if target.is_dir():
@@ -145,14 +166,60 @@ class SQLiteStore:
         except RuntimeError as exc:  # a newer schema
             if conn is not None:
                 conn.close()
-            raise StoreError(
-                f"{self.path} was written by a newer azmem: {exc}", suggestion="upgrade azmem"
-            ) from exc
+            raise SchemaVersionError(f"{self.path} was written by a newer azmem: {exc}") from exc
         except sqlite3.Error as exc:
             if conn is not None:
                 conn.close()
             raise self._translate(exc, "open") from exc
         return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """`mode=ro` where SQLite can still share the WAL index; `immutable=1` where it cannot.
+
+        A WAL database opened read-only needs its -shm file, which SQLite cannot create in
+        a read-only directory; `immutable=1` then reads the file as it is, without locks
+        (right for a backup or snapshot, which nobody writes).
+        """
+        target = Path(self.path)
+        if not target.is_file():
+            raise StoreError(
+                f"store {self.path} does not exist (opened read-only, so it is not created)",
+                suggestion="check the path; open it read-write once to create an empty store",
+            )
+        uri = target.resolve().as_uri()
+        last: sqlite3.Error | None = None
+        for flags in ("mode=ro", "mode=ro&immutable=1"):
+            conn: sqlite3.Connection | None = None
+            try:
+                conn = sqlite3.connect(
+                    f"{uri}?{flags}",
+                    uri=True,
+                    timeout=self._busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                register_sql_functions(conn)
+                todo = pending(conn)
+            except RuntimeError as exc:
+                if conn is not None:
+                    conn.close()
+                raise SchemaVersionError(f"{self.path} was written by a newer azmem: {exc}") from exc
+            except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
+                last = exc
+                continue
+            if todo:
+                conn.close()
+                raise StoreError(
+                    f"store {self.path} needs schema migrations ({', '.join(todo)}) that a read-only "
+                    "open cannot apply",
+                    error_code="store_needs_migration",
+                    suggestion="open it once read-write with this azmem version (or search a newer copy)",
+                )
+            return conn
+        assert last is not None
+        raise self._translate(last, "open read-only") from last
 
     def _translate(self, exc: sqlite3.Error, action: str) -> StoreError:
         msg = str(exc)
@@ -191,6 +258,12 @@ class SQLiteStore:
 
     @contextmanager
     def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise StoreError(
+                f"store {self.path} is open read-only; cannot {action}",
+                error_code="store_read_only",
+                suggestion="open it without read_only (no ?mode=ro in the store URL) to change it",
+            )
         with self._guard(action) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -245,7 +318,14 @@ class SQLiteStore:
         v.check_text(embedder_name, "embedder_name")
         dimension = v.check_limit(dimension, "dimension", maximum=65_536)
         with self._guard("open") as conn:
-            if self._meta_embedder(conn) == (embedder_name, dimension):  # the usual case: no write lock
+            current = self._meta_embedder(conn)
+            if current == (embedder_name, dimension):  # the usual case: no write lock
+                self._embedder = (embedder_name, dimension)
+                return
+            if self.read_only:  # nothing to record: only a store of other vectors refuses
+                empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM memories)").fetchone()[0]
+                if current is not None and not empty:
+                    raise self._mismatch(current, (embedder_name, dimension))
                 self._embedder = (embedder_name, dimension)
                 return
         with self._write("open") as conn:
@@ -461,15 +541,13 @@ class SQLiteStore:
 
     # -- reads ----------------------------------------------------------------------------------
     @staticmethod
-    def _where(
-        scope: Scope, filters: Mapping[str, Any] | CompiledFilter | None
-    ) -> tuple[str, builtins.list[Any]]:
+    def _where(scope: Scope, filters: Filters | CompiledFilter | None) -> tuple[str, builtins.list[Any]]:
         parts: builtins.list[str] = []
         params: builtins.list[Any] = []
         for column, value in scope.as_dict().items():  # fixed column names only
             parts.append(f"m.{column} = ?")
             params.append(value)
-        compiled = filters if isinstance(filters, CompiledFilter) else compile_filters(filters)
+        compiled = filters if isinstance(filters, CompiledFilter) else compile_sqlite(parse_filters(filters))
         if compiled is not None:
             parts.append(compiled.sql)
             params.extend(compiled.params)
@@ -487,7 +565,7 @@ class SQLiteStore:
     def list(
         self,
         scope: Scope,
-        filters: Mapping[str, Any] | None = None,
+        filters: Filters | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page:
@@ -509,7 +587,7 @@ class SQLiteStore:
         next_cursor = codec.encode_cursor(rows[-1][9], rows[-1][11]) if more else None
         return Page(records=[codec.record(r) for r in rows], next_cursor=next_cursor)
 
-    def count(self, scope: Scope | None = None, filters: Mapping[str, Any] | None = None) -> int:
+    def count(self, scope: Scope | None = None, filters: Filters | None = None) -> int:
         scope = v.check_scope(scope or Scope(), for_write=False)
         where, params = self._where(scope, filters)
         with self._guard("read") as conn:
@@ -543,7 +621,7 @@ class SQLiteStore:
         query_text: str | None,
         query_vector: Vector | None,
         scope: Scope,
-        filters: Mapping[str, Any] | None = None,
+        filters: Filters | None = None,
         limit: int = 10,
         mode: SearchMode = "hybrid",
         threshold: float | None = None,
@@ -570,17 +648,17 @@ class SQLiteStore:
             if not isinstance(query_text, str):
                 raise InvalidInputError(f"{mode} search needs query_text (a string)")
             terms = query_terms(query_text)
-        compiled = compile_filters(filters)
+        compiled = compile_sqlite(parse_filters(filters))
         where, params = self._where(scope, compiled)
         depth = limit if mode != "hybrid" else max(4 * limit, 40)
 
         with self._read("search") as conn:
-            dense_hits: _search.Ranked = []
+            dense_hits: ranking.Ranked = []
             if query is not None:
                 self._check_embedder(conn)
                 self._cache.sync(conn, self._require_open()[1])
                 dense_hits = _search.dense(conn, self._cache, query, depth, scope, compiled, where, params)
-            lexical_hits: _search.Ranked = []
+            lexical_hits: ranking.Ranked = []
             lexical_extra: dict[int, float] = {}
             if terms:
                 also = [rid for rid, _ in dense_hits] if mode == "hybrid" else []
@@ -592,7 +670,7 @@ class SQLiteStore:
                 similarities = dict(dense_hits)
                 missing = [rid for rid, _ in lexical_hits if rid not in similarities]
                 similarities.update(_search.cosines(conn, self._cache, query, missing))
-            scored = _search.rank(
+            scored = ranking.rank(
                 mode, similarities, dense_hits, lexical_hits, lexical_extra, bool(terms), threshold, limit
             )
             rows = _search.fetch(conn, {rid for _, _, rid in scored})  # only the hits' rows

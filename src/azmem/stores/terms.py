@@ -1,17 +1,15 @@
-"""Turn arbitrary user text into a safe FTS5 MATCH expression.
+"""The search words of a query: the same notion of "word" for every backend.
 
-The user's text is never parsed as FTS5 syntax: quotes, `AND`/`OR`/`NOT`/`NEAR`,
-`*`, `^`, column filters and parentheses would either raise or change the meaning.
-Instead the text is split into word tokens (the same notion of "word" as the
-unicode61 tokenizer), each one is quoted as a plain string, and they are ORed so
-that BM25 ranks memories by how many (and how rare) query words they contain.
-Common English function words are dropped unless nothing else is left: they add
-little to BM25 and make every query touch most of the index.
+Split like SQLite's unicode61 tokenizer (letters and digits; '_' separates), lower-cased,
+deduplicated in order; common English function words are dropped unless nothing else
+is left (they add little to BM25 and make every query touch most of the index).
 """
 
 from __future__ import annotations
 
 import re
+
+__all__ = ["MAX_TERMS", "STOPWORDS", "query_terms"]
 
 _WORD = re.compile(r"[^\W_]+")  # unicode61 separates on '_' as well
 MAX_TERMS = 32
@@ -34,8 +32,3 @@ def query_terms(text: str | None) -> list[str]:
             seen[term] = None
     terms = [t for t in seen if t not in STOPWORDS] or list(seen)
     return terms[:MAX_TERMS]
-
-
-def or_expression(terms: list[str]) -> str:
-    """Each term as a quoted FTS5 string (never syntax), ORed."""
-    return " OR ".join(f'"{t}"' for t in terms)

@@ -1,4 +1,4 @@
-"""The ranking half of SQLite search: dense and BM25 candidate lists, and their fusion.
+"""The candidate half of SQLite search: dense and BM25 candidate lists (fused in ``stores/ranking.py``).
 
 Scores (the contract is in `MemoryStore.search`): dense = cosine; bm25 = s / (1 + s)
 with s = -bm25(); hybrid = a convex combination of the cosine and the BM25 score, each
@@ -15,20 +15,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from azmem.stores import _rows as codec
-from azmem.stores._fts import or_expression
-from azmem.stores._index_cache import IN_CHUNK, IndexCache
-from azmem.stores._lexical import PhraseQuery
-from azmem.stores.filters import CompiledFilter
-from azmem.stores.models import Scope, SearchHit, SearchMode
+from azmem.stores.models import Scope, SearchHit
+from azmem.stores.ranking import Ranked, Scored
+from azmem.stores.sqlite import _rows as codec
+from azmem.stores.sqlite._fts import or_expression
+from azmem.stores.sqlite._index_cache import IN_CHUNK, IndexCache
+from azmem.stores.sqlite._lexical import PhraseQuery
+from azmem.stores.sqlite.filters import CompiledFilter
 
-#: Weight of the normalised cosine in the hybrid score (the rest goes to normalised BM25).
-DENSE_WEIGHT = 0.5
 RARE_DOCS = 4_000
 RARE_BUDGET = 12_000
 COMMON_SCAN = 2_000
-
-Ranked = list[tuple[int, float]]
 
 
 def dense(
@@ -259,56 +256,6 @@ def cosines(
     return out
 
 
-#: (score, cosine or None, rowid) of a ranked candidate.
-Scored = list[tuple[float, float | None, int]]
-
-
-def rank(
-    mode: SearchMode,
-    similarities: dict[int, float] | None,
-    dense_hits: Ranked,
-    lexical_hits: Ranked,
-    lexical_extra: dict[int, float],
-    lexical_ran: bool,
-    threshold: float | None,
-    limit: int,
-) -> Scored:
-    """Score every candidate, apply the threshold, and keep the best `limit` (plus any tied
-    with the last on score and cosine, for the final tie-break on the rows in `hits`)."""
-    lex_score = {**lexical_extra, **dict(lexical_hits)}
-    candidates = dict.fromkeys([*(rid for rid, _ in dense_hits), *(rid for rid, _ in lexical_hits)])
-    sims: dict[int, float | None] = {
-        rid: None if similarities is None else min(1.0, max(-1.0, similarities[rid])) for rid in candidates
-    }
-    # Hybrid normalisers, over every candidate before the threshold (so a threshold only removes
-    # hits, never changes the others' scores): the best cosine and the best BM25 of the query.
-    dense_max = max((s for s in sims.values() if s is not None), default=0.0)
-    lex_max = max(lex_score.values(), default=0.0)
-    scored: Scored = []
-    for rid in candidates:
-        similarity = sims[rid]
-        s = lex_score.get(rid)
-        if mode == "dense":
-            score = similarity
-        elif mode == "bm25":
-            score = None if s is None else s / (1.0 + s)
-        else:
-            score = fuse(similarity or 0.0, dense_max, s or 0.0, lex_max, lexical_ran)
-        assert score is not None
-        cut = score if mode == "bm25" else similarity
-        if threshold is not None and cut is not None and cut < threshold:
-            continue
-        scored.append((score, similarity, rid))
-    scored.sort(key=lambda t: (-t[0], -(t[1] or 0.0)))
-    if len(scored) <= limit:
-        return scored
-    last = (scored[limit - 1][0], scored[limit - 1][1] or 0.0)
-    end = limit
-    while end < len(scored) and (scored[end][0], scored[end][1] or 0.0) == last:
-        end += 1
-    return scored[:end]
-
-
 def hits(
     scored: Scored,
     rows: dict[int, Sequence[Any]],
@@ -337,18 +284,3 @@ def hits(
         )
         for score, similarity, rid in ordered[:limit]
     ]
-
-
-def fuse(cosine: float, cosine_max: float, bm25: float, bm25_max: float, lexical_ran: bool) -> float:
-    """Hybrid score in [0, 1]: a convex combination of the two scores, each divided by the
-    query's best (theoretical min-max: cosine floored at 0, BM25 >= 0 already).
-
-    `DENSE_WEIGHT` x cosine / best cosine + (1 - DENSE_WEIGHT) x bm25 / best bm25; 1.0 for a
-    memory that is best by both, at most 0.5 for one that matches no query word. When the
-    query has no searchable word only the dense part exists (the best cosine scores 1.0).
-    """
-    dense_part = max(cosine, 0.0) / cosine_max if cosine_max > 0.0 else 0.0
-    if not lexical_ran:
-        return dense_part
-    lex_part = bm25 / bm25_max if bm25_max > 0.0 else 0.0
-    return DENSE_WEIGHT * dense_part + (1.0 - DENSE_WEIGHT) * lex_part

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from azmem.azure.errors import InvalidInputError
+from azmem.errors import InvalidInputError
 from azmem.stores.models import Scope
 
 MAX_MEMORY_BYTES = 64 * 1024

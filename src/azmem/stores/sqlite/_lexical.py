@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from azmem.stores._schema import FTS_TOKENIZE
+from azmem.stores.sqlite._schema import FTS_TOKENIZE
 
 K1 = 1.2
 B = 0.75

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from azmem.azure.errors import StoreError
-from azmem.stores._lexical import LexicalIndex
-from azmem.stores._scopes import ScopeColumns
+from azmem.errors import StoreError
 from azmem.stores.models import Scope
-from azmem.stores.vectors import IndexMode, VectorIndex
+from azmem.stores.sqlite._lexical import LexicalIndex
+from azmem.stores.sqlite._scopes import ScopeColumns
+from azmem.stores.sqlite.vectors import IndexMode, VectorIndex
 
 IN_CHUNK = 500
 

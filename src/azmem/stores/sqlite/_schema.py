@@ -122,6 +122,21 @@ MIGRATIONS: list[tuple[str, Migration]] = [
 ]
 
 
+def pending(conn: sqlite3.Connection) -> list[str]:
+    """Migrations a store still needs, without applying any (for a read-only open).
+
+    Raises RuntimeError for a store with migrations this code does not know (a newer azmem).
+    """
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
+    ).fetchone()
+    applied = {r[0] for r in conn.execute("SELECT name FROM _migrations")} if has_table else set()
+    unknown = sorted(applied - {name for name, _ in MIGRATIONS})
+    if unknown:
+        raise RuntimeError(f"store has migrations this azmem does not know: {', '.join(unknown)}")
+    return [name for name, _ in MIGRATIONS if name not in applied]
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply pending migrations; returns their names. Raises RuntimeError for a newer store."""
     conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

@@ -1,0 +1,187 @@
+"""App-wide settings every layer shares: where azmem keeps its files, which store, the cache.
+
+The ground floor, beside :mod:`azmem.errors`: the store, the local embedder and the
+Azure layer all read these, so they live below all of them. The Azure-specific
+settings (deployments, auth, retries) build on this in ``azmem.azure.settings``.
+
+Store URLs::
+
+    sqlite:///relative/or/absolute.db     sqlite:////abs/path.db  (SQLAlchemy spelling)
+    sqlite:///path.db?mode=ro             open read-only (a backup, a replica, a read-only mount)
+    postgresql://user@host:5432/db        PostgreSQL + pgvector (``pip install 'azmem[postgres]'``)
+
+A bare path is a SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from azmem.errors import ConfigurationError
+
+__all__ = [
+    "STORE_ENV",
+    "CacheSettings",
+    "StoreSettings",
+    "create_private_file",
+    "default_home",
+    "default_limiter_path",
+    "expand_user",
+    "read_config_file",
+    "sqlite_path",
+    "sqlite_url",
+]
+
+STORE_ENV = "AZMEM_STORE"
+"""The variable that names the store (a URL or a SQLite path), above the config file."""
+
+
+def default_home() -> Path:
+    """``AZMEM_HOME`` if set, else the platform's user data directory for azmem."""
+    env = os.environ.get("AZMEM_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("azmem", appauthor=False))
+
+
+def default_limiter_path() -> Path:
+    """The client-side rate limiter's ledger (shared by the processes of one machine)."""
+    return default_home() / "limiter.sqlite3"
+
+
+def expand_user(value: Path | None) -> Path | None:
+    """``~/x`` -> ``/home/me/x``: a path from a config file or a variable is never shell-expanded."""
+    return None if value is None else value.expanduser()
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (or a bare path), None for another backend."""
+    if "://" not in url:
+        return Path(url).expanduser()
+    scheme, _, rest = url.partition("://")
+    if scheme != "sqlite":
+        return None
+    path = rest.split("?", 1)[0]
+    return Path(path[1:] if path.startswith("/") else path).expanduser()
+
+
+def sqlite_url(path: Path | str, *, read_only: bool = False) -> str:
+    """The store URL of a SQLite file."""
+    url = f"sqlite:///{Path(path).expanduser()}"
+    return url + "?mode=ro" if read_only else url
+
+
+class CacheSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    """Off by default: a cached answer is surprising unless asked for."""
+    path: Path | None = None
+    """Defaults to ``<home>/cache.db``."""
+    ttl_seconds: float | None = Field(default=7 * 24 * 3600, gt=0)
+
+    @field_validator("path")
+    @classmethod
+    def _expand_path(cls, v: Path | None) -> Path | None:
+        return expand_user(v)
+
+
+class StoreSettings(BaseModel):
+    """Which store: ``url`` (any backend), or ``path`` (a SQLite file, the older spelling).
+
+    A bare string where a section is expected (``store: postgresql://...`` in a config
+    file, ``AZMEM_STORE=...``) is the URL.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    """``sqlite:///...`` or ``postgresql://...``; defaults to ``sqlite:///<home>/memory.db``."""
+    path: Path | None = None
+    """A SQLite file; the same as ``url: sqlite:///<path>``."""
+    read_only: bool = False
+    """Open without writing anything (searches of a backup or a replica)."""
+    pool_size: int = Field(default=10, gt=0)
+    """Connections per process for a PostgreSQL store."""
+    auth: Literal["auto", "password", "entra"] = "auto"
+    """PostgreSQL sign-in: "entra" uses a Microsoft Entra ID access token as the password;
+    "auto" does so for an Azure Database for PostgreSQL host whose URL has no password."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_url(cls, data: Any) -> Any:
+        if isinstance(data, str | os.PathLike):
+            return {"url": os.fspath(data)}
+        return data
+
+    @field_validator("path")
+    @classmethod
+    def _expand_path(cls, v: Path | None) -> Path | None:
+        return expand_user(v)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> StoreSettings:
+        if self.url is not None and self.path is not None:
+            raise ConfigurationError(
+                "store.url and store.path both name a store.",
+                error_code="invalid_setting",
+                suggestion="Keep one: store.url (sqlite:///... or postgresql://...) or store.path.",
+            )
+        return self
+
+    def resolved_url(self, home: Path) -> str:
+        """The URL to open: ``url``, else ``path``, else the SQLite file in ``home``."""
+        if self.url:
+            url = self.url if "://" in self.url else sqlite_url(self.url)
+        else:
+            url = sqlite_url(self.path or home / "memory.db")
+        if self.read_only and "mode=ro" not in url:
+            url += ("&" if "?" in url else "?") + "mode=ro"
+        return url
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A YAML or TOML config file as a dict (``.toml`` by suffix, else YAML)."""
+    path = path.expanduser()
+    if not path.is_file():
+        raise ConfigurationError(
+            f"Config file {path} does not exist.",
+            error_code="missing_config_file",
+            suggestion="Fix the path passed as config= or in AZMEM_CONFIG.",
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            data: Any = tomllib.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+    except Exception as exc:
+        raise ConfigurationError(
+            f"Could not parse config file {path}: {exc}", error_code="bad_config_file"
+        ) from exc
+    if not isinstance(data, Mapping):
+        raise ConfigurationError(f"Config file {path} must hold a mapping at the top level.")
+    return dict(data)
+
+
+def create_private_file(path: Path) -> None:
+    """Create a database file owner-only (0600) before SQLite opens it.
+
+    Memories and cached answers hold users' conversations. SQLite gives its -wal and -shm
+    files the database file's permissions, so they are owner-only too. An existing file
+    is left as is.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
