@@ -74,6 +74,7 @@ class RouterState(Protocol):
         self, e: _Entry, st: DeploymentStats, headers: Mapping[str, str] | None, now: float
     ) -> None: ...
 
+
 logger = logging.getLogger("azmem.routing")
 
 _OUT_ERRORS = (AuthenticationError, PermissionDeniedError, DeploymentNotFoundError)
