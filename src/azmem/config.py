@@ -105,7 +105,8 @@ class StoreSettings(BaseModel):
     url: str | None = None
     """``sqlite:///...`` or ``postgresql://...``; defaults to ``sqlite:///<home>/memory.db``."""
     path: Path | None = None
-    """A SQLite file; the same as ``url: sqlite:///<path>``."""
+    """A SQLite file; the same as ``url: sqlite:///<path>``. A ``url`` from any source wins, so
+    ``AZMEM_STORE`` or ``--store`` overrides a config file's ``store.path``."""
     read_only: bool = False
     """Open without writing anything (searches of a backup or a replica)."""
     pool_size: int = Field(default=10, gt=0)
@@ -125,16 +126,6 @@ class StoreSettings(BaseModel):
     @classmethod
     def _expand_path(cls, v: Path | None) -> Path | None:
         return expand_user(v)
-
-    @model_validator(mode="after")
-    def _one_of(self) -> StoreSettings:
-        if self.url is not None and self.path is not None:
-            raise ConfigurationError(
-                "store.url and store.path both name a store.",
-                error_code="invalid_setting",
-                suggestion="Keep one: store.url (sqlite:///... or postgresql://...) or store.path.",
-            )
-        return self
 
     def resolved_url(self, home: Path) -> str:
         """The URL to open: ``url``, else ``path``, else the SQLite file in ``home``."""

@@ -27,6 +27,7 @@ from azmem.cli.conversations import Conversation, parse_conversations
 from azmem.cli.importer import import_conversations
 from azmem.cli.options import JsonOpt, Scope, StoreOpt, state
 from azmem.cli.output import out_console, print_json
+from azmem.config import sqlite_path
 
 if TYPE_CHECKING:
     from azmem.memory import Memory
@@ -54,7 +55,7 @@ def load_sample() -> Conversation:
 
 
 @contextmanager
-def _demo_memory(store: Path | None) -> Iterator[Memory]:
+def _demo_memory(store: str | None) -> Iterator[Memory]:
     """A Memory on local embeddings only; in a temporary store unless one was asked for.
 
     Settings are built directly (not loaded from the environment and config file) so
@@ -65,8 +66,8 @@ def _demo_memory(store: Path | None) -> Iterator[Memory]:
     from azmem.memory import Memory
 
     with tempfile.TemporaryDirectory(prefix="azmem-demo-") as tmp:
-        path = store if store is not None else Path(tmp) / "demo.db"
-        settings = AzmemSettings(embedder="local", store=StoreSettings(path=path), home=Path(tmp))
+        url = store if store is not None else str(Path(tmp) / "demo.db")
+        settings = AzmemSettings(embedder="local", store=StoreSettings(url=url), home=Path(tmp))
         with Memory(settings=settings) as memory:
             yield memory
 
@@ -116,7 +117,7 @@ def demo(
                 {"query": q, "ms": round((time.perf_counter() - t0) * 1000, 1), "results": result.results}
             )
         embedder = memory.embedder.name
-        path = memory.store_path
+        path = sqlite_path(memory.settings.store_url) or memory.store_url
     total = time.perf_counter() - started
 
     if json_:

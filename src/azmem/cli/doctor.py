@@ -23,6 +23,7 @@ from rich.table import Table
 from azmem.cli.checks import Check, Report
 from azmem.cli.options import ConfigOpt, JsonOpt, StoreOpt, state
 from azmem.cli.output import ExitCode, out_console, print_json
+from azmem.cli.store_checks import check_store
 
 if TYPE_CHECKING:
     from azmem.azure.provider import AzureProvider
@@ -47,11 +48,11 @@ _JSON_SCHEMA_FORMAT: dict[str, Any] = {
 }
 
 
-def _load_settings(config: Path | None, store: Path | None, report: Report) -> AzmemSettings | None:
+def _load_settings(config: Path | None, store: str | None, report: Report) -> AzmemSettings | None:
     from azmem.azure.settings import AzmemSettings
     from azmem.errors import AzmemError
 
-    overrides: dict[str, Any] = {"store": {"path": store}} if store is not None else {}
+    overrides: dict[str, Any] = {"store": {"url": store}} if store is not None else {}
     try:
         settings = AzmemSettings.load(config, **overrides)
     except AzmemError as exc:
@@ -237,90 +238,7 @@ def _check_local_model(report: Report) -> tuple[str, int] | None:
     return LOCAL_EMBEDDER_NAME, DIMENSION
 
 
-def _recorded_embedder(path: Path) -> tuple[str, int] | None:
-    """The (embedder name, dimension) the store's vectors were made with, read without writing."""
-    from azmem.stores.sqlite.store import SQLiteStore
-
-    with SQLiteStore(path) as store:
-        return store.embedder
-
-
-def _store_location_problem(path: Path) -> str | None:
-    """Why the store file cannot be created or written at ``path``, or None.
-
-    Probed without leaving anything behind: the first existing ancestor must be a
-    directory in which a (deleted at once) temporary file can be created, which is what
-    creating the missing directories, the database and its -wal/-shm files needs.
-    """
-    import tempfile
-
-    if path.exists() and not path.is_file():
-        return f"{path} exists but is not a file"
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        return f"{ancestor} is a file, so the directory {path.parent} cannot be created"
-    try:
-        with tempfile.TemporaryFile(dir=ancestor, prefix=".azmem-doctor-"):
-            pass
-    except OSError as exc:
-        return f"cannot create files in {ancestor} ({exc.strerror or exc})"
-    return None
-
-
-def _check_store(settings: AzmemSettings, embedder: tuple[str, int] | None, report: Report) -> None:
-    from azmem.errors import AzmemError
-
-    path = settings.store_path
-    problem = _store_location_problem(path)
-    if problem is not None:
-        report.add(
-            Check(
-                "store",
-                "fail",
-                f"The store {path} cannot be created or written: {problem}.",
-                "Point --store, store.path or AZMEM_HOME at a writable directory.",
-            )
-        )
-        return
-    if embedder is None:
-        report.add(Check("store", "skip", f"{path}: not compared (the embedder is not usable)"))
-        return
-    name, dimension = embedder
-    if not path.exists():
-        report.add(
-            Check("store", "ok", f"{path} does not exist yet; it will use {name} ({dimension} dimensions)")
-        )
-        return
-    try:
-        recorded = _recorded_embedder(path)
-    except AzmemError as exc:
-        report.add(Check("store", "fail", exc.message, exc.suggestion))
-        return
-    if recorded is None:
-        report.add(
-            Check("store", "ok", f"{path} holds no vectors yet; it will use {name} ({dimension} dimensions)")
-        )
-    elif recorded == (name, dimension):
-        report.add(
-            Check("embedding dimension", "ok", f"{path} holds {name} vectors ({dimension} dimensions)")
-        )
-    else:
-        old_name, old_dim = recorded
-        report.add(
-            Check(
-                "embedding dimension",
-                "fail",
-                f"{path} holds {old_name} vectors ({old_dim} dimensions) but the settings embed with "
-                f"{name} ({dimension} dimensions)",
-                f"Run `azmem reindex` to re-embed the store with {name}, or switch the settings back to "
-                f"{old_name}, or use another --store.",
-            )
-        )
-
-
-def run_checks(config: Path | None = None, store: Path | None = None) -> list[Check]:
+def run_checks(config: Path | None = None, store: str | None = None) -> list[Check]:
     """Every check, in the order a request would fail; the core of ``azmem doctor``, without rendering."""
     from azmem.errors import AzmemError
 
@@ -367,7 +285,7 @@ def run_checks(config: Path | None = None, store: Path | None = None) -> list[Ch
         embedder = None if dimension is None else (f"azure:{settings.embedding.deployment}", dimension)
     else:
         embedder = _check_local_model(report)
-    _check_store(settings, embedder, report)
+    check_store(settings, embedder, report)
     from azmem.cli.status import pool_checks
 
     for check in pool_checks(settings):  # each deployment of each routing pool

@@ -41,12 +41,12 @@ ConfigOpt = Annotated[
     ),
 ]
 StoreOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--store",
         "-s",
-        help="SQLite store file (default: the one in the config, else the user data directory).",
-        dir_okay=False,
+        help="Store URL (sqlite:///file.db, postgresql://user@host/db) or a SQLite file "
+        "(default: AZMEM_STORE, the config's store, else the user data directory).",
         rich_help_panel=GLOBAL_PANEL,
         show_default=False,
     ),
@@ -69,7 +69,8 @@ class CliState:
     """What the top-level options set, for the commands to read through ``ctx.obj``."""
 
     config: Path | None = None
-    store: Path | None = None
+    store: str | None = None
+    """A store URL or a SQLite path, as typed."""
 
 
 class ScopeKwargs(TypedDict, total=False):
@@ -111,9 +112,8 @@ class Scope:
         return not self.kwargs()
 
 
-def state(ctx: typer.Context, config: Path | None = None, store: Path | None = None) -> CliState:
+def state(ctx: typer.Context, config: Path | None = None, store: str | None = None) -> CliState:
     """The effective ``--config``/``--store``: the command's own option wins over the global one."""
     root = ctx.find_root().obj
     base = root if isinstance(root, CliState) else CliState()
-    chosen = store or base.store
-    return CliState(config=config or base.config, store=chosen.expanduser() if chosen else None)
+    return CliState(config=config or base.config, store=store or base.store)

@@ -26,6 +26,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from azmem.errors import ExitCode, exit_code_for
+
 __all__ = [
     "DEBUG_ENV",
     "ExitCode",
@@ -43,25 +45,6 @@ __all__ = [
 
 #: Set to 1 to let unexpected exceptions through with their traceback (for bug reports).
 DEBUG_ENV = "AZMEM_DEBUG"
-
-
-class ExitCode(enum.IntEnum):
-    """Process exit codes, stable so scripts can branch on the kind of failure.
-
-    The split follows who has to act: the user's settings (CONFIG), the data the user
-    passed (INPUT), the remote service (SERVICE: often worth retrying later), or the
-    local store (STORE). ``2`` is click's own code for a malformed command line.
-    """
-
-    OK = 0
-    CHECKS_FAILED = 1
-    USAGE = 2
-    CONFIG = 3
-    INPUT = 4
-    SERVICE = 5
-    STORE = 6
-    INTERNAL = 70
-    INTERRUPTED = 130
 
 
 class InputFileError(Exception):
@@ -195,43 +178,6 @@ def print_notice(message: str) -> None:
 
 
 # --------------------------------------------------------------------------- errors
-
-# Class names rather than imports: this module is imported by every command and the
-# error tree pulls in the SDK; the mapping is checked against the real classes in tests.
-_CONFIG_ERRORS = frozenset(
-    {
-        "ConfigurationError",
-        "AuthenticationError",
-        "PermissionDeniedError",
-        "DeploymentNotFoundError",
-        "EmbedderMismatchError",
-        "EmbeddingModelError",
-    }
-)
-_INPUT_ERRORS = frozenset(
-    {"InvalidInputError", "MemoryNotFoundError", "ContentFilterError", "ContextLengthError", "InputFileError"}
-)
-_STORE_ERRORS = frozenset({"StoreError"})
-
-
-def exit_code_for(exc: BaseException) -> ExitCode:
-    """Map an exception to the documented exit code, by the most specific known class.
-
-    Walking the MRO means a subclass added later (say a ``TokenExpiredError`` under
-    ``AuthenticationError``) lands in its parent's bucket without a change here.
-    """
-    for cls in type(exc).__mro__:
-        name = cls.__name__
-        if name in _CONFIG_ERRORS:
-            return ExitCode.CONFIG
-        if name in _INPUT_ERRORS:
-            return ExitCode.INPUT
-        if name in _STORE_ERRORS:
-            return ExitCode.STORE
-        if name == "AzmemError":
-            return ExitCode.SERVICE
-    return ExitCode.INTERNAL
-
 
 #: The library's suggestions name Python arguments; on the command line they are options.
 _CLI_WORDING: tuple[tuple[str, str], ...] = (

@@ -15,20 +15,36 @@ from azmem.cli.options import CliState
 from azmem.cli.output import InputFileError
 
 if TYPE_CHECKING:
+    from azmem.azure.settings import AzmemSettings
     from azmem.memory import Memory
 
-__all__ = ["open_memory", "store_path"]
+__all__ = ["load_settings", "open_memory", "store_overrides", "store_path", "store_url"]
 
 
-def store_path(st: CliState) -> Path:
-    """The store file the command would open: ``--store``, else the settings' ``store_path``.
+def store_overrides(st: CliState) -> dict[str, Any]:
+    """``--store`` as settings: it beats AZMEM_STORE and the config file."""
+    return {} if st.store is None else {"store": {"url": st.store}}
+
+
+def load_settings(st: CliState) -> AzmemSettings:
+    from azmem.azure.settings import AzmemSettings
+
+    return AzmemSettings.load(st.config, **store_overrides(st))
+
+
+def store_url(st: CliState) -> str:
+    """The store URL the command would open: ``--store``, else AZMEM_STORE / the config's store.
 
     The settings are loaded either way, so a bad config is reported before a missing store.
     """
-    from azmem.azure.settings import AzmemSettings
+    return load_settings(st).store_url
 
-    overrides: dict[str, Any] = {} if st.store is None else {"store": {"path": st.store}}
-    return AzmemSettings.load(st.config, **overrides).store_path
+
+def store_path(st: CliState) -> Path | None:
+    """The SQLite file the command would open, None for a PostgreSQL store."""
+    from azmem.config import sqlite_path
+
+    return sqlite_path(store_url(st))
 
 
 @contextmanager
@@ -45,13 +61,13 @@ def open_memory(st: CliState, *, must_exist: bool = False, **overrides: Any) -> 
 
     if must_exist:
         path = store_path(st)
-        if not path.is_file():
+        if path is not None and not path.is_file():
             raise InputFileError(
                 f"No store at {path}.",
                 suggestion="Check --store (or store.path in the config / AZMEM_HOME); "
                 "`azmem add` or `azmem import` creates a store.",
             )
     if st.store is not None:
-        overrides["store_path"] = st.store
+        overrides["store_url"] = st.store
     with Memory.from_config(st.config, **overrides) as memory:
         yield memory

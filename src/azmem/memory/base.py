@@ -63,6 +63,9 @@ def split_config(
     store_path = extra.pop("store_path", None)
     if store_path is not None:
         extra["store"] = {**dict(extra.get("store") or {}), "path": Path(store_path)}
+    store_url = extra.pop("store_url", None)
+    if store_url is not None:
+        extra["store"] = {**dict(extra.get("store") or {}), "url": str(store_url)}
     return cfg, extra, prompts
 
 
