@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from azmem import __version__
-from azmem.cli import demo, doctor, emulator, importer, memories, status
+from azmem.cli import copy, demo, doctor, emulator, importer, memories, status
 from azmem.cli.options import CliState, ConfigOpt, StoreOpt
 from azmem.cli.output import ExitCode, debug_enabled, err_console, exit_code_for, print_error
 
@@ -123,6 +123,7 @@ for _panel, _commands in (
     (
         _SETUP_PANEL,
         (
+            ("copy", copy.copy),
             ("demo", demo.demo),
             ("doctor", doctor.doctor),
             ("emulator", emulator.emulator),

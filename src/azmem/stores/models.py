@@ -34,6 +34,7 @@ __all__ = [
     "Scope",
     "SearchHit",
     "SearchMode",
+    "StoredMemory",
     "UpdateOp",
     "Vector",
     "memory_hash",
@@ -251,3 +252,11 @@ class DeleteOp:
 
 
 Op: TypeAlias = AddOp | UpdateOp | DeleteOp
+
+
+@dataclass(frozen=True)
+class StoredMemory:
+    """A memory as a store keeps it, vector included: what ``azmem copy`` moves verbatim."""
+
+    record: MemoryRecord
+    vector: Vector

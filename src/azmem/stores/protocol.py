@@ -23,7 +23,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from azmem.stores.filters import Filter
-from azmem.stores.models import HistoryEvent, MemoryRecord, Op, Page, Scope, SearchHit, SearchMode, Vector
+from azmem.stores.models import (
+    HistoryEvent,
+    MemoryRecord,
+    Op,
+    Page,
+    Scope,
+    SearchHit,
+    SearchMode,
+    StoredMemory,
+    Vector,
+)
 
 __all__ = ["Filters", "MemoryStore"]
 
@@ -133,4 +143,26 @@ class MemoryStore(Protocol):
         `iter_all`); otherwise StoreError and nothing changes. Needs no `open` (the
         old embedder is what mismatches). Returns the number of vectors written.
         """
+        ...
+
+    # -- copy (azmem copy) ---------------------------------------------------------------
+    def export_memories(self, after_id: str | None, limit: int) -> builtins.list[StoredMemory]:
+        """Up to `limit` memories with id > `after_id`, in id order, each with its vector.
+
+        Id order makes a copy resumable: the last id written is where to start again.
+        """
+        ...
+
+    def export_history(self, after_id: str | None, limit: int) -> builtins.list[HistoryEvent]:
+        """Up to `limit` history events (deleted memories' included) with id > `after_id`, in id order."""
+        ...
+
+    def import_memories(self, items: Sequence[StoredMemory]) -> int:
+        """Insert memories verbatim (ids, times, scope, vectors) in one transaction, writing no
+        history events; ids already present are skipped, so a retried batch is harmless.
+        Needs `open` with the source's embedder. Returns how many were inserted."""
+        ...
+
+    def import_history(self, events: Sequence[HistoryEvent]) -> int:
+        """Insert history events verbatim in one transaction, skipping ids already present."""
         ...

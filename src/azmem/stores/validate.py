@@ -110,8 +110,11 @@ def _walk(value: Any, where: str, depth: int) -> None:
         raise InvalidInputError(f"{where} is {value!r}; JSON has no NaN or infinity")
 
 
-def check_vector(vector: object, dimension: int, what: str = "vector") -> npt.NDArray[np.float32]:
-    """float32, shape (dimension,), finite, non-zero; returned L2-normalised."""
+def check_vector(
+    vector: object, dimension: int, what: str = "vector", *, normalise: bool = True
+) -> npt.NDArray[np.float32]:
+    """float32, shape (dimension,), finite, non-zero; returned L2-normalised unless `normalise`
+    is off (a copy keeps a stored vector's exact bits)."""
     if vector is None:
         raise InvalidInputError(f"{what} is required")
     try:
@@ -129,7 +132,7 @@ def check_vector(vector: object, dimension: int, what: str = "vector") -> npt.ND
     norm = float(np.linalg.norm(arr))
     if norm == 0.0:
         raise InvalidInputError(f"{what} is all zeros; it has no direction to compare")
-    return (arr / norm).astype(np.float32)
+    return (arr / norm).astype(np.float32) if normalise else arr
 
 
 def check_limit(value: object, what: str, *, maximum: int) -> int:

@@ -59,6 +59,7 @@ from azmem.stores.models import (
     Scope,
     SearchHit,
     SearchMode,
+    StoredMemory,
     UpdateOp,
     Vector,
     memory_hash,
@@ -66,7 +67,7 @@ from azmem.stores.models import (
 )
 from azmem.stores.protocol import Filters
 from azmem.stores.sqlite import _rows as codec
-from azmem.stores.sqlite import _search
+from azmem.stores.sqlite import _search, transfer
 from azmem.stores.sqlite._index_cache import IndexCache
 from azmem.stores.sqlite._schema import migrate, pending
 from azmem.stores.sqlite.filters import CompiledFilter, compile_sqlite, register_sql_functions
@@ -614,6 +615,25 @@ class SQLiteStore:
                 return
             last = rows[-1][11]
             yield [codec.record(r) for r in rows]
+
+    # -- copy -----------------------------------------------------------------------------------
+    def export_memories(self, after_id: str | None, limit: int) -> builtins.list[StoredMemory]:
+        limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
+        with self._read("read") as conn:
+            return transfer.export_memories(conn, after_id, limit)
+
+    def export_history(self, after_id: str | None, limit: int) -> builtins.list[HistoryEvent]:
+        limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
+        with self._read("read") as conn:
+            return transfer.export_history(conn, after_id, limit)
+
+    def import_memories(self, items: Sequence[StoredMemory]) -> int:
+        with self._write("copy") as conn:
+            return transfer.import_memories(conn, items, self._check_embedder(conn))
+
+    def import_history(self, events: Sequence[HistoryEvent]) -> int:
+        with self._write("copy") as conn:
+            return transfer.import_history(conn, events)
 
     # -- search -------------------------------------------------------------------------------
     def search(
