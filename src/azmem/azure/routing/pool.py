@@ -161,9 +161,13 @@ class BreakerPolicy(BaseModel):
 class LimiterSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["sqlite", "memory", "off"] = "sqlite"
+    backend: Literal["sqlite", "memory", "off", "postgres"] = "sqlite"
+    """"sqlite": shared by the processes of one machine; "postgres": by every instance using
+    the same database (N app instances, one TPM/RPM budget); "memory": this process only."""
     path: str | None = None
     """SQLite file; default ``$AZMEM_HOME/limiter.sqlite3`` (or the platform data dir)."""
+    url: str | None = Field(default=None, repr=False)
+    """PostgreSQL URL for backend "postgres"; default: the store's, when the store is PostgreSQL."""
     window: float = Field(default=60.0, gt=0)
     margin: float = Field(default=1.0, ge=0)
     """Extra seconds a grant is kept, covering the delay between our send and the service's count."""

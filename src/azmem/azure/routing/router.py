@@ -40,6 +40,7 @@ from azmem.azure.routing.limiter import Ledger, MemoryLedger, SQLiteLedger
 from azmem.azure.routing.pool import DeploymentSpec, RoutingConfig
 from azmem.azure.routing.strategies import Candidate
 from azmem.azure.settings import AzmemSettings, Capabilities
+from azmem.errors import ConfigurationError
 
 __all__ = [
     "Attempt",
@@ -75,6 +76,16 @@ def _ledger_for(config: RoutingConfig) -> Ledger | None:
         return None  # nothing to count, so no file in the user's data directory either
     if spec.backend == "memory":
         return MemoryLedger(spec.window, spec.margin)
+    if spec.backend == "postgres":
+        if not spec.url:
+            raise ConfigurationError(
+                "routing.limiter.backend 'postgres' needs a database.",
+                error_code="missing_limiter_url",
+                suggestion="Set routing.limiter.url, or use a PostgreSQL store (its database is used).",
+            )
+        from azmem.azure.routing.pg_ledger import PostgresLedger
+
+        return PostgresLedger(spec.url, spec.window, spec.margin)
     return SQLiteLedger(spec.path, spec.window, spec.margin)
 
 
@@ -151,7 +162,17 @@ class Router:
         """
         if settings is None or not settings.routing:
             return None
-        return cls.shared(settings.routing)
+        routing = dict(settings.routing)
+        limiter = routing.get("limiter")
+        pg_store = settings.store_url.startswith(("postgresql://", "postgres://"))
+        if (
+            isinstance(limiter, dict)
+            and limiter.get("backend") == "postgres"
+            and not limiter.get("url")
+            and (pg_store)
+        ):
+            routing["limiter"] = {**limiter, "url": settings.store_url}  # one database for both
+        return cls.shared(routing)
 
     # ------------------------------------------------------------------ public API
 
