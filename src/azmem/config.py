@@ -85,6 +85,9 @@ class CacheSettings(BaseModel):
     """Off by default: a cached answer is surprising unless asked for."""
     path: Path | None = None
     """Defaults to ``<home>/cache.db``."""
+    url: str | None = Field(default=None, repr=False)
+    """A PostgreSQL URL to share the cache between app instances, or ``store`` for the
+    PostgreSQL store's own database; unset: the SQLite file at ``path``."""
     ttl_seconds: float | None = Field(default=7 * 24 * 3600, gt=0)
 
     @field_validator("path")

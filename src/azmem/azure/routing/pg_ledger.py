@@ -9,13 +9,11 @@ Needs ``pip install 'azmem[postgres]'``.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from azmem.azure.pg import PgSession
 from azmem.azure.routing.limiter import Entry, Grant, WindowView, admission_delay
-from azmem.errors import StoreAuthError, StoreError, StoreUnavailableError
 
 __all__ = ["PostgresLedger"]
 
@@ -39,69 +37,18 @@ class PostgresLedger:
         margin: float = 1.0,
         *,
         password: Callable[[], str] | None = None,
-        connect_timeout: float = 10.0,
     ) -> None:
         self.url = url
         self.window = window + margin
-        self._password = password
-        self._connect_timeout = connect_timeout
-        self._lock = threading.Lock()
-        self._conn: Any = None
+        self._db = PgSession(url, what="the limiter's database", password=password)
+        self._tx = self._db.tx
         with self._tx() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             for statement in _SCHEMA:
                 cur.execute(statement)
 
-    # -- connection ----------------------------------------------------------------------------
-    def _connection(self) -> Any:
-        import psycopg
-
-        if self._conn is None or self._conn.closed:
-            kwargs: dict[str, Any] = {"connect_timeout": max(1, int(self._connect_timeout))}
-            if self._password is not None:
-                kwargs["password"] = self._password()
-            self._conn = psycopg.connect(self.url, **kwargs)
-        return self._conn
-
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        """One transaction on the ledger's connection; a driver error becomes azmem's, and the
-        connection is dropped so the next call reconnects (the server may have restarted)."""
-        import psycopg
-
-        with self._lock:
-            try:
-                conn = self._connection()
-                with conn.transaction():
-                    yield conn.cursor()
-            except psycopg.Error as exc:
-                self._drop()
-                raise self._translate(exc) from exc
-
-    def _drop(self) -> None:
-        try:
-            if self._conn is not None:
-                self._conn.close()
-        finally:
-            self._conn = None
-
-    def _translate(self, exc: BaseException) -> StoreError:
-        from urllib.parse import urlsplit
-
-        import psycopg
-
-        parts = urlsplit(self.url)
-        where = f"{parts.hostname}:{parts.port or 5432}"
-        text = str(exc).lower()
-        if isinstance(exc, psycopg.OperationalError) and "password authentication failed" in text:
-            return StoreAuthError(f"the limiter's database at {where} refused the credentials")
-        if isinstance(exc, psycopg.OperationalError | psycopg.errors.AdminShutdown):
-            return StoreUnavailableError(f"the limiter's database at {where} is unreachable: {exc}")
-        return StoreError(f"the limiter's database at {where} failed: {exc}")
-
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        self._db.close()
 
     # -- the Ledger protocol --------------------------------------------------------------------
     def acquire(
