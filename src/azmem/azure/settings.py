@@ -37,7 +37,6 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from azmem.config import (
-    STORE_ENV,
     CacheSettings,
     StoreSettings,
     default_home,
@@ -583,11 +582,14 @@ class _AzmemEnvSource(EnvSettingsSource):
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         if field_name == "routing":
             return None, field_name, False
-        if field_name == "store":
-            raw = os.environ.get(STORE_ENV, "").strip()
-            if raw and not raw.startswith("{"):  # AZMEM_STORE=postgresql://... (a URL, not JSON)
-                return {"url": raw}, field_name, False
         return super().get_field_value(field, field_name)
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        if field_name == "store" and isinstance(value, str) and not value.lstrip().startswith("{"):
+            return {"url": value.strip()}  # AZMEM_STORE=postgresql://... is a URL, not JSON
+        return super().prepare_field_value(field_name, field, value, value_is_complex)
 
 
 _PROMPT_HINT = "prompts belong to the memory engine: Memory(config=...) or Memory(prompts=...)."
