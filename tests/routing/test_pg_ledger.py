@@ -104,3 +104,4 @@ def test_router_uses_the_store_database_for_its_limiter(pg_url: str) -> None:
     assert router is not None
     assert isinstance(router.ledger, PostgresLedger)
     assert router.ledger.url == pg_url
+    router.ledger.close()  # the shared router outlives the test; its database does not

@@ -46,7 +46,7 @@ from azmem.errors import (
     StructuredOutputError,
 )
 
-__all__ = ["ChatEnv", "Target", "generate_flow", "open_stream_flow", "span_attributes"]
+__all__ = ["ChatEnv", "Target", "generate_flow", "open_stream_flow", "record_usage", "span_attributes"]
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -156,7 +156,7 @@ def _record_result(span: Any, result: LLMResult[Any], mode: OutputMode) -> None:
         span.set_attribute("gen_ai.response.finish_reasons", [result.finish_reason])
 
 
-def _record_usage(env: ChatEnv, target: Target, options: ChatOptions, usage: Usage, *, cached: bool) -> None:
+def record_usage(env: ChatEnv, target: Target, options: ChatOptions, usage: Usage, *, cached: bool) -> None:
     if env.usage is not None:
         env.usage.record(
             deployment=target.deployment,
@@ -266,7 +266,7 @@ def generate_flow(
                     if cached is not None:
                         span.set_attribute("cache.hit", True)
                         _record_result(span, cached, mode)
-                        _record_usage(env, target, options, cached.usage, cached=True)
+                        record_usage(env, target, options, cached.usage, cached=True)
                         return cached
             step = Send("chat", "parse" if mode == "json_schema" else "create", kwargs)
             try:
@@ -283,7 +283,7 @@ def generate_flow(
                 continue
             attempts += used
             usage = usage_of(completion)
-            _record_usage(env, target, options, usage, cached=False)
+            record_usage(env, target, options, usage, cached=False)
             outcome: LLMResult[Any] | ValidationFailure
             if failure is not None:
                 outcome = failure

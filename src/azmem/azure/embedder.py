@@ -18,15 +18,16 @@ import asyncio
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypedDict, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import openai
 from openai.types import CreateEmbeddingResponse
+from typing_extensions import Unpack
 
 from azmem.azure.cache import ResponseCache
-from azmem.azure.flow import Flow, Send, call_span, drive, drive_async, send_with_retries
+from azmem.azure.flow import Flow, Send, call_span, drive, drive_async, performer, send_with_retries
 from azmem.azure.messages import clean_text
 from azmem.azure.provider import AzureProvider
 from azmem.azure.retry import RetryPolicy
@@ -107,6 +108,27 @@ def _normalise(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return out
 
 
+class _EmbedderOptions(TypedDict, total=False):
+    """The keyword arguments both embedders take, declared once (the async one adds ``max_concurrency``).
+
+    Unset or ``None``: ``dimensions`` and ``retry`` come from the role's settings (``retry``
+    then from the top-level policy), ``cache`` from the settings' cache when it is enabled,
+    ``tracer`` is azmem's default and ``usage`` is not tracked; the batch limits are the service's.
+    """
+
+    dimensions: int | None
+    tracer: Any | None
+    usage: UsageTracker | None
+    cache: ResponseCache | None
+    retry: RetryPolicy | None
+    max_batch_inputs: int
+    max_batch_tokens: int
+
+
+_OPTION_NAMES = frozenset(_EmbedderOptions.__annotations__)
+ClientT = TypeVar("ClientT", openai.OpenAI, openai.AsyncOpenAI)
+
+
 @dataclass(frozen=True, slots=True)
 class _EmbedTarget:
     deployment: str
@@ -129,24 +151,24 @@ class _Plan:
     hits: int = 0
 
 
-class _BaseEmbedder:
+class _BaseEmbedder(Generic[ClientT]):
     """Configuration, planning and assembly shared by both embedders (no I/O)."""
 
     def __init__(
         self,
         settings: AzmemSettings | AzureOpenAISettings | AzureProvider | None = None,
         *,
-        client: openai.OpenAI | openai.AsyncOpenAI | None = None,
-        dimensions: int | None = None,
-        tracer: Any | None = None,
-        usage: UsageTracker | None = None,
-        cache: ResponseCache | None = None,
-        retry: RetryPolicy | None = None,
-        max_batch_inputs: int = MAX_BATCH_INPUTS,
-        max_batch_tokens: int = MAX_BATCH_TOKENS,
+        client: ClientT | None = None,
+        **options: Unpack[_EmbedderOptions],
     ) -> None:
+        unknown = options.keys() - _OPTION_NAMES
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword argument(s): {', '.join(sorted(unknown))}"
+            )
         top_level: RetryPolicy | None = None
         self._owned_cache: ResponseCache | None = None
+        cache = options.get("cache")
         if settings is None:
             settings = AzmemSettings.load()
         if isinstance(settings, AzmemSettings):
@@ -166,15 +188,17 @@ class _BaseEmbedder:
             self._provider, self._owns_provider = AzureProvider(settings, client=client), True
         cfg = self._provider.settings
         # An explicit retry= wins, then the role's own policy, then the top-level one.
-        self._policy = retry or cfg.retry or top_level or RetryPolicy()
-        self._tracer = tracer
-        self._usage = usage
+        self._policy = options.get("retry") or cfg.retry or top_level or RetryPolicy()
+        self._tracer = options.get("tracer")
+        self._usage = options.get("usage")
         self._cache = cache
-        if not 1 <= max_batch_inputs <= MAX_BATCH_INPUTS:
+        self._max_inputs = options.get("max_batch_inputs", MAX_BATCH_INPUTS)
+        if not 1 <= self._max_inputs <= MAX_BATCH_INPUTS:
             raise ConfigurationError(f"max_batch_inputs must be between 1 and {MAX_BATCH_INPUTS}")
-        self._max_inputs = max_batch_inputs
-        self._max_tokens = max_batch_tokens
-        dims = dimensions if dimensions is not None else cfg.dimensions
+        self._max_tokens = options.get("max_batch_tokens", MAX_BATCH_TOKENS)
+        dims = options.get("dimensions")
+        if dims is None:
+            dims = cfg.dimensions
         self._target = _EmbedTarget(
             deployment=self._provider.deployment,
             endpoint=self._provider.endpoint,
@@ -352,7 +376,7 @@ class _BaseEmbedder:
         return matrix
 
 
-class AzureEmbedder(_BaseEmbedder):
+class AzureEmbedder(_BaseEmbedder[openai.OpenAI]):
     """Blocking embedder; satisfies :class:`azmem.embeddings.Embedder`."""
 
     def embed(
@@ -364,11 +388,7 @@ class AzureEmbedder(_BaseEmbedder):
         usage tracker, like ``generate``'s arguments of the same names.
         """
         plan = self._plan(texts)
-        sdk = self._provider.sync_client().embeddings.with_raw_response
-
-        def perform(step: Send) -> Any:
-            return sdk.create(**step.kwargs)
-
+        perform = performer(self._provider.sync_client())
         with self._span(plan) as span:
             usages = [drive(self._batch_flow(plan, batch, span), perform) for batch in plan.batches]
             return self._assemble(plan, usages, span, prompt_name=prompt_name, group_id=group_id)
@@ -387,7 +407,7 @@ class AzureEmbedder(_BaseEmbedder):
         self.close()
 
 
-class AsyncAzureEmbedder(_BaseEmbedder):
+class AsyncAzureEmbedder(_BaseEmbedder[openai.AsyncOpenAI]):
     """Awaitable embedder; satisfies :class:`azmem.embeddings.AsyncEmbedder`.
 
     Up to ``max_concurrency`` batches are in flight at once: large imports are bound by
@@ -399,26 +419,10 @@ class AsyncAzureEmbedder(_BaseEmbedder):
         settings: AzmemSettings | AzureOpenAISettings | AzureProvider | None = None,
         *,
         client: openai.AsyncOpenAI | None = None,
-        dimensions: int | None = None,
-        tracer: Any | None = None,
-        usage: UsageTracker | None = None,
-        cache: ResponseCache | None = None,
-        retry: RetryPolicy | None = None,
-        max_batch_inputs: int = MAX_BATCH_INPUTS,
-        max_batch_tokens: int = MAX_BATCH_TOKENS,
         max_concurrency: int = 4,
+        **options: Unpack[_EmbedderOptions],
     ) -> None:
-        super().__init__(
-            settings,
-            client=client,
-            dimensions=dimensions,
-            tracer=tracer,
-            usage=usage,
-            cache=cache,
-            retry=retry,
-            max_batch_inputs=max_batch_inputs,
-            max_batch_tokens=max_batch_tokens,
-        )
+        super().__init__(settings, client=client, **options)
         self._max_concurrency = max(1, max_concurrency)
 
     async def aembed(
@@ -426,11 +430,8 @@ class AsyncAzureEmbedder(_BaseEmbedder):
     ) -> npt.NDArray[np.float32]:
         """Same contract as :meth:`AzureEmbedder.embed`."""
         plan = self._plan(texts)
-        sdk = self._provider.async_client().embeddings.with_raw_response
+        perform = performer(self._provider.async_client())
         gate = asyncio.Semaphore(self._max_concurrency)
-
-        async def perform(step: Send) -> Any:
-            return await sdk.create(**step.kwargs)
 
         async def one(batch: list[int], span: Any) -> Usage:
             async with gate:

@@ -4,7 +4,8 @@ A call is a generator that yields *steps* ("send this SDK request", "sleep this 
 and receives their outcomes; it never touches the network or the clock itself. The
 sync and async clients are drivers that perform the steps (httpx's auth flows work
 the same way), so retries, error mapping, spans, usage, cache and the structured-output
-fallback exist exactly once.
+fallback exist exactly once. So does the driver loop: the blocking face runs the async
+one with awaits that wrap blocking calls, which never suspend (:func:`run_blocking`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import openai
 from opentelemetry import trace
@@ -35,13 +36,20 @@ __all__ = [
     "Send",
     "Sleep",
     "Step",
+    "awaiting",
     "call_span",
     "drive",
     "drive_async",
+    "iterate_blocking",
+    "performer",
+    "run_blocking",
     "send_with_retries",
 ]
 
+P = ParamSpec("P")
 R = TypeVar("R")
+S = TypeVar("S")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,23 @@ class Send:
     resource: Literal["chat", "embeddings"]
     method: Literal["create", "parse"]
     kwargs: dict[str, Any]
+
+
+def performer(sdk: Any) -> Callable[[Send], Any]:
+    """How a driver performs :class:`Send` steps on one SDK client (sync or async).
+
+    The same for both faces: the async SDK answers with an awaitable, which the async
+    driver awaits. The resources are looked up once, not per step.
+    """
+    resources = {
+        "chat": sdk.chat.completions.with_raw_response,
+        "embeddings": sdk.embeddings.with_raw_response,
+    }
+
+    def perform(step: Send) -> Any:
+        return getattr(resources[step.resource], step.method)(**step.kwargs)
+
+    return perform
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,36 +197,18 @@ def send_with_retries(
         attempt += 1
 
 
-def drive(flow: Flow[R], perform: Callable[[Send], Any]) -> R:
-    """Run a flow with blocking I/O."""
+async def _run(
+    flow: Generator[S | Sleep, Outcome | None, R],
+    perform: Callable[[S], Awaitable[Any]],
+    sleep: Callable[[float], Awaitable[object]],
+) -> R:
+    """The one driver loop: both faces run it, and differ only in what their awaits wrap."""
     try:
         step = next(flow)
         while True:
-            outcome: Outcome | None
+            outcome: Outcome | None = None
             if isinstance(step, Sleep):
-                time.sleep(step.seconds)
-                outcome = None
-            else:
-                try:
-                    outcome = Outcome(value=perform(step))
-                except Exception as exc:
-                    outcome = Outcome(error=exc)
-            step = flow.send(outcome)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    finally:
-        flow.close()
-
-
-async def drive_async(flow: Flow[R], perform: Callable[[Send], Awaitable[Any]]) -> R:
-    """Run a flow on the event loop; cancellation closes the flow (its span ends, nothing leaks)."""
-    try:
-        step = next(flow)
-        while True:
-            outcome: Outcome | None
-            if isinstance(step, Sleep):
-                await asyncio.sleep(step.seconds)
-                outcome = None
+                await sleep(step.seconds)
             else:
                 try:
                     outcome = Outcome(value=await perform(step))
@@ -212,3 +219,68 @@ async def drive_async(flow: Flow[R], perform: Callable[[Send], Awaitable[Any]]) 
         return stop.value  # type: ignore[no-any-return]
     finally:
         flow.close()
+
+
+def drive(
+    flow: Generator[S | Sleep, Outcome | None, R],
+    perform: Callable[[S], Any],
+    *,
+    sleep: Callable[[float], object] | None = None,
+) -> R:
+    """Run a flow with blocking I/O: ``perform`` blocks, and so does ``sleep`` (``time.sleep``)."""
+    return run_blocking(_run(flow, awaiting(perform), awaiting(sleep or time.sleep)))
+
+
+async def drive_async(
+    flow: Generator[S | Sleep, Outcome | None, R],
+    perform: Callable[[S], Awaitable[Any]],
+    *,
+    sleep: Callable[[float], Awaitable[object]] | None = None,
+) -> R:
+    """Run a flow on the event loop (``sleep``: ``asyncio.sleep``); cancellation closes the flow
+    (its span ends, nothing leaks)."""
+    return await _run(flow, perform, sleep or asyncio.sleep)
+
+
+def awaiting(call: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """A blocking ``call`` as a coroutine function, so blocking code can run code written for awaits.
+
+    The coroutine never suspends: it finishes the call before it returns (see :func:`run_blocking`).
+    """
+
+    async def blocking(*args: P.args, **kwargs: P.kwargs) -> T:
+        return call(*args, **kwargs)
+
+    return blocking
+
+
+def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """Run, without an event loop, a coroutine whose awaits all wrap blocking calls (:func:`awaiting`).
+
+    This is how the blocking face shares the async face's code instead of copying it:
+    such a coroutine never suspends, so one ``send`` runs it to the end. One that does
+    suspend was handed real asynchronous I/O, which only an event loop can run.
+    """
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("a coroutine run by blocking code suspended: it was given asynchronous I/O")
+
+
+def iterate_blocking(items: AsyncGenerator[T, None]) -> Iterator[T]:
+    """An async generator that never suspends (see :func:`run_blocking`), as a blocking iterator.
+
+    Closing the iterator early (``break``, garbage collection) closes the generator, so its
+    ``finally`` blocks run as they would under ``async for``.
+    """
+    try:
+        while True:
+            try:
+                item = run_blocking(items.__anext__())
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        run_blocking(items.aclose())

@@ -2,14 +2,15 @@
 
 Everything that decides something (parameters per capability, retries, fallback,
 re-asks, cache, usage, spans) lives in the shared base class and the sans-IO flows;
-the two public classes differ only in how they perform a step (a blocking SDK call
-or an awaited one) and how they sleep, like httpx's ``Client``/``AsyncClient``.
+the two public classes differ only in how they do I/O (a blocking SDK call or an
+awaited one), which each names in a :class:`_Face`, like httpx's ``Client``/``AsyncClient``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import Any, Literal, TypedDict, TypeVar, overload
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Literal, TypedDict, TypeVar, overload
 
 import httpx2
 import openai
@@ -17,15 +18,25 @@ from pydantic import BaseModel
 from typing_extensions import Unpack
 
 from azmem.azure.cache import ResponseCache
-from azmem.azure.chat import ChatEnv, Target, generate_flow, open_stream_flow, span_attributes
+from azmem.azure.chat import ChatEnv, Target, generate_flow, open_stream_flow, record_usage, span_attributes
 from azmem.azure.errors import map_sdk_error
-from azmem.azure.flow import Send, call_span, drive, drive_async
+from azmem.azure.flow import (
+    Flow,
+    Send,
+    awaiting,
+    call_span,
+    drive,
+    drive_async,
+    iterate_blocking,
+    performer,
+    run_blocking,
+)
 from azmem.azure.messages import Message, MessageInput, normalize_messages
 from azmem.azure.provider import AzureProvider
 from azmem.azure.request import ChatOptions, ModelSize, ReasoningEffort, ToolSpec, tool_param
 from azmem.azure.response import LLMResult, StreamState
 from azmem.azure.retry import RetryPolicy
-from azmem.azure.routing.flow import RoutedChat
+from azmem.azure.routing.flow import Current, RoutedChat
 from azmem.azure.routing.router import Router
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
 from azmem.azure.tracing import activate
@@ -35,6 +46,7 @@ from azmem.errors import AzmemError, InvalidInputError, NetworkError
 __all__ = ["AsyncLLMClient", "GenerateParams", "LLMClient"]
 
 T = TypeVar("T", bound=BaseModel)
+ClientT = TypeVar("ClientT", openai.OpenAI, openai.AsyncOpenAI)
 
 
 class GenerateParams(TypedDict, total=False):
@@ -71,8 +83,8 @@ def _provider(arg: _ProviderArg, fallback: AzureOpenAISettings | None) -> tuple[
     return (AzureProvider(cfg), True) if cfg is not None else (None, False)
 
 
-class _BaseLLMClient:
-    """Configuration and option handling shared by both clients (no I/O).
+class _BaseLLMClient(Generic[ClientT]):
+    """Everything both clients do, written once; ``_face`` says how the subclass does I/O.
 
     Arguments (keyword-only after ``settings``):
 
@@ -90,13 +102,15 @@ class _BaseLLMClient:
       cache and retry policy, two validation re-asks).
     """
 
+    _face: ClassVar[_Face]
+
     def __init__(
         self,
         settings: AzmemSettings | None = None,
         *,
         chat: AzureOpenAISettings | AzureProvider | None = None,
         small_chat: AzureOpenAISettings | AzureProvider | None = None,
-        client: openai.OpenAI | openai.AsyncOpenAI | None = None,
+        client: ClientT | None = None,
         tracer: Any | None = None,
         usage: UsageTracker | None = None,
         cache: ResponseCache | None = None,
@@ -162,6 +176,7 @@ class _BaseLLMClient:
         self._env = ChatEnv(policy=policy, tracer=tracer, usage=usage, cache=cache)
         self._max_reasks = max_reasks
         self._targets: dict[ModelSize, Target] = {}
+        self._performers: dict[ModelSize, Callable[[Send], Any]] = {}
 
     @staticmethod
     def _wrap_client(cfg: AzureOpenAISettings, client: Any) -> AzureProvider:
@@ -263,6 +278,67 @@ class _BaseLLMClient:
         options = self._options(response_model, params)
         return self._target(options.model_size), normalize_messages(messages), options
 
+    def _perform(self, size: ModelSize) -> Callable[[Send], Any]:
+        perform = self._performers.get(size)
+        if perform is None:
+            perform = self._performers[size] = performer(self._face.sdk(self._provider_for(size)))
+        return perform
+
+    def _generation(
+        self,
+        messages: str | Sequence[MessageInput],
+        response_model: type[BaseModel] | None,
+        params: GenerateParams,
+    ) -> tuple[Flow[LLMResult[Any]], Callable[[Send], Any]]:
+        """One ``generate`` call's flow and the perform that runs its steps, for the face's driver."""
+        target, msgs, options = self._prepare(messages, response_model, params)
+        if self._routing is not None:
+            flow, current = self._routing.generate(self._env, msgs, options)
+            return flow, self._face.routed(self._routing, current)
+        return generate_flow(target, self._env, msgs, options), self._perform(options.model_size)
+
+    async def _stream(
+        self, target: Target, msgs: list[Message], options: ChatOptions
+    ) -> AsyncGenerator[str, None]:
+        env, face = self._env, self._face
+        # Not current: at every yield the caller would run inside it (see llm_span); it is
+        # made current only while the stream opens, between no yields.
+        with call_span(
+            env.tracer,
+            f"chat {target.deployment}",
+            lambda: _stream_attributes(target, options),
+            current=False,
+        ) as span:
+            with activate(span):
+                if self._routing is not None:
+                    opening, current = self._routing.open_stream(env, msgs, options, span)
+                    sdk_stream, _headers = await face.drive(opening, face.routed(self._routing, current))
+                    target = self._routing.streaming_target(current, span)
+                else:
+                    sdk_stream, _headers = await face.drive(
+                        open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
+                    )
+            state = StreamState(target.context("chat"), max_tokens=options.max_tokens)
+            try:
+                while (chunk := await face.next_chunk(sdk_stream)) is not _END:
+                    text = state.feed(chunk)
+                    if text:
+                        yield text
+            except (openai.OpenAIError, httpx2.TransportError) as exc:
+                raise _stream_error(exc, state) from exc
+            finally:
+                await face.close_stream(sdk_stream)
+            _finish_stream(span, env, target, options, state)
+
+    async def _close(self) -> None:
+        """Close the SDK clients this client created (never a caller's own)."""
+        for provider in self._owned:
+            await self._face.close(provider)
+        if self._routing is not None:
+            await self._face.close(self._routing)
+        if self._owned_cache is not None:
+            self._owned_cache.close()
+
 
 def _stream_attributes(target: Target, options: ChatOptions) -> dict[str, Any]:
     attrs = span_attributes(target, options, cache_enabled=False, operation="chat")
@@ -284,69 +360,55 @@ def _finish_stream(span: Any, env: ChatEnv, target: Target, options: ChatOptions
     if state.usage is not None:
         span.set_attribute("gen_ai.usage.input_tokens", state.usage.input_tokens)
         span.set_attribute("gen_ai.usage.output_tokens", state.usage.output_tokens)
-        if env.usage is not None:
-            env.usage.record(
-                deployment=target.deployment,
-                model=target.model_name,
-                prompt_name=options.prompt_name,
-                group_id=options.group_id,
-                usage=state.usage,
-                cached=False,
-            )
+        record_usage(env, target, options, state.usage, cached=False)
     if state.finish_reason:
         span.set_attribute("gen_ai.response.finish_reasons", [state.finish_reason])
     state.check_finish()
 
 
-def _raw_resources(sdk: Any) -> dict[str, Any]:
-    """The SDK resources a :class:`Send` step names, answering with raw responses (sync or async SDK)."""
-    return {
-        "chat": sdk.chat.completions.with_raw_response,
-        "embeddings": sdk.embeddings.with_raw_response,
-    }
+_END = object()
+"""What a face's ``next_chunk`` answers once the stream is done."""
 
 
-class LLMClient(_BaseLLMClient):
+@dataclass(frozen=True, slots=True)
+class _Face:
+    """How one client performs each kind of I/O: all that differs between the two.
+
+    The rest is written once, as coroutines over these operations. The async client awaits
+    them; the blocking client runs them with :func:`run_blocking`, its operations wrapping
+    blocking calls that finish before they return.
+    """
+
+    sdk: Callable[[AzureProvider], Any]
+    routed: Callable[[RoutedChat, Current], Callable[[Send], Any]]
+    drive: Callable[[Flow[Any], Callable[[Send], Any]], Awaitable[Any]]
+    next_chunk: Callable[[Any], Awaitable[Any]]
+    close_stream: Callable[[Any], Awaitable[object]]
+    close: Callable[[AzureProvider | RoutedChat], Awaitable[object]]
+
+
+_BLOCKING = _Face(
+    sdk=AzureProvider.sync_client,
+    routed=RoutedChat.perform_sync,
+    drive=awaiting(drive),
+    next_chunk=awaiting(lambda sdk_stream: next(sdk_stream, _END)),
+    close_stream=awaiting(lambda sdk_stream: sdk_stream.close()),
+    close=awaiting(lambda owned: owned.close()),
+)
+_ASYNC = _Face(
+    sdk=AzureProvider.async_client,
+    routed=RoutedChat.perform_async,
+    drive=drive_async,
+    next_chunk=lambda sdk_stream: anext(sdk_stream, _END),
+    close_stream=lambda sdk_stream: sdk_stream.close(),
+    close=lambda owned: owned.aclose(),
+)
+
+
+class LLMClient(_BaseLLMClient[openai.OpenAI]):
     """Chat completions on Azure OpenAI, blocking."""
 
-    def __init__(
-        self,
-        settings: AzmemSettings | None = None,
-        *,
-        chat: AzureOpenAISettings | AzureProvider | None = None,
-        small_chat: AzureOpenAISettings | AzureProvider | None = None,
-        client: openai.OpenAI | None = None,
-        tracer: Any | None = None,
-        usage: UsageTracker | None = None,
-        cache: ResponseCache | None = None,
-        retry: RetryPolicy | None = None,
-        max_reasks: int = 2,
-        router: Router | None = None,
-    ) -> None:
-        super().__init__(
-            settings,
-            chat=chat,
-            small_chat=small_chat,
-            client=client,
-            tracer=tracer,
-            usage=usage,
-            cache=cache,
-            retry=retry,
-            max_reasks=max_reasks,
-            router=router,
-        )
-        self._performers: dict[ModelSize, Callable[[Send], Any]] = {}
-
-    def _perform(self, size: ModelSize) -> Callable[[Send], Any]:
-        perform = self._performers.get(size)
-        if perform is None:
-            resources = _raw_resources(self._provider_for(size).sync_client())
-
-            def perform(step: Send) -> Any:
-                return getattr(resources[step.resource], step.method)(**step.kwargs)
-
-            self._performers[size] = perform
-        return perform
+    _face = _BLOCKING
 
     @overload
     def generate(
@@ -372,57 +434,17 @@ class LLMClient(_BaseLLMClient):
         **params: Unpack[GenerateParams],
     ) -> LLMResult[Any]:
         """Ask the deployment for one answer: text, a JSON dict (``json=True``) or a ``response_model``."""
-        target, msgs, options = self._prepare(messages, response_model, params)
-        if self._routing is not None:
-            flow, current = self._routing.generate(self._env, msgs, options)
-            return drive(flow, self._routing.perform_sync(current))
-        return drive(generate_flow(target, self._env, msgs, options), self._perform(options.model_size))
+        return drive(*self._generation(messages, response_model, params))
 
     def stream(
         self, messages: str | Sequence[MessageInput], **params: Unpack[GenerateParams]
     ) -> Iterator[str]:
         """Yield the answer's text as it arrives; usage is recorded when the stream ends."""
-        return self._stream(*self._prepare_stream(messages, params))
-
-    def _stream(self, target: Target, msgs: list[Message], options: ChatOptions) -> Iterator[str]:
-        env = self._env
-        # Not current: at every yield the caller would run inside it (see llm_span); it is
-        # made current only while the stream opens, between no yields.
-        with call_span(
-            env.tracer,
-            f"chat {target.deployment}",
-            lambda: _stream_attributes(target, options),
-            current=False,
-        ) as span:
-            with activate(span):
-                if self._routing is not None:
-                    opening, current = self._routing.open_stream(env, msgs, options, span)
-                    sdk_stream, _headers = drive(opening, self._routing.perform_sync(current))
-                    target = self._routing.streaming_target(current, span)
-                else:
-                    sdk_stream, _headers = drive(
-                        open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
-                    )
-            state = StreamState(target.context("chat"), max_tokens=options.max_tokens)
-            try:
-                for chunk in sdk_stream:
-                    text = state.feed(chunk)
-                    if text:
-                        yield text
-            except (openai.OpenAIError, httpx2.TransportError) as exc:
-                raise _stream_error(exc, state) from exc
-            finally:
-                sdk_stream.close()
-            _finish_stream(span, env, target, options, state)
+        return iterate_blocking(self._stream(*self._prepare_stream(messages, params)))
 
     def close(self) -> None:
         """Close the SDK clients this client created (never a caller's own)."""
-        for provider in self._owned:
-            provider.close()
-        if self._routing is not None:
-            self._routing.close()
-        if self._owned_cache is not None:
-            self._owned_cache.close()
+        run_blocking(self._close())
 
     def __enter__(self) -> LLMClient:
         return self
@@ -431,47 +453,10 @@ class LLMClient(_BaseLLMClient):
         self.close()
 
 
-class AsyncLLMClient(_BaseLLMClient):
+class AsyncLLMClient(_BaseLLMClient[openai.AsyncOpenAI]):
     """Chat completions on Azure OpenAI, awaitable; the same flows as :class:`LLMClient`."""
 
-    def __init__(
-        self,
-        settings: AzmemSettings | None = None,
-        *,
-        chat: AzureOpenAISettings | AzureProvider | None = None,
-        small_chat: AzureOpenAISettings | AzureProvider | None = None,
-        client: openai.AsyncOpenAI | None = None,
-        tracer: Any | None = None,
-        usage: UsageTracker | None = None,
-        cache: ResponseCache | None = None,
-        retry: RetryPolicy | None = None,
-        max_reasks: int = 2,
-        router: Router | None = None,
-    ) -> None:
-        super().__init__(
-            settings,
-            chat=chat,
-            small_chat=small_chat,
-            client=client,
-            tracer=tracer,
-            usage=usage,
-            cache=cache,
-            retry=retry,
-            max_reasks=max_reasks,
-            router=router,
-        )
-        self._performers: dict[ModelSize, Callable[[Send], Awaitable[Any]]] = {}
-
-    def _perform(self, size: ModelSize) -> Callable[[Send], Awaitable[Any]]:
-        perform = self._performers.get(size)
-        if perform is None:
-            resources = _raw_resources(self._provider_for(size).async_client())
-
-            async def perform(step: Send) -> Any:
-                return await getattr(resources[step.resource], step.method)(**step.kwargs)
-
-            self._performers[size] = perform
-        return perform
+    _face = _ASYNC
 
     @overload
     async def generate(
@@ -497,13 +482,7 @@ class AsyncLLMClient(_BaseLLMClient):
         **params: Unpack[GenerateParams],
     ) -> LLMResult[Any]:
         """Same contract as :meth:`LLMClient.generate`."""
-        target, msgs, options = self._prepare(messages, response_model, params)
-        if self._routing is not None:
-            flow, current = self._routing.generate(self._env, msgs, options)
-            return await drive_async(flow, self._routing.perform_async(current))
-        return await drive_async(
-            generate_flow(target, self._env, msgs, options), self._perform(options.model_size)
-        )
+        return await drive_async(*self._generation(messages, response_model, params))
 
     def stream(
         self, messages: str | Sequence[MessageInput], **params: Unpack[GenerateParams]
@@ -511,45 +490,9 @@ class AsyncLLMClient(_BaseLLMClient):
         """Same contract as :meth:`LLMClient.stream`, as an async iterator."""
         return self._stream(*self._prepare_stream(messages, params))
 
-    async def _stream(self, target: Target, msgs: list[Message], options: ChatOptions) -> AsyncIterator[str]:
-        env = self._env
-        # Not current: at every yield the caller would run inside it (see llm_span); it is
-        # made current only while the stream opens, between no yields.
-        with call_span(
-            env.tracer,
-            f"chat {target.deployment}",
-            lambda: _stream_attributes(target, options),
-            current=False,
-        ) as span:
-            with activate(span):
-                if self._routing is not None:
-                    opening, current = self._routing.open_stream(env, msgs, options, span)
-                    sdk_stream, _headers = await drive_async(opening, self._routing.perform_async(current))
-                    target = self._routing.streaming_target(current, span)
-                else:
-                    sdk_stream, _headers = await drive_async(
-                        open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
-                    )
-            state = StreamState(target.context("chat"), max_tokens=options.max_tokens)
-            try:
-                async for chunk in sdk_stream:
-                    text = state.feed(chunk)
-                    if text:
-                        yield text
-            except (openai.OpenAIError, httpx2.TransportError) as exc:
-                raise _stream_error(exc, state) from exc
-            finally:
-                await sdk_stream.close()
-            _finish_stream(span, env, target, options, state)
-
     async def aclose(self) -> None:
         """Close the SDK clients this client created (never a caller's own)."""
-        for provider in self._owned:
-            await provider.aclose()
-        if self._routing is not None:
-            await self._routing.aclose()
-        if self._owned_cache is not None:
-            self._owned_cache.close()
+        await self._close()
 
     async def __aenter__(self) -> AsyncLLMClient:
         return self

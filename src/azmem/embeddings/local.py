@@ -16,7 +16,8 @@ import importlib.metadata
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,20 +97,28 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@contextmanager
+def _unusable(
+    problem: str, path: Path, fix: str, errors: type[Exception] | tuple[type[Exception], ...] = Exception
+) -> Iterator[None]:
+    """Report a file the runtime cannot use as an :class:`EmbeddingModelError` naming the file and
+    the reinstall that fixes it, whatever the library raised (file, tokenizer or onnxruntime)."""
+    try:
+        yield
+    except errors as exc:
+        raise EmbeddingModelError(
+            f"The local embedding {problem}: {path} ({exc}).", suggestion=fix, path=str(path)
+        ) from exc
+
+
 def _check_file(path: Path, expected_sha256: str | None, what: str, fix: str) -> None:
     if not path.is_file():
         raise EmbeddingModelError(
             f"The local embedding {what} file is missing: {path}.", suggestion=fix, path=str(path)
         )
     if expected_sha256 is not None:
-        try:
+        with _unusable(f"{what} file cannot be read", path, fix, OSError):
             actual = _sha256(path)
-        except OSError as exc:
-            raise EmbeddingModelError(
-                f"The local embedding {what} file cannot be read: {path} ({exc}).",
-                suggestion=fix,
-                path=str(path),
-            ) from exc
         if actual != expected_sha256:
             raise EmbeddingModelError(
                 f"The local embedding {what} file is corrupt or not the expected version: {path} "
@@ -171,14 +180,8 @@ def _load_runtime(
         ort = _import_onnxruntime()
         from tokenizers import Tokenizer
 
-        try:
+        with _unusable("tokenizer cannot be parsed", tokenizer_path, tokenizer_fix):
             tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        except Exception as exc:
-            raise EmbeddingModelError(
-                f"The local embedding tokenizer cannot be parsed: {tokenizer_path} ({exc}).",
-                suggestion=tokenizer_fix,
-                path=str(tokenizer_path),
-            ) from exc
         # The shipped tokenizer pads every input to a fixed 128 and truncates at 128:
         # truncate where the model was trained to (256) and pad only to the longest
         # text of each batch, which is both more faithful and much faster.
@@ -190,16 +193,10 @@ def _load_runtime(
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        try:
+        with _unusable("model cannot be loaded by onnxruntime", model_path, model_fix):
             session = ort.InferenceSession(
                 str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
             )
-        except Exception as exc:
-            raise EmbeddingModelError(
-                f"The local embedding model cannot be loaded by onnxruntime: {model_path} ({exc}).",
-                suggestion=model_fix,
-                path=str(model_path),
-            ) from exc
         names = frozenset(i.name for i in session.get_inputs())
         runtime = _Runtime(session=session, tokenizer=tokenizer, input_names=names)
         _RUNTIMES[key] = runtime

@@ -98,14 +98,10 @@ def is_legacy_model(model: str) -> bool:
 
 
 @dataclass
-class Deployment:
-    """One deployment of the emulated resource.
-
-    `model`, `kind`, `context_window`, `dimensions` and `reasoning` default from the name, like a real
-    deployment whose model decides them. `tpm`/`rpm` of `None` mean "not enforced" (headers then
-    advertise a generous nominal limit). `latency` is seconds added to every answer, or a
-    `(low, high)` range drawn uniformly.
-    """
+class _DeploymentFields:
+    """A deployment's settings, declared once for its two forms: the `Deployment` the emulator
+    runs and the `DeploymentConfig` a file is read into (pydantic takes a model's fields from
+    the annotations of all its bases)."""
 
     name: str
     kind: DeploymentKind | None = None
@@ -120,6 +116,17 @@ class Deployment:
     max_output_tokens: int | None = None
     json_schema: bool | None = None
     vision: bool | None = None
+
+
+@dataclass
+class Deployment(_DeploymentFields):
+    """One deployment of the emulated resource.
+
+    `model`, `kind`, `context_window`, `dimensions` and `reasoning` default from the name, like a real
+    deployment whose model decides them. `tpm`/`rpm` of `None` mean "not enforced" (headers then
+    advertise a generous nominal limit). `latency` is seconds added to every answer, or a
+    `(low, high)` range drawn uniformly.
+    """
 
     def __post_init__(self) -> None:
         if self.model is None:
@@ -264,24 +271,10 @@ def default_deployments() -> list[Deployment]:
     ]
 
 
-class DeploymentConfig(BaseModel):
+class DeploymentConfig(BaseModel, _DeploymentFields):
     """The file form of a `Deployment`."""
 
     model_config = ConfigDict(extra="forbid")
-
-    name: str
-    kind: DeploymentKind | None = None
-    model: str | None = None
-    context_window: int | None = None
-    reasoning: bool | None = None
-    dimensions: int | None = None
-    tpm: int | None = None
-    rpm: int | None = None
-    latency: float | tuple[float, float] = 0.0
-    region: str = "East US"
-    max_output_tokens: int | None = None
-    json_schema: bool | None = None
-    vision: bool | None = None
 
     def to_deployment(self) -> Deployment:
         return Deployment(**self.model_dump())

@@ -11,23 +11,23 @@ and the store refuses to mix them.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Generator, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from azmem.azure.embedder import AsyncAzureEmbedder, AzureEmbedder, estimate_tokens
+from azmem.azure.flow import Outcome, Sleep, drive, drive_async
 from azmem.azure.retry import RetryPolicy
 from azmem.azure.routing.pool import DeploymentSpec
 from azmem.azure.routing.providers import DeploymentProviders
-from azmem.azure.routing.router import Attempt, Call, GiveUp, Requirements, Router, Wait
+from azmem.azure.routing.router import GiveUp, Requirements, Router, Wait
 from azmem.azure.settings import AzureOpenAISettings
 from azmem.errors import AzmemError
 
 __all__ = ["AsyncRoutedEmbedder", "RoutedEmbedder"]
 
-E = TypeVar("E", AzureEmbedder, AsyncAzureEmbedder)
 Vectors = npt.NDArray[np.float32]
 
 _ONE_ATTEMPT = RetryPolicy(max_attempts=1, retry_after_ceiling=float("inf"))
@@ -39,9 +39,13 @@ def _requirements(texts: Sequence[str]) -> Requirements:
 
 
 class _Base:
+    """Both routed embedders, written once: they differ only in which embedder they route to
+    and how they wait and embed (see :func:`azmem.azure.flow.drive`)."""
+
+    _factory: ClassVar[type[AzureEmbedder] | type[AsyncAzureEmbedder]]
+
     def __init__(
         self,
-        factory: type[E],
         router: Router,
         *,
         pool: str = "embedding",
@@ -53,7 +57,7 @@ class _Base:
         self._providers = DeploymentProviders(base)
         self._embedders: dict[str, Any] = {}
         for spec in router.deployments(pool):
-            self._embedders[spec.limiter_key] = factory(
+            self._embedders[spec.limiter_key] = self._factory(
                 self._providers.provider(spec), retry=_ONE_ATTEMPT, **embedder_kwargs
             )
         first = self._embedders[router.deployments(pool)[0].limiter_key]
@@ -74,51 +78,47 @@ class _Base:
     def embedder(self, spec: DeploymentSpec) -> Any:
         return self._embedders[spec.limiter_key]
 
-    def _decide(self, call: Call) -> Attempt | Wait:
-        decision = call.next()
-        if isinstance(decision, GiveUp):
-            raise decision.error
-        return decision
-
-    @staticmethod
-    def _settle(call: Call, attempt: Attempt, started: float, result: Vectors) -> Vectors:
-        call.succeeded(attempt, latency=time.monotonic() - started)
-        return result
+    def _routed(self, texts: Sequence[str]) -> Generator[Any, Outcome | None, Vectors]:
+        """One routed call as a sans-IO flow: it yields a :class:`Sleep` while the router says
+        wait, else the embedder of the deployment to try, whose outcome it gets back."""
+        call = self.router.begin(self.pool, _requirements(texts))
+        try:
+            while True:
+                decision = call.next()
+                if isinstance(decision, GiveUp):
+                    raise decision.error
+                if isinstance(decision, Wait):
+                    yield Sleep(decision.seconds)
+                    continue
+                started = time.monotonic()
+                try:
+                    outcome = yield self.embedder(decision.deployment)
+                except BaseException:  # the driver stopped while it embedded (cancelled, interrupted)
+                    call.abandoned(decision)
+                    raise
+                assert outcome is not None
+                if isinstance(outcome.error, AzmemError):
+                    call.failed(decision, outcome.error)
+                    continue
+                if outcome.error is not None:
+                    call.abandoned(decision)
+                    raise outcome.error
+                call.succeeded(decision, latency=time.monotonic() - started)
+                result: Vectors = outcome.value
+                return result
+        finally:
+            call.close()
 
 
 class RoutedEmbedder(_Base):
     """Blocking; satisfies :class:`azmem.embeddings.Embedder`."""
 
-    def __init__(
-        self,
-        router: Router,
-        *,
-        pool: str = "embedding",
-        base: AzureOpenAISettings | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(AzureEmbedder, router, pool=pool, base=base, **kwargs)
+    _factory = AzureEmbedder
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        call = self.router.begin(self.pool, _requirements(texts))
-        try:
-            while True:
-                decision = self._decide(call)
-                if isinstance(decision, Wait):
-                    self.router.clock.sleep(decision.seconds)
-                    continue
-                started = time.monotonic()
-                try:
-                    result: Vectors = self.embedder(decision.deployment).embed(texts)
-                except AzmemError as error:
-                    call.failed(decision, error)
-                    continue
-                except BaseException:
-                    call.abandoned(decision)
-                    raise
-                return self._settle(call, decision, started, result)
-        finally:
-            call.close()
+        return drive(
+            self._routed(texts), lambda embedder: embedder.embed(texts), sleep=self.router.clock.sleep
+        )
 
     def close(self) -> None:
         for embedder in self._embedders.values():
@@ -129,37 +129,12 @@ class RoutedEmbedder(_Base):
 class AsyncRoutedEmbedder(_Base):
     """Awaitable; satisfies :class:`azmem.embeddings.AsyncEmbedder`."""
 
-    def __init__(
-        self,
-        router: Router,
-        *,
-        pool: str = "embedding",
-        base: AzureOpenAISettings | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(AsyncAzureEmbedder, router, pool=pool, base=base, **kwargs)
+    _factory = AsyncAzureEmbedder
 
     async def aembed(self, texts: Sequence[str]) -> Vectors:
-        call = self.router.begin(self.pool, _requirements(texts))
-        try:
-            while True:
-                decision = self._decide(call)
-                if isinstance(decision, Wait):
-                    await self.router.clock.asleep(decision.seconds)
-                    continue
-                started = time.monotonic()
-                run: Callable[[Sequence[str]], Awaitable[Vectors]] = self.embedder(decision.deployment).aembed
-                try:
-                    result = await run(texts)
-                except AzmemError as error:
-                    call.failed(decision, error)
-                    continue
-                except BaseException:
-                    call.abandoned(decision)
-                    raise
-                return self._settle(call, decision, started, result)
-        finally:
-            call.close()
+        return await drive_async(
+            self._routed(texts), lambda embedder: embedder.aembed(texts), sleep=self.router.clock.asleep
+        )
 
     async def aclose(self) -> None:
         for embedder in self._embedders.values():

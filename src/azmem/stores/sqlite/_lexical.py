@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from azmem.stores.sqlite._schema import FTS_TOKENIZE
+from azmem.stores.sqlite._scopes import ScopeCodes
 
 K1 = 1.2
 B = 0.75
@@ -86,7 +87,7 @@ class LexicalIndex:
         self._n_slots = 0
         self._rid_slot: dict[int, int] = {}
         self._total_tokens = 0
-        self._scope_intern: tuple[dict[str, int], ...] = ({}, {}, {})
+        self._scope_codes = ScopeCodes()
         self._token_cache: dict[str, list[str]] = {}
 
     def __len__(self) -> int:
@@ -108,11 +109,7 @@ class LexicalIndex:
         self._slot_alive[:n] = True
         for slot, (rid, user, agent, run) in enumerate(scopes):
             self._rid_slot[rid] = slot
-            self._slot_scope[slot] = (
-                self._scope_code(0, user),
-                self._scope_code(1, agent),
-                self._scope_code(2, run),
-            )
+            self._slot_scope[slot] = self._scope_codes.encode(user, agent, run)
         self._n_slots = n
         tid_parts: list[npt.NDArray[np.int32]] = []
         slot_parts: list[npt.NDArray[np.int32]] = []
@@ -188,15 +185,6 @@ class LexicalIndex:
         self._add_docs([r[:4] for r in rows], docs)
         self._maybe_compact()
 
-    def _scope_code(self, column: int, value: str | None) -> int:
-        if value is None:
-            return -1
-        table = self._scope_intern[column]
-        code = table.get(value)
-        if code is None:
-            code = table[value] = len(table)
-        return code
-
     def _add_docs(
         self,
         scopes: Sequence[tuple[int, str | None, str | None, str | None]],
@@ -228,11 +216,7 @@ class LexicalIndex:
             self._slot_rid[slot] = rid
             self._slot_len[slot] = length
             self._slot_alive[slot] = True
-            self._slot_scope[slot] = (
-                self._scope_code(0, user),
-                self._scope_code(1, agent),
-                self._scope_code(2, run),
-            )
+            self._slot_scope[slot] = self._scope_codes.encode(user, agent, run)
             self._slot_terms.append((term_ids, tfs))
             self._rid_slot[rid] = slot
             self._total_tokens += length
@@ -315,10 +299,7 @@ class LexicalIndex:
     ) -> npt.NDArray[np.bool_] | None:
         """Live slots in the scope (None: every live slot)."""
         mask: npt.NDArray[np.bool_] | None = None
-        for column, value in enumerate((user, agent, run)):
-            if value is None:
-                continue
-            code = self._scope_intern[column].get(value)
+        for column, code in self._scope_codes.wanted(user, agent, run):
             hit = (
                 np.zeros(self._n_slots, dtype=np.bool_)
                 if code is None

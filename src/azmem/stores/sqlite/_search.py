@@ -9,7 +9,7 @@ divided by the best of the query's candidates (`fuse`), so a memory best by both
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,23 +53,12 @@ def dense(
         return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
     fetch = max(4 * depth, 200)
     ids, scores = cache.search(query, fetch, scoped)
-    passing: set[int] = set()
     id_list = [int(i) for i in ids]
-    for i in range(0, len(id_list), IN_CHUNK):
-        chunk = id_list[i : i + IN_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        passing.update(
-            r[0]
-            for r in conn.execute(
-                f"SELECT m.rid FROM memories m WHERE m.rid IN ({marks}) AND {where}", (*chunk, *params)
-            )
-        )
+    passing = _passing(conn, id_list, where, params)
     kept = [(i, float(s)) for i, s in zip(id_list, scores, strict=True) if i in passing]
     if len(kept) >= depth or len(id_list) < fetch:
         return kept[:depth]
-    allowed = np.fromiter(
-        (r[0] for r in conn.execute(f"SELECT m.rid FROM memories m WHERE {where}", params)), dtype=np.int64
-    )
+    allowed = _all_passing(conn, where, params)
     if not allowed.size:
         return []
     ids, scores = cache.search(query, depth, allowed)
@@ -126,9 +115,7 @@ def lexical(
     kept = [(rid, s) for rid, s in shortlist if rid in passing]
     if len(kept) >= depth or len(shortlist) < fetch:
         return kept[:depth], extra
-    allowed = np.fromiter(
-        (r[0] for r in conn.execute(f"SELECT m.rid FROM memories m WHERE {where}", params)), dtype=np.int64
-    )
+    allowed = _all_passing(conn, where, params)
     keep = np.isin(rids, allowed)
     return _top(rids[keep], scores[keep], depth), extra
 
@@ -142,18 +129,37 @@ def _top(rids: npt.NDArray[np.int64], scores: npt.NDArray[np.float64], k: int) -
     return [(int(r), max(0.0, float(s))) for r, s in zip(rids[order], scores[order], strict=True)]
 
 
-def _passing(conn: sqlite3.Connection, rids: list[int], where: str, params: Sequence[Any]) -> set[int]:
-    passing: set[int] = set()
+def _in_chunks(
+    conn: sqlite3.Connection,
+    rids: Sequence[int],
+    sql: Callable[[str], str],
+    before: Sequence[Any] = (),
+    after: Sequence[Any] = (),
+) -> Iterator[Any]:
+    """The rows of ``sql(marks)`` for every rid, IN_CHUNK rids per statement: SQLite caps a
+    statement's parameters. ``marks`` is the ``?,?,...`` of one chunk, bound between the
+    ``before`` and ``after`` parameters."""
     for i in range(0, len(rids), IN_CHUNK):
         chunk = rids[i : i + IN_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        passing.update(
-            r[0]
-            for r in conn.execute(
-                f"SELECT m.rid FROM memories m WHERE m.rid IN ({marks}) AND {where}", (*chunk, *params)
-            )
-        )
-    return passing
+        yield from conn.execute(sql(",".join("?" * len(chunk))), (*before, *chunk, *after))
+
+
+def _all_passing(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> npt.NDArray[np.int64]:
+    """Every rowid the filter accepts: the fallback when too few of a shortlist pass."""
+    return np.fromiter(
+        (r[0] for r in conn.execute(f"SELECT m.rid FROM memories m WHERE {where}", params)), dtype=np.int64
+    )
+
+
+def _passing(conn: sqlite3.Connection, rids: Sequence[int], where: str, params: Sequence[Any]) -> set[int]:
+    """Those of `rids` the filter accepts."""
+    rows = _in_chunks(
+        conn,
+        rids,
+        lambda marks: f"SELECT m.rid FROM memories m WHERE m.rid IN ({marks}) AND {where}",
+        after=params,
+    )
+    return {r[0] for r in rows}
 
 
 def lexical_fts(
@@ -208,34 +214,27 @@ def lexical_fts(
         )
         args = (expression, COMMON_SCAN, *params, depth)
     ranked = [(int(rid), max(0.0, float(s))) for rid, s in conn.execute(sql, args)]
-    extra: dict[int, float] = {}
-    wanted = list(also)
-    for i in range(0, len(wanted), IN_CHUNK):
-        chunk = wanted[i : i + IN_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        extra.update(
-            (int(rid), max(0.0, float(s)))
-            for rid, s in conn.execute(
-                f"SELECT rowid, -bm25(memories_fts) FROM memories_fts WHERE memories_fts MATCH ? "
-                f"AND rowid IN ({marks})",
-                (expression, *chunk),
-            )
-        )
+    rows = _in_chunks(
+        conn,
+        list(also),
+        lambda marks: (
+            "SELECT rowid, -bm25(memories_fts) FROM memories_fts WHERE memories_fts MATCH ? "
+            f"AND rowid IN ({marks})"
+        ),
+        before=(expression,),
+    )
+    extra = {int(rid): max(0.0, float(s)) for rid, s in rows}
     return ranked, extra
 
 
 def fetch(conn: sqlite3.Connection, rids: set[int]) -> dict[int, Sequence[Any]]:
     """Rows (codec.COLS, then rid) of the hits."""
-    out: dict[int, Sequence[Any]] = {}
-    ordered = sorted(rids)
-    for i in range(0, len(ordered), IN_CHUNK):
-        chunk = ordered[i : i + IN_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-            f"SELECT {codec.COLS}, m.rid FROM memories m WHERE m.rid IN ({marks})", chunk
-        ):
-            out[row[11]] = row
-    return out
+    rows = _in_chunks(
+        conn,
+        sorted(rids),
+        lambda marks: f"SELECT {codec.COLS}, m.rid FROM memories m WHERE m.rid IN ({marks})",
+    )
+    return {row[11]: row for row in rows}
 
 
 def cosines(
@@ -248,11 +247,10 @@ def cosines(
     ids, scores = cache.search(query, len(rids), np.asarray(rids, dtype=np.int64))
     out = dict(zip(ids.tolist(), scores.tolist(), strict=True))
     rest = [rid for rid in rids if rid not in out]
-    for i in range(0, len(rest), IN_CHUNK):
-        chunk = rest[i : i + IN_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for rid, blob in conn.execute(f"SELECT rid, vector FROM memories WHERE rid IN ({marks})", chunk):
-            out[rid] = float(np.frombuffer(blob, dtype="<f4") @ query)
+    for rid, blob in _in_chunks(
+        conn, rest, lambda marks: f"SELECT rid, vector FROM memories WHERE rid IN ({marks})"
+    ):
+        out[rid] = float(np.frombuffer(blob, dtype="<f4") @ query)
     return out
 
 
