@@ -5,8 +5,11 @@
     AzmemError
     ├── ConfigurationError            bad or missing settings (developer misuse, never retried)
     ├── InvalidInputError (ValueError)  bad arguments from the caller
+    │   └── PayloadTooLargeError      a body or text over its size limit (HTTP 413)
     ├── MemoryNotFoundError           no such memory (or not in the caller's scope)
     ├── ScopeDeniedError              a key or binding reaching for another scope
+    ├── AuthRequiredError             no API key, or one that is unknown or revoked (HTTP 401)
+    ├── KeyRateLimitedError           an API key over its own request rate (HTTP 429)
     ├── StoreError                    the store cannot be opened, read or written
     │   ├── StoreUnavailableError     the database is down or restarting (retryable)
     │   ├── StoreAuthError            the database refused our credentials
@@ -50,6 +53,7 @@ from typing import Any, ClassVar, Protocol
 __all__ = [
     "REDACTED",
     "SECRET_KEY_NAMES",
+    "AuthRequiredError",
     "AuthenticationError",
     "AzmemError",
     "ConfigurationError",
@@ -63,9 +67,11 @@ __all__ = [
     "InvalidInputError",
     "InvalidRequestError",
     "JsonSchemaUnsupportedError",
+    "KeyRateLimitedError",
     "MemoryNotFoundError",
     "NetworkError",
     "OutputTruncatedError",
+    "PayloadTooLargeError",
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
@@ -420,6 +426,13 @@ class InvalidInputError(AzmemError, ValueError):
     default_code = "invalid_input"
 
 
+class PayloadTooLargeError(InvalidInputError):
+    """A request body, a text or a batch over its size limit: split it, do not retry it as is."""
+
+    default_code = "too_large"
+    default_suggestion = "Split the content into several smaller requests."
+
+
 class MemoryNotFoundError(AzmemError):
     default_code = "memory_not_found"
 
@@ -457,6 +470,28 @@ class ScopeDeniedError(AzmemError):
 
     default_code = "scope_denied"
     default_suggestion = "Use an API key bound to this user / agent / run, or ask the operator for one."
+
+
+class AuthRequiredError(AzmemError):
+    """A server request without a valid API key: none sent, malformed, unknown or revoked.
+
+    Distinct from `AuthenticationError`, which is Azure refusing *our* credential: this
+    one is azmem's own server refusing the caller's.
+    """
+
+    default_code = "auth_required"
+    default_suggestion = (
+        "Send 'Authorization: Bearer <key>' with a key from `azmem keys create NAME --user ID`; "
+        "a revoked key stays refused."
+    )
+
+
+class KeyRateLimitedError(AzmemError):
+    """An API key sent more requests than its own limit allows; ``retry_after`` says when to resume."""
+
+    default_code = "key_rate_limited"
+    retryable = True
+    default_suggestion = "Slow down to the key's rate limit (see `azmem keys list`), or ask for a higher one."
 
 
 def _filter_categories(results: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -504,6 +539,9 @@ _TABLE: dict[type[BaseException], tuple[ExitCode, int]] = {
     ContentFilterError: (ExitCode.INPUT, 422),
     ContextLengthError: (ExitCode.INPUT, 413),
     ScopeDeniedError: (ExitCode.INPUT, 403),
+    PayloadTooLargeError: (ExitCode.INPUT, 413),
+    AuthRequiredError: (ExitCode.CONFIG, 401),
+    KeyRateLimitedError: (ExitCode.SERVICE, 429),
     RateLimitError: (ExitCode.SERVICE, 429),
     QuotaExceededError: (ExitCode.SERVICE, 429),
     ConflictError: (ExitCode.SERVICE, 409),

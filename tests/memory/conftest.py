@@ -27,10 +27,19 @@ def local_embedder() -> LocalEmbedder:
     return embedder
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store of each backend: the engine's tests hold for both (PostgreSQL is a real server)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'memory.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 @pytest.fixture
-def memory(local_embedder: LocalEmbedder, tmp_path: Path) -> Iterator[Memory]:
-    """Zero-configuration Memory: no Azure, local embeddings, a fresh SQLite file."""
-    with Memory(embedder=local_embedder, store_path=tmp_path / "memory.db") as m:
+def memory(local_embedder: LocalEmbedder, store_url: str) -> Iterator[Memory]:
+    """Memory with no Azure: local embeddings, a fresh store (SQLite file or PostgreSQL database)."""
+    with Memory(embedder=local_embedder, store_url=store_url) as m:
         yield m
 
 

@@ -11,12 +11,13 @@ import functools
 import hashlib
 import re
 import sqlite3
+import weakref
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from azmem.stores import AddOp, MemoryRecord, Scope, SQLiteStore
+from azmem.stores import AddOp, MemoryRecord, MemoryStore, Scope, SQLiteStore
 
 DIM = 32
 EMBEDDER = "fake:bag-of-words-32"
@@ -41,7 +42,7 @@ def open_store(path: Any, dim: int = DIM) -> SQLiteStore:
 
 
 def add(
-    store: SQLiteStore,
+    store: MemoryStore,
     text: str,
     *,
     user_id: str | None = "alice",
@@ -55,13 +56,32 @@ def add(
     return record
 
 
-def snapshot(store: SQLiteStore) -> tuple[Any, ...]:
+# Where each store object of the parameterised fixtures lives (a SQLite path or a PostgreSQL URL
+# with its password), so that `snapshot` can read the raw tables beside the store's own API.
+_LOCATIONS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def remember_location(store: MemoryStore, location: str) -> None:
+    _LOCATIONS[store] = location
+
+
+def snapshot(store: MemoryStore) -> tuple[Any, ...]:
     """Everything observable about the store's content, to prove an operation changed nothing."""
     records = []
     for batch in store.iter_all():
         records.extend(r.model_dump() for r in batch)
-    with sqlite3.connect(store.path) as raw:
-        history = raw.execute("SELECT * FROM history ORDER BY seq").fetchall()
-        fts = raw.execute("SELECT rowid, memory FROM memories_fts ORDER BY rowid").fetchall()
-        vectors = raw.execute("SELECT rid, vector FROM memories ORDER BY rid").fetchall()
-    return (store.count(), records, history, fts, vectors)
+    if isinstance(store, SQLiteStore):
+        with sqlite3.connect(store.path) as raw:
+            history = raw.execute("SELECT * FROM history ORDER BY seq").fetchall()
+            fts = raw.execute("SELECT rowid, memory FROM memories_fts ORDER BY rowid").fetchall()
+            vectors = raw.execute("SELECT rid, vector FROM memories ORDER BY rid").fetchall()
+        return (store.count(), records, history, fts, vectors)
+    import psycopg
+
+    with psycopg.connect(_LOCATIONS[store]) as pg:
+        history = pg.execute("SELECT * FROM azmem_history ORDER BY seq").fetchall()
+        words = pg.execute("SELECT rid, lexemes::text, doc_len FROM azmem_memories ORDER BY rid").fetchall()
+        vectors = pg.execute("SELECT rid, embedding::text FROM azmem_memories ORDER BY rid").fetchall()
+        stats = pg.execute("SELECT sum(docs), sum(tokens) FROM azmem_lexical_stats").fetchall()
+        meta = pg.execute("SELECT key, value FROM azmem_meta ORDER BY key").fetchall()
+    return (store.count(), records, history, words, vectors, stats, meta)

@@ -1,12 +1,10 @@
-"""The filter language: documented semantics on a real store, a property test against a Python
-reference evaluator, and every kind of invalid filter."""
+"""The filter language: documented semantics on a real store (SQLite and PostgreSQL), a property
+test against a Python reference evaluator, and every kind of invalid filter."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from azmem.errors import InvalidInputError
-from azmem.stores import MemoryRecord, Scope, SQLiteStore, parse_filters
+from azmem.stores import MemoryRecord, MemoryStore, Scope, SQLiteStore, parse_filters
 from azmem.stores.sqlite.filters import compile_sqlite
 
-from .store_helpers import add, open_store, snapshot
+from .conftest import StoreFactory
+from .store_helpers import add, snapshot
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -38,17 +37,16 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 @pytest.fixture(scope="module")
-def fstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SQLiteStore, dict[str, MemoryRecord]]]:
-    store = open_store(tmp_path_factory.mktemp("filters") / "f.db")
+def fstore(module_make_store: StoreFactory) -> tuple[MemoryStore, dict[str, MemoryRecord]]:
+    store = module_make_store()
     records = {
         name: add(store, f"memory {name}", user_id=user, metadata=meta, created_at=T0 + timedelta(days=i))
         for i, (name, (user, meta)) in enumerate(ROWS.items())
     }
-    yield store, records
-    store.close()
+    return store, records
 
 
-def matching(fstore: tuple[SQLiteStore, dict[str, MemoryRecord]], filters: dict[str, Any]) -> set[str]:
+def matching(fstore: tuple[MemoryStore, dict[str, MemoryRecord]], filters: dict[str, Any]) -> set[str]:
     store, records = fstore
     by_id = {r.id: name for name, r in records.items()}
     page = store.list(Scope(), filters, limit=1000)
@@ -109,12 +107,12 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
 
 @pytest.mark.parametrize(("filters", "expected"), CASES, ids=[repr(c[0])[:60] for c in CASES])
 def test_semantics(
-    fstore: tuple[SQLiteStore, dict[str, MemoryRecord]], filters: dict[str, Any], expected: set[str]
+    fstore: tuple[MemoryStore, dict[str, MemoryRecord]], filters: dict[str, Any], expected: set[str]
 ) -> None:
     assert matching(fstore, filters) == expected
 
 
-def test_filters_never_widen_scope(fstore: tuple[SQLiteStore, dict[str, MemoryRecord]]) -> None:
+def test_filters_never_widen_scope(fstore: tuple[MemoryStore, dict[str, MemoryRecord]]) -> None:
     store, _ = fstore
     page = store.list(Scope(user_id="alice"), {"OR": [{"user_id": "bob"}, {"a": 1}]})
     assert {r.user_id for r in page.records} == {"alice"}
@@ -232,7 +230,7 @@ filter_trees = st.recursive(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(flt=filter_trees)
 def test_sql_matches_reference(
-    fstore: tuple[SQLiteStore, dict[str, MemoryRecord]], flt: dict[str, Any]
+    fstore: tuple[MemoryStore, dict[str, MemoryRecord]], flt: dict[str, Any]
 ) -> None:
     expected = {name for name, (_, meta) in ROWS.items() if reference(meta, flt)}
     assert matching(fstore, flt) == expected
@@ -295,9 +293,11 @@ def test_deep_nesting_is_refused() -> None:
         parse_filters(flt)
 
 
+NASTY = {"b": "'; DROP TABLE x; --", "n.c": {"in": ["1", 2]}, "user_id": "u'", "p": {"contains": "%s"}}
+
+
 def test_values_never_reach_sql_text() -> None:
-    tree = parse_filters({"b": "'; DROP TABLE x; --", "n.c": {"in": ["1", 2]}, "user_id": "u'"})
-    compiled = compile_sqlite(tree)
+    compiled = compile_sqlite(parse_filters(NASTY))
     assert compiled is not None
     assert "DROP" not in compiled.sql
     assert "u'" not in compiled.sql
@@ -306,8 +306,24 @@ def test_values_never_reach_sql_text() -> None:
     assert '$."n"."c"' in compiled.params
 
 
-def test_invalid_filter_leaves_store_unchanged(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "m.db")
+def test_values_never_reach_postgres_sql_text() -> None:
+    pytest.importorskip("psycopg")
+    from azmem.stores.postgres.filters import compile_postgres
+
+    compiled = compile_postgres(parse_filters(NASTY))
+    assert compiled is not None
+    assert "DROP" not in compiled.sql
+    assert "u'" not in compiled.sql
+    assert compiled.sql.count("%s") == len(compiled.params)  # the user's "%s" is a value, not a placeholder
+    assert "'n'" not in compiled.sql
+    assert "'c'" not in compiled.sql  # the key path is parameters too: -> %s::text -> %s::text
+    values = [getattr(p, "obj", p) for p in compiled.params]  # Jsonb wrappers hold .obj
+    assert {"b": "'; DROP TABLE x; --"} in values  # equality is containment: metadata @> %s
+    assert "%s" in values
+    assert [v for v in values if v in ("n", "c")][:2] == ["n", "c"]
+
+
+def test_invalid_filter_leaves_store_unchanged(store: MemoryStore) -> None:
     add(store, "one", metadata={"a": 1})
     before = snapshot(store)
     with pytest.raises(InvalidInputError):
@@ -315,6 +331,6 @@ def test_invalid_filter_leaves_store_unchanged(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError):
         store.list(Scope(), {"a": {"in": 3}})
     assert snapshot(store) == before
-    with sqlite3.connect(store.path) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    store.close()
+    if isinstance(store, SQLiteStore):
+        with sqlite3.connect(store.path) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -1,12 +1,12 @@
-"""Dense search takes shortcuts (in-memory scope columns, over-fetching when a scope is most
-of the store, checking filters on a shortlist before evaluating them on the whole scope);
-whatever path is taken, results must equal brute force over the scope and filter."""
+"""Dense search takes shortcuts (SQLite: in-memory scope columns, over-fetching when a scope is
+most of the store, checking filters on a shortlist before evaluating them on the whole scope;
+PostgreSQL: an exact scan when the scope and filters leave few memories, else HNSW);
+whatever path is taken, results must equal brute force over the scope and filter. On both
+backends; test_postgres_store.py checks PostgreSQL's HNSW path against brute force too."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,11 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from azmem.stores import AddOp, MemoryRecord, Scope, SQLiteStore
+from azmem.stores import AddOp, MemoryRecord, MemoryStore, Scope, SQLiteStore
 
-from .store_helpers import open_store
+from .conftest import StoreFactory
 
 DIM = 16
+World = tuple[MemoryStore, list[Any], StoreFactory]
 N = 400
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -29,13 +30,13 @@ def unit(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SQLiteStore, list[Any]]]:
+def world(module_make_store: StoreFactory) -> tuple[MemoryStore, list[Any], StoreFactory]:
     """400 memories: user "big" owns 60% with random vectors; user "small" owns 40%, all
     clustered around one direction, so a query in that direction scoped to "big" finds almost
     nothing of its own among the unrestricted top results."""
     rng = np.random.default_rng(7)
     cluster = unit(rng.standard_normal(DIM))
-    store = open_store(tmp_path_factory.mktemp("paths") / "p.db", dim=DIM)
+    store = module_make_store(dim=DIM)
     rows = []
     ops = []
     for i in range(N):
@@ -56,8 +57,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SQLiteStor
         ops.append(AddOp(rec, vec))
         rows.append((rec, vec))
     store.apply(ops)
-    yield store, [cluster, rows]
-    store.close()
+    return store, [cluster, rows], module_make_store
 
 
 def brute_force(
@@ -83,7 +83,7 @@ def brute_force(
     limit=st.sampled_from([1, 5, 10, 40]),
 )
 def test_dense_equals_brute_force(
-    world: tuple[SQLiteStore, list[Any]],
+    world: World,
     seed: int,
     towards_cluster: bool,
     user: str | None,
@@ -91,7 +91,7 @@ def test_dense_equals_brute_force(
     g_lt: int | None,
     limit: int,
 ) -> None:
-    store, (cluster, rows) = world
+    store, (cluster, rows), _ = world
     rng = np.random.default_rng(seed)
     q = unit(cluster + 0.05 * rng.standard_normal(DIM)) if towards_cluster else unit(rng.standard_normal(DIM))
     scope = Scope(user_id=user, agent_id=agent)
@@ -102,8 +102,8 @@ def test_dense_equals_brute_force(
         assert h.score == pytest.approx(h.similarity)
 
 
-def test_overfetch_escalates_when_the_scope_is_outranked(world: tuple[SQLiteStore, list[Any]]) -> None:
-    store, (cluster, rows) = world
+def test_overfetch_escalates_when_the_scope_is_outranked(world: World) -> None:
+    store, (cluster, rows), _ = world
     # Top results unrestricted are all "small"; "big" is 60% of the store, so the search
     # over-fetches unrestricted results and must widen until it has enough "big" ones.
     hits = store.search(None, cluster, Scope(user_id="big"), limit=40, mode="dense")
@@ -111,8 +111,8 @@ def test_overfetch_escalates_when_the_scope_is_outranked(world: tuple[SQLiteStor
     assert len(hits) == 40
 
 
-def test_selective_filter_falls_back_to_full_scope(world: tuple[SQLiteStore, list[Any]]) -> None:
-    store, (cluster, rows) = world
+def test_selective_filter_falls_back_to_full_scope(world: World) -> None:
+    store, (cluster, rows), _ = world
     expected = brute_force(rows, cluster, Scope(user_id="big"), 2, 10)
     assert expected  # some "big" memories have g < 2, none of them near the cluster
     hits = store.search(None, cluster, Scope(user_id="big"), {"g": {"lt": 2}}, limit=10, mode="dense")
@@ -120,22 +120,22 @@ def test_selective_filter_falls_back_to_full_scope(world: tuple[SQLiteStore, lis
 
 
 def test_hybrid_shortcuts_match_a_fresh_store_object(
-    world: tuple[SQLiteStore, list[Any]], tmp_path: Path
+    world: World,
 ) -> None:
     """A second store object on the same file (cold index, cold scope columns) ranks the same."""
-    store, (cluster, _) = world
-    other = SQLiteStore(store.path)
-    other.open(*store.embedder)  # type: ignore[misc]
+    store, (cluster, _), make = world
+    other = make(dim=DIM)
     for scope in (Scope(), Scope(user_id="big"), Scope(user_id="small", agent_id="a")):
         a = store.search("memory 7", cluster, scope, {"g": {"gte": 10}}, limit=20)
         b = other.search("memory 7", cluster, scope, {"g": {"gte": 10}}, limit=20)
         assert [h.record.id for h in a] == [h.record.id for h in b]
-    other.close()
 
 
 @pytest.mark.parametrize("mode", ["exact", "quantized"])
-def test_index_modes_find_the_same_best_match(world: tuple[SQLiteStore, list[Any]], mode: Any) -> None:
-    store, (_, rows) = world
+def test_index_modes_find_the_same_best_match(world: World, mode: Any) -> None:
+    store, (_, rows), _ = world
+    if not isinstance(store, SQLiteStore):
+        pytest.skip("index_mode is SQLite's in-memory vector index")
     other = SQLiteStore(store.path, index_mode=mode)
     other.open(*store.embedder)  # type: ignore[misc]
     rec, vec = rows[123]

@@ -1,28 +1,35 @@
 """Bad input to the store: each case is a clear InvalidInputError and the store is unchanged,
-even when the bad op comes after valid ones in the same batch."""
+even when the bad op comes after valid ones in the same batch. On both backends."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from azmem.errors import InvalidInputError
-from azmem.stores import AddOp, DeleteOp, MemoryRecord, Scope, SQLiteStore, UpdateOp
+from azmem.stores import AddOp, DeleteOp, MemoryRecord, MemoryStore, Scope, UpdateOp
 from azmem.stores.validate import MAX_MEMORY_BYTES
 
-from .store_helpers import DIM, add, fake_embed, open_store, snapshot
+from .conftest import StoreFactory
+from .store_helpers import DIM, add, fake_embed, snapshot
+
+
+@pytest.fixture(scope="module")
+def shared(module_make_store: StoreFactory) -> MemoryStore:
+    """One store for the tests that must leave it unchanged (a database per test is slow on PostgreSQL)."""
+    s = module_make_store()
+    add(s, "an existing memory", metadata={"k": 1})
+    return s
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    s = open_store(tmp_path / "m.db")
+def store(make_store: StoreFactory) -> MemoryStore:
+    s = make_store()
     add(s, "an existing memory", metadata={"k": 1})
-    yield s
-    s.close()
+    return s
 
 
 def record(text: str = "fine text", **kw: Any) -> MemoryRecord:
@@ -89,16 +96,16 @@ BAD_ADDS: list[tuple[str, Any, str]] = [
 
 
 @pytest.mark.parametrize(("op_factory", "message"), [c[1:] for c in BAD_ADDS], ids=[c[0] for c in BAD_ADDS])
-def test_bad_op_changes_nothing(store: SQLiteStore, op_factory: Any, message: str) -> None:
-    before = snapshot(store)
+def test_bad_op_changes_nothing(shared: MemoryStore, op_factory: Any, message: str) -> None:
+    before = snapshot(shared)
     with pytest.raises(InvalidInputError) as err:
-        store.apply([valid_add(), op_factory()])
+        shared.apply([valid_add(), op_factory()])
     assert message in str(err.value)
-    assert snapshot(store) == before
-    assert store.check() == []
+    assert snapshot(shared) == before
+    assert shared.check() == []
 
 
-def test_apply_wants_a_sequence(store: SQLiteStore) -> None:
+def test_apply_wants_a_sequence(store: MemoryStore) -> None:
     with pytest.raises(InvalidInputError, match="sequence"):
         store.apply(valid_add())  # type: ignore[arg-type]
     assert store.apply([]) == []
@@ -109,7 +116,7 @@ def test_naive_created_at_is_refused() -> None:
         MemoryRecord.new("x", Scope(user_id="a"), created_at=datetime(2024, 1, 1))
 
 
-def test_text_at_the_limit_is_accepted(store: SQLiteStore) -> None:
+def test_text_at_the_limit_is_accepted(store: MemoryStore) -> None:
     text = "é" * (MAX_MEMORY_BYTES // 2)  # two UTF-8 bytes each: exactly at the limit
     rec = record(text)
     store.apply([AddOp(rec, fake_embed("x"))])
@@ -118,7 +125,7 @@ def test_text_at_the_limit_is_accepted(store: SQLiteStore) -> None:
     assert got.memory == text
 
 
-def test_unicode_round_trips_exactly(store: SQLiteStore) -> None:
+def test_unicode_round_trips_exactly(store: MemoryStore) -> None:
     text = "Zoë 🍕 日本語 \u200b tab\there \r\n newline; quotes ' \" `back`"
     meta = {"emoji": "🍕", "nested": {"list": [1, 2.5, None, True, "ß"]}, "empty": ""}
     rec = add(store, text, metadata=meta)
@@ -131,14 +138,14 @@ def test_unicode_round_trips_exactly(store: SQLiteStore) -> None:
 
 
 @pytest.mark.parametrize("bad", ["", "a\x00b", "\udc80", 5, None])
-def test_read_calls_reject_bad_ids(store: SQLiteStore, bad: Any) -> None:
+def test_read_calls_reject_bad_ids(shared: MemoryStore, bad: Any) -> None:
     with pytest.raises(InvalidInputError):
-        store.get(bad)
+        shared.get(bad)
     with pytest.raises(InvalidInputError):
-        store.history(bad)
+        shared.history(bad)
 
 
 @pytest.mark.parametrize("limit", [0, -1, 10_001, True, 2.5, "10"])
-def test_bad_limits(store: SQLiteStore, limit: Any) -> None:
+def test_bad_limits(shared: MemoryStore, limit: Any) -> None:
     with pytest.raises(InvalidInputError, match="limit"):
-        store.list(Scope(), limit=limit)
+        shared.list(Scope(), limit=limit)

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from azmem.stores.filters import Filter
+from azmem.stores.keys import KeyRing
 from azmem.stores.models import (
     HistoryEvent,
     MemoryRecord,
@@ -35,7 +36,7 @@ from azmem.stores.models import (
     Vector,
 )
 
-__all__ = ["Filters", "MemoryStore"]
+__all__ = ["Filters", "MemoryStore", "SupportsKeys"]
 
 Filters = Mapping[str, Any] | Filter
 """A filter dict (mem0's language, ``azmem.stores.filters``) or its parsed tree."""
@@ -165,4 +166,18 @@ class MemoryStore(Protocol):
 
     def import_history(self, events: Sequence[HistoryEvent]) -> int:
         """Insert history events verbatim in one transaction, skipping ids already present."""
+        ...
+
+
+@runtime_checkable
+class SupportsKeys(Protocol):
+    """A store that also keeps the server's API keys, in its own database (`azmem.stores.keys`).
+
+    Separate from `MemoryStore` so that a store without keys still is a `MemoryStore`;
+    the server and ``azmem keys`` check for it (``isinstance(store, SupportsKeys)``).
+    """
+
+    @property
+    def keys(self) -> KeyRing:
+        """The key ring on this store's database; closing the store closes it too."""
         ...

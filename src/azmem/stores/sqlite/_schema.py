@@ -116,10 +116,39 @@ def _m002_log_text_changes(conn: sqlite3.Connection) -> None:
     )
 
 
+def _m003_api_keys(conn: sqlite3.Connection) -> None:
+    # The server's API keys (stores/keys.py): the hash of each key, never the key. Revoked
+    # rows are kept (who had access, until when); a name is unique among active keys only,
+    # so a revoked key's name can be given to its replacement.
+    conn.execute(
+        """
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            key_hash TEXT NOT NULL,
+            user_ids TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(user_ids)),
+            agent_ids TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(agent_ids)),
+            run_ids TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(run_ids)),
+            read_only INTEGER NOT NULL DEFAULT 0,
+            rate_limit INTEGER,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )
+        """
+    )
+    conn.execute("CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_at IS NULL")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_log_text_changes", _m002_log_text_changes),
+    ("003_api_keys", _m003_api_keys),
 ]
+
+#: Migrations a read-only open may find missing and still read the store: they add tables
+#: that memories, search and history never read (a backup made before azmem had API keys
+#: stays searchable; its key table is simply empty).
+READ_OPTIONAL: frozenset[str] = frozenset({"003_api_keys"})
 
 
 def pending(conn: sqlite3.Connection) -> list[str]:

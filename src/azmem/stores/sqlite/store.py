@@ -49,6 +49,7 @@ from azmem.errors import (
 from azmem.stores import ranking
 from azmem.stores import validate as v
 from azmem.stores.filters import format_time, parse_filters
+from azmem.stores.keys import KeyRing
 from azmem.stores.models import (
     AddOp,
     DeleteOp,
@@ -69,8 +70,9 @@ from azmem.stores.protocol import Filters
 from azmem.stores.sqlite import _rows as codec
 from azmem.stores.sqlite import _search, transfer
 from azmem.stores.sqlite._index_cache import IndexCache
-from azmem.stores.sqlite._schema import migrate, pending
+from azmem.stores.sqlite._schema import READ_OPTIONAL, migrate, pending
 from azmem.stores.sqlite.filters import CompiledFilter, compile_sqlite, register_sql_functions
+from azmem.stores.sqlite.keys import SQLiteKeyTable
 from azmem.stores.sqlite.vectors import IndexMode
 from azmem.stores.terms import query_terms
 
@@ -200,7 +202,7 @@ class SQLiteStore:
                     check_same_thread=False,
                 )
                 register_sql_functions(conn)
-                todo = pending(conn)
+                todo = [name for name in pending(conn) if name not in READ_OPTIONAL]
             except RuntimeError as exc:
                 if conn is not None:
                     conn.close()
@@ -295,6 +297,11 @@ class SQLiteStore:
                 self._conn.close()
                 self._conn = None
             self._cache.invalidate()
+
+    @property
+    def keys(self) -> KeyRing:
+        """The server's API keys, kept in this store's file (see `azmem.stores.keys`)."""
+        return KeyRing(SQLiteKeyTable(self._read, self._write))
 
     def __enter__(self) -> SQLiteStore:
         return self

@@ -1,0 +1,448 @@
+"""`MemoryStore` on PostgreSQL + pgvector: several processes and machines share one database.
+
+Guarantees and the choices behind them (the contract is `stores/protocol.py`; the
+behaviour follows the SQLite store unless said otherwise):
+
+* **Atomic writes.** `apply`, `delete_all`, `reset`, `replace_vectors` and the embedder
+  binding each run in ONE transaction: rows, vectors, words (``lexemes``), history and
+  the BM25 statistics (triggers) commit together. Validation runs before it starts.
+* **Concurrency.** Any number of processes; each store object holds a connection pool
+  (`pool_size`, default 10) and is safe to share between threads. Writers serialise
+  only on the rows they touch; an embedder rebind or reindex takes the `azmem_meta`
+  lock, which every write holds shared, so a write never mixes two embedders.
+* **Schema.** Versioned migrations (`schema.py`) run when a read-write store opens, in
+  one transaction under an advisory lock; a newer schema raises `SchemaVersionError`.
+* **Read-only.** The session is `default_transaction_read_only`; nothing is created
+  (a database without the store, or with pending migrations, opens for `describe()`,
+  and reads then raise StoreError); writes raise StoreError `store_read_only`.
+* **Errors.** Never a raw psycopg error (`errors.py`): server down / restarting /
+  connection lost -> `StoreUnavailableError` naming host:port; reads are retried on a
+  fresh connection, writes only when nothing can have been committed
+  (`connections.py`). Bad credentials -> `StoreAuthError`.
+* **Search.** Scope and filters are SQL conditions applied before ranking; dense search
+  is exact on small candidate sets and HNSW otherwise, BM25 is computed in SQL, and
+  both are fused by `ranking.rank` exactly as on SQLite (`search.py` says how the
+  lexical score differs from SQLite's FTS5 bm25).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from azmem.errors import InvalidInputError, SchemaVersionError, StoreError
+from azmem.stores import validate as v
+from azmem.stores.filters import parse_filters
+from azmem.stores.keys import KeyRing
+from azmem.stores.models import (
+    AddOp,
+    DeleteOp,
+    HistoryEvent,
+    MemoryRecord,
+    Op,
+    Page,
+    Scope,
+    SearchHit,
+    SearchMode,
+    StoredMemory,
+    UpdateOp,
+    Vector,
+    utcnow,
+)
+from azmem.stores.postgres import binding, diagnostics, schema, search, server, transfer, writes
+from azmem.stores.postgres import rows as codec
+from azmem.stores.postgres.connections import Conn, Connections, check_option, normalise_url
+from azmem.stores.postgres.errors import Where, translate
+from azmem.stores.postgres.filters import CASEFOLD, CompiledFilter, compile_postgres, where_clause
+from azmem.stores.protocol import Filters
+from azmem.stores.terms import query_terms
+
+__all__ = ["PostgresStore"]
+
+T = TypeVar("T")
+
+MAX_LIST_LIMIT = 10_000
+MAX_DIMENSION = 16_000  # pgvector's vector type
+
+
+class PostgresStore:
+    """`MemoryStore` on PostgreSQL with pgvector. `url` is a libpq URL (``postgresql://...``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        read_only: bool = False,
+        pool_size: int | None = None,
+        password: Callable[[], str] | None = None,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        max_lifetime: float = 1800.0,
+        max_idle: float = 600.0,
+        ef_search: int = 200,
+        exact_scan_rows: int = 2000,
+        prepare_threshold: int | None = 5,
+    ) -> None:
+        """Open (and, read-write, create or migrate) the store in the database `url` names.
+
+        `pool_size` bounds this object's connections (default 10). `password`, when given,
+        is called for each new connection (a Microsoft Entra ID token provider) and wins
+        over a password in the URL; connections are recycled after `max_lifetime` seconds
+        (default 30 min, well inside a token's lifetime). `timeout` is how long a call
+        waits for a free connection, `connect_timeout` how long a connection attempt may
+        take. `ef_search` is HNSW's search breadth; scopes/filters leaving at most
+        `exact_scan_rows` memories are searched exactly. `prepare_threshold=None` turns
+        off prepared statements (for PgBouncer in transaction mode).
+        """
+        if not isinstance(url, str) or not url:
+            raise InvalidInputError("the store URL must be a non-empty string")
+        size = 10 if pool_size is None else check_option(pool_size, "pool_size", minimum=1, integer=True)
+        self._ef_search = check_option(ef_search, "ef_search", minimum=1, integer=True)
+        self._exact_rows = check_option(exact_scan_rows, "exact_scan_rows", minimum=0, integer=True)
+        conninfo = normalise_url(url)
+        self.where = Where.of(conninfo)
+        self.url = self.where.url
+        self.path = self.url  # what messages name, as SQLiteStore.path
+        self.read_only = read_only
+        self._embedder: tuple[str, int] | None = None
+        self._conns = Connections(
+            conninfo,
+            self.where,
+            read_only=read_only,
+            pool_size=size,
+            password=password,
+            timeout=check_option(timeout, "timeout", minimum=0.1),
+            connect_timeout=check_option(connect_timeout, "connect_timeout", minimum=1),
+            max_lifetime=check_option(max_lifetime, "max_lifetime", minimum=1),
+            max_idle=check_option(max_idle, "max_idle", minimum=1),
+            prepare_threshold=prepare_threshold,
+        )
+        self._pending: builtins.list[str] = []
+        conn = self._conns.direct("open")
+        try:
+            self._server = server.inspect(conn, self.where)
+            if read_only:
+                self._pending = schema.pending(conn)
+            else:
+                schema.migrate(conn, lambda c: server.ensure_vector(c, self._server, self.where))
+                self._conns.register(conn)
+        except schema.SchemaTooNew as exc:
+            raise SchemaVersionError(f"store {self.url} was written by a newer azmem: {exc}") from exc
+        except psycopg.Error as exc:
+            raise translate(exc, self.where, "open") from exc
+        finally:
+            conn.close()
+        self._conns.start()
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _run(
+        self,
+        action: str,
+        fn: Callable[[Conn], T],
+        *,
+        write: bool = False,
+        retry: bool = True,
+        ready: bool = True,
+        snapshot: bool = False,
+    ) -> T:
+        """`fn(conn)` in one transaction (`connections.Connections.run`), on a migrated store."""
+        if self._conns.closed:
+            raise self._conns.closed_error()
+        if write and self.read_only:
+            raise StoreError(
+                f"store {self.url} is open read-only; cannot {action}",
+                error_code="store_read_only",
+                suggestion="open it without read_only to change it",
+            )
+
+        def ready_then(conn: Conn) -> T:
+            self._ready(conn)
+            return fn(conn)
+
+        chosen = ready_then if ready and self._pending else fn
+        return self._conns.run(action, chosen, write=write, retry=retry, snapshot=snapshot)
+
+    def _ready(self, conn: Conn) -> None:
+        """Reads of a read-only store whose migrations are not (yet) applied cannot work."""
+        if self._pending:
+            try:
+                schema.require_current(conn, self.url)
+            except schema.SchemaTooNew as exc:
+                raise SchemaVersionError(f"store {self.url} was written by a newer azmem: {exc}") from exc
+            self._pending = []
+
+    def close(self) -> None:
+        self._conns.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url!r}, read_only={self.read_only})"
+
+    # -- embedder binding ---------------------------------------------------------------------
+    @property
+    def embedder(self) -> tuple[str, int] | None:
+        def look(conn: Conn) -> tuple[str, int] | None:
+            if self._pending:
+                try:
+                    self._ready(conn)
+                except StoreError:
+                    return None  # not migrated (read-only): no embedder recorded yet
+            return binding.recorded(conn)
+
+        return self._run("read", look, ready=False)
+
+    def open(self, embedder_name: str, dimension: int) -> None:
+        v.check_text(embedder_name, "embedder_name")
+        dimension = v.check_limit(dimension, "dimension", maximum=MAX_DIMENSION)
+        wanted = (embedder_name, dimension)
+
+        def look(conn: Conn) -> tuple[tuple[str, int] | None, bool]:
+            return binding.recorded(conn), binding.is_empty(conn)
+
+        current, empty = self._run("open", look)  # the usual case needs no write
+        if current != wanted and self.read_only and current is not None and not empty:
+            raise binding.mismatch(self.url, current, wanted)
+        if current != wanted and not self.read_only:
+            self._run(
+                "open", lambda conn: binding.bind(conn, self.url, wanted, self._server.pgvector), write=True
+            )
+        self._embedder = wanted
+
+    def _require_open(self) -> tuple[str, int]:
+        if self._embedder is None:
+            raise StoreError(
+                f"store {self.url} has no embedder bound",
+                suggestion="call store.open(embedder_name, dimension) before writing or searching",
+            )
+        return self._embedder
+
+    def _check_embedder(self, conn: Conn, *, lock: bool) -> tuple[str, int]:
+        """Catch another process's reindex between our open() and this call."""
+        mine = self._require_open()
+        stored = binding.recorded(conn, lock=lock)
+        if stored is not None and stored != mine:
+            raise binding.mismatch(self.url, stored, mine)
+        return mine
+
+    # -- writes -------------------------------------------------------------------------------
+    def apply(self, ops: Sequence[Op]) -> builtins.list[HistoryEvent]:
+        _, dim = self._require_open()
+        if isinstance(ops, AddOp | UpdateOp | DeleteOp) or not isinstance(ops, Sequence):
+            raise InvalidInputError("apply() takes a sequence of AddOp / UpdateOp / DeleteOp")
+        prepared = [writes.prepare(op, dim) for op in ops]
+        if not prepared:
+            return []
+        now = utcnow()
+
+        def body(conn: Conn) -> builtins.list[HistoryEvent]:
+            self._check_embedder(conn, lock=True)
+            return writes.apply_ops(conn, prepared, now)
+
+        return self._run("write", body, write=True)
+
+    def delete_all(self, scope: Scope) -> int:
+        v.check_scope(scope, for_write=True)
+        where, params = self._where(scope, None)
+        now = utcnow()
+
+        def body(conn: Conn) -> int:
+            return writes.delete_scope(conn, where, params, now)
+
+        return self._run("delete", body, write=True)
+
+    def reset(self) -> None:
+        self._run(
+            "reset",
+            lambda conn: conn.execute("TRUNCATE azmem_memories, azmem_history, azmem_lexical_stats"),
+            write=True,
+        )
+
+    # -- reads --------------------------------------------------------------------------------
+    def _where(
+        self, scope: Scope, filters: Filters | CompiledFilter | None
+    ) -> tuple[str, builtins.list[Any]]:
+        if not isinstance(filters, CompiledFilter):
+            filters = compile_postgres(parse_filters(filters), self._server.fold)
+        return where_clause(scope, filters)
+
+    def _read(self, action: str, sql: str, params: Sequence[Any]) -> builtins.list[Any]:
+        return self._run(action, lambda conn: conn.execute(sql, params).fetchall())
+
+    def get(self, memory_id: str, scope: Scope | None = None) -> MemoryRecord | None:
+        v.check_text(memory_id, "memory id")
+        where, params = self._where(v.check_scope(scope or Scope(), for_write=False), None)
+        rows = self._read(
+            "read",
+            f"SELECT {codec.COLS} FROM azmem_memories m WHERE m.id = %s AND {where}",
+            [memory_id, *params],
+        )
+        return codec.record(rows[0]) if rows else None
+
+    def list(
+        self,
+        scope: Scope,
+        filters: Filters | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        v.check_scope(scope, for_write=False)
+        limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
+        where, params = self._where(scope, filters)
+        if cursor is not None:
+            created, rid = codec.decode_cursor(cursor)
+            where += " AND (m.created_at, m.rid) < (%s, %s)"
+            params += [created, rid]
+        rows = self._read(
+            "read",
+            f"SELECT {codec.COLS} FROM azmem_memories m WHERE {where} "
+            "ORDER BY m.created_at DESC, m.rid DESC LIMIT %s",
+            [*params, limit + 1],
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = codec.encode_cursor(rows[-1][9], rows[-1][11]) if more else None
+        return Page(records=[codec.record(r) for r in rows], next_cursor=next_cursor)
+
+    def count(self, scope: Scope | None = None, filters: Filters | None = None) -> int:
+        scope = v.check_scope(scope or Scope(), for_write=False)
+        where, params = self._where(scope, filters)
+        return int(self._read("read", f"SELECT count(*) FROM azmem_memories m WHERE {where}", params)[0][0])
+
+    def history(self, memory_id: str) -> builtins.list[HistoryEvent]:
+        v.check_text(memory_id, "memory id")
+        rows = self._read(
+            "read",
+            f"SELECT {codec.HISTORY_COLS} FROM azmem_history WHERE memory_id = %s ORDER BY seq",
+            [memory_id],
+        )
+        return [codec.event(r) for r in rows]
+
+    def iter_all(self, batch_size: int = 256) -> Iterator[builtins.list[MemoryRecord]]:
+        batch_size = v.check_limit(batch_size, "batch_size", maximum=MAX_LIST_LIMIT)
+        last = 0
+        while True:
+            rows = self._read(
+                "read",
+                f"SELECT {codec.COLS} FROM azmem_memories m WHERE m.rid > %s ORDER BY m.rid LIMIT %s",
+                [last, batch_size],
+            )
+            if not rows:
+                return
+            last = rows[-1][11]
+            yield [codec.record(r) for r in rows]
+
+    # -- search -------------------------------------------------------------------------------
+    def _plan(self, dimension: int) -> search.VectorPlan:
+        return search.VectorPlan(
+            dimension=dimension,
+            index=schema.vector_index(dimension, self._server.pgvector),
+            iterative_scan=self._server.pgvector >= (0, 8),
+            ef_search=self._ef_search,
+            exact_rows=self._exact_rows,
+        )
+
+    def search(
+        self,
+        query_text: str | None,
+        query_vector: Vector | None,
+        scope: Scope,
+        filters: Filters | None = None,
+        limit: int = 10,
+        mode: SearchMode = "hybrid",
+        threshold: float | None = None,
+    ) -> builtins.list[SearchHit]:
+        limit = search.check_arguments(mode, scope, limit, threshold)
+        use_dense, use_text = mode != "bm25", mode != "dense"
+        query: npt.NDArray[np.float32] | None = None
+        if use_dense:
+            _, dim = self._require_open()
+            query = v.check_vector(query_vector, dim, "query_vector")
+        terms: builtins.list[str] | None = None
+        if use_text:
+            if not isinstance(query_text, str):
+                raise InvalidInputError(f"{mode} search needs query_text (a string)")
+            terms = query_terms(query_text)
+        where, params = self._where(scope, filters)
+
+        def run(conn: Conn) -> builtins.list[SearchHit]:
+            if query is not None and binding.recorded(conn) is None:
+                return []  # no embedder was ever recorded: there is no vector to compare
+            plan = None if query is None else self._plan(self._check_embedder(conn, lock=False)[1])
+            return search.run(conn, mode, plan, query, terms, where, params, limit, threshold)
+
+        return self._run("search", run, snapshot=True)  # one snapshot for every step
+
+    # -- reindex and copy -----------------------------------------------------------------------
+    def replace_vectors(
+        self, embedder_name: str, dimension: int, vectors: Iterable[tuple[str, Vector]]
+    ) -> int:
+        v.check_text(embedder_name, "embedder_name")
+        dimension = v.check_limit(dimension, "dimension", maximum=MAX_DIMENSION)
+        wanted = (embedder_name, dimension)
+
+        def body(conn: Conn) -> int:
+            return writes.replace_vectors(conn, wanted, vectors, self._server.pgvector)
+
+        # Not retried: `vectors` may be a generator, consumed by the first attempt.
+        written = self._run("reindex", body, write=True, retry=False)
+        self._embedder = wanted
+        return written
+
+    def export_memories(self, after_id: str | None, limit: int) -> builtins.list[StoredMemory]:
+        limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
+        return self._run("read", lambda conn: transfer.export_memories(conn, after_id, limit))
+
+    def export_history(self, after_id: str | None, limit: int) -> builtins.list[HistoryEvent]:
+        limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
+        return self._run("read", lambda conn: transfer.export_history(conn, after_id, limit))
+
+    def import_memories(self, items: Sequence[StoredMemory]) -> int:
+        return self._run(
+            "copy",
+            lambda conn: transfer.import_memories(conn, items, self._check_embedder(conn, lock=True)[1]),
+            write=True,
+        )
+
+    def import_history(self, events: Sequence[HistoryEvent]) -> int:
+        return self._run("copy", lambda conn: transfer.import_history(conn, events), write=True)
+
+    # -- API keys (SupportsKeys) -------------------------------------------------------------------
+    @property
+    def keys(self) -> KeyRing:
+        """The server's API keys, in this store's database (see `azmem.stores.keys`)."""
+        from azmem.stores.postgres.keys import PostgresKeyTable
+
+        return KeyRing(PostgresKeyTable(self._run))
+
+    # -- diagnostics ----------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """What `azmem doctor` shows: server and pgvector versions, migrations applied vs known,
+        indexes present and missing, the embedder, the connection settings."""
+        info = self._run("describe", diagnostics.describe, ready=False)
+        info.update(
+            url=self.url,
+            read_only=self.read_only,
+            pool_size=self._conns.pool_size,
+            ef_search=self._ef_search,
+            exact_scan_rows=self._exact_rows,
+            icontains_folding="casefold" if self._server.fold is CASEFOLD else "lower",
+        )
+        return info
+
+    def check(self) -> builtins.list[str]:
+        """Consistency problems found (empty when healthy): missing vectors, words out of step
+        with the text, BM25 statistics vs the table, memories without an ADD event."""
+
+        return self._run(
+            "check", lambda conn: diagnostics.check(conn, self._embedder or binding.recorded(conn))
+        )
