@@ -125,15 +125,19 @@ def _rate_limited(ms: str | None = None, seconds: str | None = None) -> Reply:
 
 
 def _run(provider: AzureProvider, policy: RetryPolicy, sleeps: list[float], span: Any = None) -> Any:
-    return call_with_retry(
-        lambda attempt: provider.sync_client().chat.completions.create(
-            model=provider.model_arg(), messages=[{"role": "user", "content": f"try {attempt}"}]
-        ),
-        policy=policy,
-        ctx=provider.context("chat"),
-        sleep=sleeps.append,
-        span=span,
-    )
+    """One retried call; the provider is closed after it (a leaked socket would warn in a later test)."""
+    try:
+        return call_with_retry(
+            lambda attempt: provider.sync_client().chat.completions.create(
+                model=provider.model_arg(), messages=[{"role": "user", "content": f"try {attempt}"}]
+            ),
+            policy=policy,
+            ctx=provider.context("chat"),
+            sleep=sleeps.append,
+            span=span,
+        )
+    finally:
+        provider.close()
 
 
 @pytest.mark.parametrize(

@@ -51,8 +51,8 @@ def test_the_embedding_roles_policy_is_used(emulator: Any) -> None:
         embedding={"deployment": "text-embedding-3-small", "retry": {"max_attempts": 2, **FAST}},
     )
     emulator.fault("text-embedding-3-small", Fault.server_error(times=2))
-    with pytest.raises(ServiceError):
-        AzureEmbedder(settings).embed(["a"])
+    with AzureEmbedder(settings) as embedder, pytest.raises(ServiceError):
+        embedder.embed(["a"])
     assert _statuses(emulator, "text-embedding-3-small") == [500, 500]
 
 
