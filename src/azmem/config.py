@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from azmem.errors import ConfigurationError
 
@@ -30,6 +30,7 @@ __all__ = [
     "STORE_ENV",
     "CacheSettings",
     "StoreSettings",
+    "TelemetrySettings",
     "create_private_file",
     "default_home",
     "default_limiter_path",
@@ -94,6 +95,18 @@ class CacheSettings(BaseModel):
     @classmethod
     def _expand_path(cls, v: Path | None) -> Path | None:
         return expand_user(v)
+
+
+class TelemetrySettings(BaseModel):
+    """Where azmem sends its spans, metrics and logs (``pip install 'azmem[azure-monitor]'``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    azure_monitor: SecretStr | None = None
+    """An Application Insights connection string; ``APPLICATIONINSIGHTS_CONNECTION_STRING`` wins.
+    Secret-typed: its InstrumentationKey stays out of reprs and dumps."""
+    live_metrics: bool = False
+    """Azure Monitor live metrics: a second, always-open connection to Microsoft, so off by default."""
 
 
 class StoreSettings(BaseModel):

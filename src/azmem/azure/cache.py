@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from azmem.azure.metrics import record_cache_lookup
 from azmem.config import create_private_file
 
 __all__ = ["ResponseCache", "canonical_json"]
@@ -110,14 +111,13 @@ class ResponseCache:
         return conn
 
     def get(self, key: str) -> Any | None:
-        """The stored value, or None when absent or expired."""
+        """The stored value, or None when absent or expired (counted as a hit or a miss)."""
         row = self._connect().execute("SELECT value, expires_at FROM cache WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        value, expires_at = row
-        if expires_at is not None and expires_at <= time.time():
-            return None
-        return json.loads(value)
+        if row is not None and (row[1] is None or row[1] > time.time()):
+            record_cache_lookup(backend="sqlite", hit=True)
+            return json.loads(row[0])
+        record_cache_lookup(backend="sqlite", hit=False)
+        return None
 
     def set(self, key: str, value: Any, *, namespace: str = "", ttl_seconds: float | None = None) -> None:
         """Store a JSON-serialisable value; ``ttl_seconds`` overrides the cache's TTL."""

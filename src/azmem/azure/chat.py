@@ -38,6 +38,7 @@ from azmem.azure.response import (
     validation_failure_from,
 )
 from azmem.azure.retry import RetryPolicy
+from azmem.azure.tracing import server_attributes
 from azmem.azure.usage import Usage, UsageTracker
 from azmem.errors import (
     ContentFilterError,
@@ -128,6 +129,7 @@ def span_attributes(
         "cache.enabled": cache_enabled,
         "cache.hit": False,
         "azmem.reasoning": target.reasoning,
+        **server_attributes(target.endpoint),
     }
     if options.max_tokens is not None:
         attrs["max_tokens"] = options.max_tokens

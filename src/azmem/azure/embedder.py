@@ -32,6 +32,7 @@ from azmem.azure.messages import clean_text
 from azmem.azure.provider import AzureProvider
 from azmem.azure.retry import RetryPolicy
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
+from azmem.azure.tracing import server_attributes
 from azmem.azure.usage import Usage, UsageTracker
 from azmem.errors import ConfigurationError, EmbedderMismatchError, EmptyResponseError
 
@@ -280,6 +281,7 @@ class _BaseEmbedder(Generic[ClientT]):
             "azmem.inputs": len(plan.texts),
             "azmem.cache_hits": plan.hits,
             "azmem.batches": len(plan.batches),
+            **server_attributes(self._target.endpoint),
         }
         if self._target.dimensions is not None:
             attrs["gen_ai.embeddings.dimension.count"] = self._target.dimensions

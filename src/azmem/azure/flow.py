@@ -24,6 +24,7 @@ from opentelemetry.trace import Tracer
 
 from azmem.azure.errors import RequestContext, is_sdk_auth_setup_error, map_sdk_error
 from azmem.azure.headers import debug_headers
+from azmem.azure.metrics import enabled as metrics_enabled
 from azmem.azure.retry import RetryPolicy, log_attempt
 from azmem.azure.tracing import get_tracer, llm_span
 from azmem.errors import AzmemError, QuotaExceededError, ServiceError
@@ -123,12 +124,15 @@ def call_span(
     attributes (hence ``attributes`` is a function) costs more than the rest of our
     per-call work; skipping it keeps the client within a few percent of the raw SDK.
     The provider is checked per call, so an application that installs one later is
-    traced from then on. ``current=False`` is for generators (streams): see :func:`llm_span`.
+    traced from then on. With a MeterProvider the span is made (non-recording) all the
+    same: it carries the call's GenAI metrics. ``current=False`` is for generators
+    (streams): see :func:`llm_span`.
     """
     resolved = get_tracer(tracer)
-    if isinstance(resolved, trace.NoOpTracer) or (
-        isinstance(resolved, trace.ProxyTracer) and isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
-    ):
+    if (
+        isinstance(resolved, trace.NoOpTracer)
+        or (isinstance(resolved, trace.ProxyTracer) and isinstance(trace.get_tracer_provider(), _NO_PROVIDER))
+    ) and not metrics_enabled():  # the span also feeds the call's metrics
         return nullcontext(_NULL_SPAN)
     return llm_span(resolved, name, attributes(), current=current)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from azmem.azure.cache import ResponseCache, canonical_json
+from azmem.azure.metrics import record_cache_lookup
 from azmem.azure.pg import PgSession
 
 __all__ = ["PostgresCache"]
@@ -51,6 +52,7 @@ class PostgresCache:
                 (key,),
             )
             row = cur.fetchone()
+        record_cache_lookup(backend="postgresql", hit=row is not None)
         return None if row is None else json.loads(row[0])
 
     def set(self, key: str, value: Any, *, namespace: str = "", ttl_seconds: float | None = None) -> None:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from azmem.errors import AzmemError, QuotaExceededError, redact
 
 from .errors import RequestContext, map_sdk_error
+from .metrics import record_failed_attempt
 
 __all__ = ["RetryPolicy", "acall_with_retry", "call_with_retry", "log_attempt"]
 
@@ -89,7 +90,8 @@ def log_attempt(
     """Log one failed attempt and what happens next, and record it on the span if given.
 
     Logged at WARNING when we will retry (the user should know about throttling) and at
-    INFO when giving up (the raised error speaks for itself).
+    INFO when giving up (the raised error speaks for itself). Counted in the metrics: every
+    attempt passes here, routed or not, so a 429 and a retry are counted exactly once.
     """
     fields = {
         "deployment": ctx.deployment,
@@ -114,6 +116,13 @@ def log_attempt(
         logger.info("%s; not retrying", line, extra={"azmem": fields})
     else:
         logger.warning("%s; retrying in %.3f s", line, delay, extra={"azmem": fields})
+    record_failed_attempt(
+        deployment=ctx.deployment,
+        operation=ctx.operation,
+        error=error,
+        status=error.status_code,
+        will_retry=delay is not None,
+    )
     if span is not None:
         try:
             span.add_event(

@@ -39,6 +39,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from azmem.config import (
     CacheSettings,
     StoreSettings,
+    TelemetrySettings,
     default_home,
     read_config_file,
     sqlite_path,
@@ -415,6 +416,7 @@ class AzmemSettings(BaseSettings):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     home: Path = Field(default_factory=default_home)
     embedder: Literal["local", "azure"] | None = None
     """"local" (bundled MiniLM) unless an embedding deployment is configured; then "azure"."""
@@ -612,6 +614,7 @@ _SECTION_FIELDS: dict[str, frozenset[str]] = {
     "retry": frozenset(RetryPolicy.model_fields),
     "cache": frozenset(CacheSettings.model_fields),
     "store": frozenset(StoreSettings.model_fields),
+    "telemetry": frozenset(TelemetrySettings.model_fields),
 }
 
 
@@ -646,7 +649,7 @@ def _normalise_top(data: Mapping[str, Any], *, where: str) -> dict[str, Any]:
         elif key in _TOP_KEYS:
             if isinstance(value, BaseModel) and key != "credential":
                 value = value.model_dump(exclude_unset=True)
-            if key in {"retry", "cache", "store"} and isinstance(value, Mapping):
+            if key in _SECTION_FIELDS and isinstance(value, Mapping):
                 valid = _SECTION_FIELDS[key]
                 for sub_key in value:
                     if sub_key not in valid:

@@ -4,6 +4,9 @@ Without an SDK installed by the application every span is a no-op. Attribute nam
 the GenAI semantic conventions (``gen_ai.*``) plus the names Graphiti users already chart
 (``llm.provider``, ``model.size``, ``cache.hit``, ``prompt.name``).
 
+Each span of one deployment call also feeds that call's GenAI metrics (duration, tokens:
+:mod:`azmem.azure.metrics`), so metrics and spans never disagree.
+
 The one rule that matters: an exception raised inside :func:`llm_span` leaves it as the
 very same object. Graphiti's span helper turned every error into ``RuntimeError``, so its
 callers could no longer catch a rate limit by type.
@@ -14,13 +17,23 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
+from azmem.azure.metrics import CallMeter, start_call
 from azmem.errors import AzmemError, redact
 
-__all__ = ["TRACER_NAME", "activate", "get_tracer", "llm_span", "sanitize_attributes", "set_tracer"]
+__all__ = [
+    "TRACER_NAME",
+    "activate",
+    "get_tracer",
+    "llm_span",
+    "sanitize_attributes",
+    "server_attributes",
+    "set_tracer",
+]
 
 TRACER_NAME = "azmem"
 
@@ -84,19 +97,47 @@ def sanitize_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class _SafeSpan:
-    """A thin proxy that sanitises whatever callers set on the span later."""
+def server_attributes(endpoint: str | None) -> dict[str, Any]:
+    """``server.address`` / ``server.port`` of an endpoint URL (host and port only, never a path or query)."""
+    if not endpoint:
+        return {}
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None)
+    except ValueError:
+        return {}
+    if not parts.hostname:
+        return {}
+    return {"server.address": parts.hostname, "server.port": port}
 
-    def __init__(self, span: Span) -> None:
+
+class _SafeSpan:
+    """A thin proxy that sanitises whatever callers set on the span later.
+
+    With a meter (an SDK MeterProvider is installed) it also hands the attributes to the
+    call's metrics, and says it is recording even when no tracer provider is: the flows
+    only set tokens on a recording span, and the metrics need them.
+    """
+
+    def __init__(self, span: Span, meter: CallMeter | None = None) -> None:
         self._span = span
+        self._meter = meter
 
     def set_attribute(self, key: str, value: Any) -> None:
+        if self._meter is not None:
+            self._meter.observe(key, value)
         cleaned = sanitize_attributes({key: value})
         if key in cleaned:
             self._span.set_attribute(key, cleaned[key])
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        if self._meter is not None:
+            for key, value in attributes.items():
+                self._meter.observe(key, value)
         self._span.set_attributes(sanitize_attributes(attributes))
+
+    def is_recording(self) -> bool:
+        return self._meter is not None or self._span.is_recording()
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
         self._span.add_event(name, sanitize_attributes(attributes or {}))
@@ -151,22 +192,33 @@ def llm_span(
         "set_status_on_exception": False,
     }
     resolved = get_tracer(tracer)
+    meter = start_call(base)  # the call's GenAI metrics; None without a MeterProvider
     if current:
         with resolved.start_as_current_span(name, **options) as span:
             try:
-                yield _SafeSpan(span)
+                yield _SafeSpan(span, meter)
             except BaseException as exc:
                 _record_error(span, exc)
+                _finish(meter, exc)
                 raise  # the same object, never wrapped
+            _finish(meter, None)
         return
     span = resolved.start_span(name, **{k: v for k, v in options.items() if k != "set_status_on_exception"})
     try:
-        yield _SafeSpan(span)
+        yield _SafeSpan(span, meter)
     except BaseException as exc:
         _record_error(span, exc)
+        _finish(meter, exc)
         raise  # the same object, never wrapped
     finally:
+        _finish(meter, None)
         span.end()
+
+
+def _finish(meter: CallMeter | None, exc: BaseException | None) -> None:
+    if meter is not None:
+        # A caller that stopped reading a stream early did not see the call fail.
+        meter.finish(None if isinstance(exc, GeneratorExit) else exc)
 
 
 def activate(span: Any) -> AbstractContextManager[Any]:

@@ -17,7 +17,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DEFAULT_PRICES", "Price", "PriceTable", "Usage", "UsageRecord", "UsageTracker"]
+from azmem.azure.metrics import record_cost
+
+__all__ = [
+    "DEFAULT_PRICES",
+    "Price",
+    "PriceTable",
+    "Usage",
+    "UsageRecord",
+    "UsageTracker",
+    "process_tracker",
+    "usage_lines",
+    "usage_status",
+]
 
 
 class Usage(BaseModel):
@@ -222,7 +234,7 @@ class UsageTracker:
         group_id: str | None = None,
         cached: bool | None = None,
     ) -> UsageRecord:
-        """Add one call. ``cached`` defaults to ``usage.cached``."""
+        """Add one call. ``cached`` defaults to ``usage.cached``; the cost also goes to the metrics."""
         is_cached = usage.cached if cached is None else cached
         rec = UsageRecord(
             deployment=deployment,
@@ -241,6 +253,10 @@ class UsageTracker:
             dims = (("deployment", deployment), ("prompt_name", prompt_name), ("group_id", group_id))
             for dim, key in dims:
                 self._by[dim].setdefault(key if key is not None else "(none)", _Bucket()).add(rec)
+        if rec.cost:  # the metric shows what summary() shows: cached and unpriced calls add nothing
+            record_cost(
+                deployment=deployment, model=model, group_id=group_id, prompt_name=prompt_name, cost=rec.cost
+            )
         return rec
 
     @property
@@ -270,3 +286,49 @@ class UsageTracker:
             self._records.clear()
             self._total = _Bucket()
             self._by = {"deployment": {}, "prompt_name": {}, "group_id": {}}
+
+
+_process: UsageTracker | None = None
+_process_lock = threading.Lock()
+
+
+def process_tracker() -> UsageTracker:
+    """One tracker for the whole process, like the shared router: pass it as ``usage=`` to the
+    clients whose calls a status should add up (a server's); ``azmem status`` shows it.
+
+    Opt-in, never a hidden default: a tracker shared behind a caller's back would mix the
+    totals of unrelated clients (and of unrelated tests).
+    """
+    global _process
+    with _process_lock:
+        if _process is None:
+            _process = UsageTracker()
+        return _process
+
+
+def usage_status(tracker: UsageTracker | None = None) -> dict[str, Any] | None:
+    """The usage figures a status shows (the process's tracker by default); None before any call.
+
+    The CLI's ``azmem status`` and a server's status route both call this, so they show the
+    same figures: :meth:`UsageTracker.summary`.
+    """
+    summary = (tracker if tracker is not None else process_tracker()).summary()
+    total = summary["total"]
+    return summary if total["calls"] or total["cached_calls"] else None
+
+
+def usage_lines(summary: Mapping[str, Any]) -> list[str]:
+    """``usage_status()`` as text: the total, then one line per deployment and per group."""
+
+    def line(label: str, b: Mapping[str, Any]) -> str:
+        unpriced = f" (+{b['unpriced_calls']} unpriced)" if b["unpriced_calls"] else ""
+        cost = f"${b['cost_usd']:.6f}{unpriced}"
+        return (
+            f"{label}: {b['calls']} calls ({b['cached_calls']} cached), "
+            f"{b['input_tokens']} in / {b['output_tokens']} out tokens, {cost}"
+        )
+
+    lines = [line("usage", summary["total"])]
+    for dim, label in (("by_deployment", "deployment"), ("by_group_id", "group")):
+        lines.extend(line(f"  {label} {key}", b) for key, b in summary.get(dim, {}).items())
+    return lines

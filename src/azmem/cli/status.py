@@ -2,7 +2,8 @@
 
 With a ``routing:`` section, ``status`` prints one line per deployment of each pool
 (:meth:`Router.status_lines`; ``--json`` gives :meth:`Router.snapshot`). Without one it
-lists the single configured deployments. The router is the process-wide one for the
+lists the single configured deployments. The usage figures (:func:`azmem.azure.usage.usage_status`)
+follow once this process made LLM calls. The router is the process-wide one for the
 settings, so what the status shows is what this process (and, through the SQLite limiter,
 every process on the machine) knows about each deployment.
 """
@@ -115,35 +116,41 @@ def status(
 ) -> None:
     """One line per deployment of each routing pool (state, cooldown, latency, quota use).
 
-    Without a routing config, the single configured deployments. Makes no requests.
+    Without a routing config, the single configured deployments. Makes no requests. After
+    LLM calls in this process, the usage tracker's figures follow (tokens, cost per
+    deployment and group), as a server's status route shows them.
     """
     from azmem.azure.routing.router import Router
     from azmem.azure.settings import AzmemSettings
+    from azmem.azure.usage import usage_lines, usage_status
 
     st = state(ctx, config)
     settings = AzmemSettings.load(st.config)
     router = Router.from_settings(settings)
+    # The process's usage tracker (the figures a server's /v1/status shows): only after calls.
+    usage = usage_status()
+    extra = {"usage": usage} if usage is not None else {}
+    console = out_console()
     if router is not None:
         if json_:
-            print_json({"routing": True, "deployments": router.snapshot()})
+            print_json({"routing": True, "deployments": router.snapshot(), **extra})
         else:
-            console = out_console()
-            for line in router.status_lines():
+            for line in [*router.status_lines(), *(usage_lines(usage) if usage else [])]:
                 console.print(escape(line), soft_wrap=True)
         return
     rows = single_deployments(settings)
     if json_:
-        print_json({"routing": False, "deployments": rows})
+        print_json({"routing": False, "deployments": rows, **extra})
         return
-    console = out_console()
     if not rows:
         console.print(
             "No Azure OpenAI deployment is configured (local embeddings, memories stored verbatim). "
             "Set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT, or chat: / routing: in the config file.",
             soft_wrap=True,
         )
-        return
     for row in rows:
         console.print(
             escape(f"{row['role']}: {row['deployment']} at {row['endpoint']} (no routing)"), soft_wrap=True
         )
+    for line in usage_lines(usage) if usage else []:
+        console.print(escape(line), soft_wrap=True)

@@ -26,6 +26,7 @@ from azmem.errors import EmbedderMismatchError, StructuredOutputError
 from azmem.memory import flows as core
 from azmem.memory.base import EMBEDDING_POOL, ConfigInput, MemoryBase
 from azmem.memory.memory import Messages
+from azmem.memory.metering import measure
 from azmem.memory.results import (
     AddResult,
     HistoryEntry,
@@ -91,6 +92,10 @@ class AsyncMemory(MemoryBase):
     # -- driver ------------------------------------------------------------------------
 
     async def _run(self, flow: Flow[R]) -> R:
+        with measure(self, flow) as op:
+            return op.done(await self._drive(flow))
+
+    async def _drive(self, flow: Flow[R]) -> R:
         self._check_open()
         try:
             step = next(flow)
@@ -138,8 +143,10 @@ class AsyncMemory(MemoryBase):
     def _client(self) -> Any:
         if self._llm is None:
             from azmem.azure.llm import AsyncLLMClient
+            from azmem.azure.usage import UsageTracker
 
-            self._llm = AsyncLLMClient(self.settings)
+            # A tracker of its own: it prices each call, which is what azmem.client.cost reports.
+            self._llm = AsyncLLMClient(self.settings, usage=UsageTracker())
         return self._llm
 
     # -- API (documented on Memory) -------------------------------------------------------

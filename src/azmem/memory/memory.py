@@ -17,6 +17,7 @@ from azmem.azure.messages import Message
 from azmem.errors import EmbedderMismatchError, StructuredOutputError
 from azmem.memory import flows as core
 from azmem.memory.base import ConfigInput, MemoryBase
+from azmem.memory.metering import measure
 from azmem.memory.results import (
     AddResult,
     HistoryEntry,
@@ -84,6 +85,10 @@ class Memory(MemoryBase):
     # -- driver ------------------------------------------------------------------------
 
     def _run(self, flow: Flow[R]) -> R:
+        with measure(self, flow) as op:
+            return op.done(self._drive(flow))
+
+    def _drive(self, flow: Flow[R]) -> R:
         self._check_open()
         try:
             step = next(flow)
@@ -133,8 +138,10 @@ class Memory(MemoryBase):
     def _client(self) -> Any:
         if self._llm is None:
             from azmem.azure.llm import LLMClient
+            from azmem.azure.usage import UsageTracker
 
-            self._llm = LLMClient(self.settings)
+            # A tracker of its own: it prices each call, which is what azmem.client.cost reports.
+            self._llm = LLMClient(self.settings, usage=UsageTracker())
         return self._llm
 
     # -- API ---------------------------------------------------------------------------

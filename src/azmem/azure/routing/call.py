@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from azmem.azure.metrics import record_limiter_full, record_retry, record_wait
 from azmem.azure.routing.decisions import (
     Attempt,
     Decision,
@@ -80,6 +81,11 @@ logger = logging.getLogger("azmem.routing")
 _OUT_ERRORS = (AuthenticationError, PermissionDeniedError, DeploymentNotFoundError)
 
 
+def _deployment_name(e: _Entry) -> str:
+    """The Azure deployment name of a pool entry, as the metrics name it (``azmem.deployment``)."""
+    return str(e.spec.settings.get("deployment") or e.spec.name)
+
+
 def _describe(error: AzmemError) -> str:
     parts = [type(error).__name__]
     if error.status_code:
@@ -122,6 +128,7 @@ class Call:
         self._last_error: AzmemError | None = None
         self._fatal: AzmemError | None = None
         self._waiting: str | None = None
+        self._last_entry: _Entry | None = None  # of the attempt before, for the retry metric
         cfg = router.config
         reach = len(router.pool_entries(model)) + sum(
             len(router.pool_entries(m))
@@ -237,12 +244,15 @@ class Call:
                     if not isinstance(got, Grant):
                         skipped[e.label] = f"full for {got:.1f}s (client-side TPM/RPM limit)"
                         full.append(e)
+                        record_limiter_full(deployment=_deployment_name(e), route=e.label)
                         continue
                     grant = got
                 return self._start(e, grant, skipped, now)
 
+        limited = False
         if full:
             slot = self._queue_slot(full, now)
+            limited = earliest is None or slot <= earliest
             earliest = slot if earliest is None else min(earliest, slot)
         if earliest is None:
             for label, why in skipped.items():
@@ -267,6 +277,9 @@ class Call:
             return self._give_up(f"waiting {wait:.1f}s would pass the deadline of {r.config.deadline:g}s")
         r.waiters.setdefault(self.model, {})[id(self)] = earliest[0]
         self._waiting = self.model
+        record_wait(
+            pool=self.model, route=earliest[1], seconds=wait, reason="limiter" if limited else "cooldown"
+        )
         return Wait(wait, earliest[1], skipped)
 
     def _queue_slot(self, full: list[_Entry], now: float) -> tuple[float, str]:
@@ -320,6 +333,16 @@ class Call:
         st = self.router.stats_by_key[e.spec.limiter_key]
         probe = st.health.on_start(now)
         st.inflight += 1
+        before = self._last_entry
+        if before is not None:  # an attempt before this one failed: a retry
+            last = self._last_error
+            record_retry(
+                deployment=_deployment_name(before),
+                route=before.label,
+                pool=self.model,
+                error=type(last).__name__ if last is not None else None,
+            )
+        self._last_entry = e
         self.attempts += 1
         skipped.pop(e.label, None)
         return Attempt(self.model, e.spec, self.attempts, grant, probe, skipped, self.fallback)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from azmem.azure.metrics import record_breaker_transition, record_cooldown
 from azmem.azure.routing.pool import BreakerPolicy
 
 __all__ = ["BreakerState", "Health"]
@@ -40,10 +41,22 @@ class Health:
     open_seconds: float = 0.0
     probe_in_flight: bool = False
     disabled: str | None = None
+    name: str = ""
+    """The Azure deployment name, for the metrics (``azmem.deployment``)."""
+    route: str = ""
+    """The pool entry's ``pool/name`` label, for the metrics (``azmem.route.deployment``)."""
+
+    def _set_breaker(self, state: BreakerState) -> None:
+        """Every breaker change goes through here, so each one is counted in the metrics."""
+        if state is not self.breaker:
+            record_breaker_transition(
+                deployment=self.name, route=self.route, previous=self.breaker.value, state=state.value
+            )
+            self.breaker = state
 
     def _refresh(self, now: float) -> None:
         if self.breaker is BreakerState.OPEN and now >= self.open_until:
-            self.breaker = BreakerState.HALF_OPEN
+            self._set_breaker(BreakerState.HALF_OPEN)
             self.probe_in_flight = False
 
     def skip_reason(self, now: float) -> str | None:
@@ -84,7 +97,7 @@ class Health:
         return False
 
     def on_success(self) -> None:
-        self.breaker = BreakerState.CLOSED
+        self._set_breaker(BreakerState.CLOSED)
         self.consecutive_failures = 0
         self.consecutive_throttles = 0
         self.open_seconds = 0.0
@@ -107,7 +120,7 @@ class Health:
         """
         if self.breaker is BreakerState.HALF_OPEN:
             # The probe reached a live deployment: it is up, merely full.
-            self.breaker = BreakerState.CLOSED
+            self._set_breaker(BreakerState.CLOSED)
             self.probe_in_flight = False
             self.consecutive_failures = 0
         if retry_after is None and now < self.cooldown_until:
@@ -115,6 +128,7 @@ class Health:
         self.consecutive_throttles += 1
         delay = retry_after if retry_after is not None else self._backoff(self.consecutive_throttles)
         self.cooldown_until = max(self.cooldown_until, now + delay)
+        record_cooldown(deployment=self.name, route=self.route, seconds=delay, reason="throttle")
         return delay
 
     def on_failure(self, now: float, retry_after: float | None) -> float:
@@ -139,10 +153,12 @@ class Health:
         else:
             backoff = self._backoff(self.consecutive_failures) if retry_after is None else retry_after
             self.cooldown_until = max(self.cooldown_until, now + backoff)
-        return max(self.cooldown_until, self.open_until) - now
+        out = max(self.cooldown_until, self.open_until) - now
+        record_cooldown(deployment=self.name, route=self.route, seconds=out, reason="failure")
+        return out
 
     def _open(self, now: float, seconds: float) -> None:
-        self.breaker = BreakerState.OPEN
+        self._set_breaker(BreakerState.OPEN)
         self.open_seconds = seconds
         self.open_until = now + seconds
         self.probe_in_flight = False
@@ -155,7 +171,7 @@ class Health:
         self.disabled = reason
 
     def reset(self) -> None:
-        self.breaker = BreakerState.CLOSED
+        self._set_breaker(BreakerState.CLOSED)
         self.consecutive_failures = self.consecutive_throttles = 0
         self.cooldown_until = self.open_until = self.open_seconds = 0.0
         self.probe_in_flight = False

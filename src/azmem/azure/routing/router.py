@@ -133,7 +133,12 @@ class Router:
                 entries.append(_Entry(model, spec, capabilities(spec)))
                 if spec.limiter_key not in self.stats_by_key:
                     self.stats_by_key[spec.limiter_key] = DeploymentStats(
-                        spec.limiter_key, Health(self.config.breaker)
+                        spec.limiter_key,
+                        Health(
+                            self.config.breaker,
+                            name=str(spec.settings.get("deployment") or spec.name),
+                            route=f"{model}/{spec.name}",
+                        ),
                     )
             self._entries[model] = entries
 
