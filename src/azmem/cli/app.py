@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from azmem import __version__
-from azmem.cli import copy, demo, doctor, emulator, importer, memories, status
+from azmem.cli import copy, demo, doctor, emulator, graph, importer, keys, memories, serve, status
 from azmem.cli.options import CliState, ConfigOpt, StoreOpt
 from azmem.cli.output import ExitCode, debug_enabled, err_console, exit_code_for, print_error
 
@@ -45,6 +45,13 @@ def _quiet_sdk_loggers() -> Iterator[None]:
             lg.setLevel(level)
 
 
+def _start_telemetry(ctx: Any) -> None:
+    """Azure Monitor, once per process, when a connection string is configured (never fails a command)."""
+    from azmem.azure.monitor import setup_for_cli
+
+    setup_for_cli(ctx.params.get("config"), list(ctx.args))
+
+
 class AzmemGroup(TyperGroup):
     """Turns every exception a command raises into a printed message and an exit code.
 
@@ -56,6 +63,7 @@ class AzmemGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             with _quiet_sdk_loggers():
+                _start_telemetry(ctx)
                 return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
@@ -104,6 +112,7 @@ def _root(
 
 _MEMORY_PANEL = "Memories"
 _SETUP_PANEL = "Set-up and tools"
+_SERVER_PANEL = "Serving agents"
 
 for _panel, _commands in (
     (
@@ -130,9 +139,19 @@ for _panel, _commands in (
             ("status", status.status),
         ),
     ),
+    (
+        _SERVER_PANEL,
+        (
+            ("serve", serve.serve),
+            ("mcp", serve.mcp),
+        ),
+    ),
 ):
     for _name, _command in _commands:
         app.command(_name, rich_help_panel=_panel)(_command)
+
+app.add_typer(keys.app, name="keys", rich_help_panel=_SERVER_PANEL)
+app.add_typer(graph.app, name="graph", rich_help_panel=_MEMORY_PANEL)
 
 
 def main() -> None:

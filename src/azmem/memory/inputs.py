@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from azmem.azure import messages as chat
-from azmem.errors import InvalidInputError
+from azmem.errors import InvalidInputError, PayloadTooLargeError
 from azmem.memory.steps import MAX_ADD_BYTES, MAX_LIMIT, MAX_MESSAGE_BYTES, ROLES
 from azmem.stores.filters import Filter, parse_filters
 from azmem.stores.models import (
@@ -103,7 +103,7 @@ def input_text(value: object, what: str, max_bytes: int) -> str:
     """Accept str, or bytes that are valid UTF-8 (and say where they are not)."""
     if isinstance(value, bytes | bytearray):
         if len(value) > max_bytes:
-            raise InvalidInputError(f"{what} is {len(value):,} bytes; the limit is {max_bytes:,}")
+            raise PayloadTooLargeError(f"{what} is {len(value):,} bytes; the limit is {max_bytes:,}")
         try:
             value = bytes(value).decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -113,11 +113,18 @@ def input_text(value: object, what: str, max_bytes: int) -> str:
             ) from None
     elif isinstance(value, str) and len(value) > max_bytes:
         # Characters are >= 1 byte: refuse early without encoding a huge string.
-        raise InvalidInputError(
+        raise PayloadTooLargeError(
             f"{what} is {len(value):,} characters; the limit is {max_bytes:,} bytes of UTF-8",
             suggestion="split long text into several messages",
         )
-    return check_text(value, what, max_bytes=max_bytes)
+    text = check_text(value, what)  # type, blank, NUL and surrogates first: then it encodes cleanly
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise PayloadTooLargeError(
+            f"{what} is {size:,} bytes of UTF-8; the limit is {max_bytes:,}",
+            suggestion="split long text into several memories (or let extraction summarise it)",
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -248,7 +255,7 @@ def normalize_messages(messages: object) -> list[InputMessage]:
         content = _content(item["content"], f"{where}.content")
         total += len(content.encode("utf-8"))
         if total > MAX_ADD_BYTES:
-            raise InvalidInputError(
+            raise PayloadTooLargeError(
                 f"the messages of one add() exceed {MAX_ADD_BYTES:,} bytes",
                 suggestion="add a long conversation in several calls (e.g. one per session)",
             )

@@ -1,0 +1,251 @@
+"""The server under load: concurrent clients, mixed add and search, against `azmem serve` and in process.
+
+Usage::
+
+    python bench/server_load.py [--clients 32] [--duration 60] [--search-share 0.5] [--prefill 1000]
+    python bench/server_load.py --store postgresql [--pg-url postgresql://...]
+
+* A store is pre-filled with ``--prefill`` memories of one user (so searches rank a real
+  scope), and an API key bound to that user is created in it.
+* Server: ``azmem serve`` runs as its own process on a loopback port; ``--clients``
+  asyncio clients (httpx2, one connection each) loop for ``--duration`` seconds, each
+  request an add (``infer=false``, one short message) or a search (hybrid, limit 10),
+  drawn with probability ``--search-share``. Latency is measured at the client, so it
+  includes HTTP, JSON, auth and the event loop.
+* In process: the same mix for the same time from the same number of concurrent tasks
+  on one ``AsyncMemory`` over a copy of the pre-filled store: what the server costs is
+  the ratio of the two request rates.
+
+With ``--store postgresql`` both run on a PostgreSQL + pgvector database (a throwaway
+server from ``tests/pg_server.py`` via ``bench/_pg.py``, or ``--pg-url``); this needs the
+PostgreSQL store (``azmem.stores.postgres.PostgresStore``).
+
+The last line is machine-readable:
+``server_rps=... search_p95_ms=... add_p95_ms=... errors=... inprocess_ratio=... backend=...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from azmem.embeddings import LocalEmbedder
+from azmem.memory import AsyncMemory, Memory
+from azmem.server.keyring import open_key_ring
+
+USER = "bench-user"
+TOPICS = ("tea", "running", "Lisbon", "the cello", "peanuts", "Rust", "jazz", "sailing", "Kyoto", "chess")
+
+
+@dataclass
+class Tally:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {"add": [], "search": []})
+    errors: int = 0
+
+    def rate(self, seconds: float) -> float:
+        return sum(len(v) for v in self.latencies.values()) / seconds
+
+    def p(self, op: str, q: float) -> float:
+        values = sorted(self.latencies[op])
+        if not values:
+            return float("nan")
+        return values[min(len(values) - 1, round(q * (len(values) - 1)))] * 1000
+
+
+def _text(rng: random.Random) -> str:
+    return f"{USER} mentioned {rng.choice(TOPICS)} on day {rng.randrange(1000)} ({rng.random():.6f})"
+
+
+async def _drive(
+    clients: int,
+    seconds: float,
+    share: float,
+    add: Callable[[str], Awaitable[bool]],
+    search: Callable[[str], Awaitable[bool]],
+) -> tuple[Tally, float]:
+    tally = Tally()
+    deadline = time.perf_counter() + seconds
+
+    async def client(seed: int) -> None:
+        rng = random.Random(seed)
+        while time.perf_counter() < deadline:
+            op = "search" if rng.random() < share else "add"
+            started = time.perf_counter()
+            ok = await (search(f"what about {rng.choice(TOPICS)}?") if op == "search" else add(_text(rng)))
+            if ok:
+                tally.latencies[op].append(time.perf_counter() - started)
+            else:
+                tally.errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return tally, time.perf_counter() - started
+
+
+async def against_server(url: str, key: str, args: argparse.Namespace) -> tuple[Tally, float]:
+    limits = httpx2.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
+    async with httpx2.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60, limits=limits
+    ) as http:
+
+        async def add(text: str) -> bool:
+            try:
+                r = await http.post("/v1/memories", json={"text": text, "infer": False})
+            except httpx2.HTTPError:
+                return False
+            return r.status_code == 200
+
+        async def search(query: str) -> bool:
+            try:
+                r = await http.post("/v1/search", json={"query": query, "limit": 10})
+            except httpx2.HTTPError:
+                return False
+            return r.status_code == 200
+
+        return await _drive(args.clients, args.duration, args.search_share, add, search)
+
+
+async def in_process(store_url: str, args: argparse.Namespace) -> tuple[Tally, float]:
+    async with AsyncMemory(embedder=LocalEmbedder(), store_url=store_url) as memory:
+
+        async def add(text: str) -> bool:
+            await memory.add(text, user_id=USER, infer=False)
+            return True
+
+        async def search(query: str) -> bool:
+            await memory.search(query, user_id=USER, limit=10)
+            return True
+
+        return await _drive(args.clients, args.duration, args.search_share, add, search)
+
+
+def prefill(store_url: str, n: int) -> str:
+    """Fill the store with n memories of USER and make a key bound to USER; returns the key."""
+    rng = random.Random(7)
+    with Memory(embedder=LocalEmbedder(), store_url=store_url) as memory:
+        for start in range(0, n, 64):
+            batch = [{"role": "user", "content": _text(rng)} for _ in range(min(64, n - start))]
+            memory.add(batch, user_id=USER, infer=False)
+    ring = open_key_ring(store_url)
+    try:
+        return ring.create(f"bench-{os.getpid()}", user_ids=[USER]).secret
+    finally:
+        ring.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(store_url: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    azmem = str(Path(sys.executable).with_name("azmem"))
+    log = (home / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [azmem, "serve", "--port", str(port), "--store", store_url, "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env={**os.environ, "AZMEM_HOME": str(home)},
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx2.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx2.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"azmem serve did not start: {(home / 'serve.log').read_text()}")
+
+
+def report(name: str, tally: Tally, seconds: float) -> None:
+    print(
+        f"{name:<11} {tally.rate(seconds):8.1f} req/s  "
+        + "  ".join(
+            f"{op} n={len(tally.latencies[op])} p50={tally.p(op, 0.5):.1f}ms p95={tally.p(op, 0.95):.1f}ms"
+            for op in ("search", "add")
+        )
+        + f"  errors={tally.errors}"
+    )
+
+
+def run(args: argparse.Namespace, server_url: str, inproc_url: str, home: Path, backend: str) -> None:
+    t0 = time.perf_counter()
+    key = prefill(server_url, args.prefill)
+    if inproc_url != server_url:
+        prefill(inproc_url, args.prefill)
+    print(f"prefilled {args.prefill} memories in {time.perf_counter() - t0:.1f}s ({backend})")
+    proc, url = serve(server_url, home)
+    try:
+        server_tally, server_s = asyncio.run(against_server(url, key, args))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    inproc_tally, inproc_s = asyncio.run(in_process(inproc_url, args))
+    print(
+        f"{args.clients} clients, {args.duration:g}s each, "
+        f"search share {args.search_share:g}, cores={os.cpu_count()}"
+    )
+    report("server", server_tally, server_s)
+    report("in-process", inproc_tally, inproc_s)
+    ratio = server_tally.rate(server_s) / max(inproc_tally.rate(inproc_s), 1e-9)
+    print(
+        f"server_rps={server_tally.rate(server_s):.1f} search_p95_ms={server_tally.p('search', 0.95):.1f} "
+        f"add_p95_ms={server_tally.p('add', 0.95):.1f} errors={server_tally.errors} "
+        f"inprocess_ratio={ratio:.2f} backend={backend}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--search-share", type=float, default=0.5)
+    parser.add_argument("--prefill", type=int, default=1000)
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--pg-url", default=None)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="azmem-server-load-"))
+    try:
+        if args.store == "sqlite":
+            run(args, f"sqlite:///{home / 'served.db'}", f"sqlite:///{home / 'inproc.db'}", home, "sqlite")
+        else:
+            from _pg import PgTarget
+
+            with PgTarget(args.pg_url) as pg:
+                print(pg.describe())
+                run(
+                    args,
+                    pg.database("bench_server_load"),
+                    pg.database("bench_server_load_inproc"),
+                    home,
+                    "postgres",
+                )
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""The REST API under /v1: memories, search, query, import jobs.
+
+Each handler is the same three steps: check the principal (write? which scope?), call
+one `AsyncMemory` method, return its result. Calls by memory id look the memory up
+in the principal's scope first, then act in the memory's own scope, so no call can
+touch a memory outside the key's binding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Security
+from fastapi.responses import JSONResponse
+
+from azmem.memory.results import AddResult, MemoryEvent, MemoryItem, MemoryList, QueryResult, SearchResult
+from azmem.server.deps import Svc, Who, bearer, json_query
+from azmem.server.imports import ImportReport, Job, parse_jsonl, run_import
+from azmem.server.principal import Principal, ScopeArgs
+from azmem.server.problems import COMMON, error_responses
+from azmem.server.runtime import Services
+from azmem.server.schemas import (
+    AddRequest,
+    DeleteAllResult,
+    HistoryList,
+    QueryRequest,
+    SearchRequest,
+    UpdateRequest,
+)
+
+__all__ = ["find_in_scope", "item_scope", "v1_router"]
+
+UserQ = Annotated[str | None, Query(description="User id (defaults to the key's, when it is bound to one).")]
+AgentQ = Annotated[
+    str | None, Query(description="Agent id (defaults to the key's, when it is bound to one).")
+]
+RunQ = Annotated[str | None, Query(description="Run id (defaults to the key's, when it is bound to one).")]
+MemoryId = Annotated[str, Path(description="The memory's id.")]
+
+_BY_ID = error_responses(*COMMON, 404)
+_WRITE = error_responses(*COMMON, 409)
+_WRITE_BY_ID = error_responses(*COMMON, 404, 409)
+_READ = error_responses(*COMMON)
+
+
+def item_scope(item: MemoryItem) -> ScopeArgs:
+    """A memory's own scope, to act on it exactly where it is."""
+    out = ScopeArgs()
+    if item.user_id is not None:
+        out["user_id"] = item.user_id
+    if item.agent_id is not None:
+        out["agent_id"] = item.agent_id
+    if item.run_id is not None:
+        out["run_id"] = item.run_id
+    return out
+
+
+async def find_in_scope(
+    svc: Services,
+    who: Principal,
+    memory_id: str,
+    user_id: str | None,
+    agent_id: str | None,
+    run_id: str | None,
+) -> MemoryItem:
+    """The memory, when it is in the requested scope and the principal's binding (else 403 / 404)."""
+    item = await svc.memory.get(memory_id, **who.scope(user_id, agent_id, run_id, required=False))
+    return who.check_item(item)
+
+
+def v1_router(*, auth: bool) -> APIRouter:
+    router = APIRouter(prefix="/v1", dependencies=[Security(bearer)] if auth else [])
+
+    @router.post("/memories", tags=["memories"], responses=_WRITE, summary="Remember messages or a text")
+    async def add_memories(body: AddRequest, svc: Svc, who: Who) -> AddResult:
+        """Extract facts (``infer``) or store messages verbatim, for the scope; returns the changes made."""
+        who.require_write()
+        scope = who.scope(body.user_id, body.agent_id, body.run_id)
+        return await svc.memory.add(body.as_messages(), metadata=body.metadata, infer=body.infer, **scope)
+
+    @router.get("/memories", tags=["memories"], responses=_READ, summary="List a scope's memories")
+    async def list_memories(
+        svc: Svc,
+        who: Who,
+        user_id: UserQ = None,
+        agent_id: AgentQ = None,
+        run_id: RunQ = None,
+        filters: Annotated[str | None, Query(description="Metadata filter, a JSON object.")] = None,
+        limit: Annotated[int, Query(description="Page size (1..1000).")] = 100,
+        cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+    ) -> MemoryList:
+        """Newest first, one page at a time: pass ``next_cursor`` back for the next page."""
+        return await svc.memory.get_all(
+            filters=json_query(filters, "filters"),
+            limit=limit,
+            cursor=cursor,
+            **who.scope(user_id, agent_id, run_id),
+        )
+
+    @router.get("/memories/{memory_id}", tags=["memories"], responses=_BY_ID, summary="Get one memory")
+    async def get_memory(
+        memory_id: MemoryId,
+        svc: Svc,
+        who: Who,
+        user_id: UserQ = None,
+        agent_id: AgentQ = None,
+        run_id: RunQ = None,
+    ) -> MemoryItem:
+        return await find_in_scope(svc, who, memory_id, user_id, agent_id, run_id)
+
+    @router.patch(
+        "/memories/{memory_id}", tags=["memories"], responses=_WRITE_BY_ID, summary="Change a memory"
+    )
+    async def update_memory(
+        memory_id: MemoryId,
+        body: UpdateRequest,
+        svc: Svc,
+        who: Who,
+        user_id: UserQ = None,
+        agent_id: AgentQ = None,
+        run_id: RunQ = None,
+    ) -> MemoryItem:
+        """New text (re-embedded) and/or new metadata; history keeps the old text."""
+        who.require_write()
+        item = await find_in_scope(svc, who, memory_id, user_id, agent_id, run_id)
+        return await svc.memory.update(memory_id, body.text, body.metadata, **item_scope(item))
+
+    @router.delete(
+        "/memories/{memory_id}", tags=["memories"], responses=_WRITE_BY_ID, summary="Delete a memory"
+    )
+    async def delete_memory(
+        memory_id: MemoryId,
+        svc: Svc,
+        who: Who,
+        user_id: UserQ = None,
+        agent_id: AgentQ = None,
+        run_id: RunQ = None,
+    ) -> MemoryEvent:
+        who.require_write()
+        item = await find_in_scope(svc, who, memory_id, user_id, agent_id, run_id)
+        return await svc.memory.delete(memory_id, **item_scope(item))
+
+    @router.delete("/memories", tags=["memories"], responses=_WRITE, summary="Delete every memory of a scope")
+    async def delete_all_memories(
+        svc: Svc, who: Who, user_id: UserQ = None, agent_id: AgentQ = None, run_id: RunQ = None
+    ) -> DeleteAllResult:
+        """The scope must be named explicitly (no default applies): whose memories go?"""
+        who.require_write()
+        return DeleteAllResult(
+            deleted=await svc.memory.delete_all(**who.explicit_scope(user_id, agent_id, run_id))
+        )
+
+    @router.get(
+        "/memories/{memory_id}/history", tags=["memories"], responses=_BY_ID, summary="A memory's changes"
+    )
+    async def memory_history(
+        memory_id: MemoryId,
+        svc: Svc,
+        who: Who,
+        user_id: UserQ = None,
+        agent_id: AgentQ = None,
+        run_id: RunQ = None,
+    ) -> HistoryList:
+        """ADD / UPDATE / DELETE events, oldest first, with the text before and after.
+
+        A key bound to a scope sees the history of the memories it can read; an unbound
+        key also that of deleted memories.
+        """
+        if not who.unbound or any(v is not None for v in (user_id, agent_id, run_id)):
+            await find_in_scope(svc, who, memory_id, user_id, agent_id, run_id)
+        return HistoryList(results=await svc.memory.history(memory_id))
+
+    @router.post("/search", tags=["search"], responses=_READ, summary="Search a scope's memories")
+    async def search(body: SearchRequest, svc: Svc, who: Who) -> SearchResult:
+        """Best first; hybrid ranking fuses meaning (vectors) and keywords (BM25)."""
+        return await svc.memory.search(
+            body.query,
+            filters=body.filters,
+            limit=body.limit,
+            threshold=body.threshold,
+            mode=body.mode,
+            **who.scope(body.user_id, body.agent_id, body.run_id),
+        )
+
+    @router.post("/query", tags=["search"], responses=_WRITE, summary="Answer a question from memories")
+    async def query(body: QueryRequest, svc: Svc, who: Who) -> QueryResult:
+        """An answer citing the memories it used (needs a chat deployment; otherwise ``answer`` is null)."""
+        return await svc.memory.query(
+            body.question,
+            filters=body.filters,
+            limit=body.limit,
+            **who.scope(body.user_id, body.agent_id, body.run_id),
+        )
+
+    @router.post(
+        "/import",
+        tags=["import"],
+        summary="Import conversations (JSONL)",
+        responses={
+            **_WRITE,
+            200: {"model": ImportReport, "description": "Imported in the request."},
+            202: {"model": Job, "description": "Large upload: importing as a job (see Location)."},
+        },
+        response_model=ImportReport,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+                "description": "One JSON object per line: a conversation or a message (as `azmem import`).",
+            }
+        },
+    )
+    async def import_jsonl(
+        request: Request,
+        svc: Svc,
+        who: Who,
+        user_id: UserQ = None,
+        agent_id: AgentQ = None,
+        run_id: RunQ = None,
+        infer: Annotated[bool | None, Query(description="As for POST /v1/memories.")] = None,
+    ) -> JSONResponse | ImportReport:
+        """Everything is checked before the first write; large uploads run as a job."""
+        who.require_write()
+        scope = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
+        # Up to 64 MiB of JSON to parse and check: in a thread, so other requests keep being served.
+        conversations = await asyncio.to_thread(parse_jsonl, await request.body(), who, scope)
+        if len(conversations) <= svc.config.inline_import_conversations:
+            return await run_import(svc.memory, conversations, infer=infer)
+        job = svc.jobs.start(svc.memory, conversations, infer=infer, owner=who)
+        return JSONResponse(
+            job.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
+        )
+
+    @router.get("/jobs/{job_id}", tags=["import"], responses=_BY_ID, summary="An import job's progress")
+    async def get_job(job_id: Annotated[str, Path(description="The job's id.")], svc: Svc, who: Who) -> Job:
+        return svc.jobs.get(job_id, who)
+
+    return router
