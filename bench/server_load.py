@@ -13,15 +13,26 @@ Usage::
   drawn with probability ``--search-share``. Latency is measured at the client, so it
   includes HTTP, JSON, auth and the event loop.
 * In process: the same mix for the same time from the same number of concurrent tasks
-  on one ``AsyncMemory`` over a copy of the pre-filled store: what the server costs is
-  the ratio of the two request rates.
+  on one ``AsyncMemory`` over a copy of the pre-filled store, embedding the way the
+  server does (an ``AsyncBatchingEmbedder`` around the local model, unless batching is
+  off): what the server costs is the ratio of the two request rates.
+* The server's local embeddings are micro-batched (concurrent requests share one ONNX
+  run); ``AZMEM_EMBEDDING_BATCH=0`` in the environment turns that off for an A/B run
+  (also ``AZMEM_EMBEDDING_BATCH_WAIT_MS``, ``AZMEM_EMBEDDING_WORKERS`` and
+  ``AZMEM_EMBEDDING_THREADS``, read by the server and the in-process run alike). How
+  full the batches were is read from ``/v1/status`` after the run.
+* ``--calibrate``: first measure the local model alone, one text per call against
+  batches of 32, on this machine and its current load.
+* The machine's load average is printed before and after each phase: on a shared
+  machine, compare runs made under similar load only.
 
 With ``--store postgresql`` both run on a PostgreSQL + pgvector database (a throwaway
 server from ``tests/pg_server.py`` via ``bench/_pg.py``, or ``--pg-url``); this needs the
 PostgreSQL store (``azmem.stores.postgres.PostgresStore``).
 
 The last line is machine-readable:
-``server_rps=... search_p95_ms=... add_p95_ms=... errors=... inprocess_ratio=... backend=...``.
+``server_rps=... search_p95_ms=... add_p95_ms=... errors=... inprocess_ratio=... backend=...
+batching=... texts_per_batch=... load1=...``.
 """
 
 from __future__ import annotations
@@ -45,8 +56,9 @@ import httpx2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from azmem.embeddings import LocalEmbedder
+from azmem.embeddings import AsyncBatchingEmbedder, AsyncEmbedder, Embedder, LocalEmbedder
 from azmem.memory import AsyncMemory, Memory
+from azmem.server import ServerConfig
 from azmem.server.keyring import open_key_ring
 
 USER = "bench-user"
@@ -98,6 +110,40 @@ async def _drive(
     return tally, time.perf_counter() - started
 
 
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def calibrate(seconds: float = 4.0) -> None:
+    """The local model alone: texts/s embedding one text per call, against batches of 32."""
+    embedder = LocalEmbedder()
+    embedder.load()
+    texts = [f"what about {t} on day {i}?" for i, t in enumerate(TOPICS * 4)][:32]
+
+    def rate(batch: int) -> float:
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            for i in range(0, 32, batch):
+                embedder.embed(texts[i : i + batch])
+            done += 32
+        return done / (time.perf_counter() - started)
+
+    single, batched = rate(1), rate(32)
+    print(
+        f"local model: {single:.0f} texts/s one per call ({1000 / single:.2f} ms each), "
+        f"{batched:.0f} texts/s in batches of 32 ({1000 / batched:.2f} ms each): x{batched / single:.1f} "
+        f"({load()})"
+    )
+
+
+async def batching_stats(url: str, key: str) -> dict[str, float] | None:
+    """How full the server's embedding batches were (its /v1/status)."""
+    async with httpx2.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}) as http:
+        r = await http.get("/v1/status")
+    found: dict[str, float] | None = r.json().get("embedding_batching") if r.status_code == 200 else None
+    return found
+
+
 async def against_server(url: str, key: str, args: argparse.Namespace) -> tuple[Tally, float]:
     limits = httpx2.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     async with httpx2.AsyncClient(
@@ -121,8 +167,19 @@ async def against_server(url: str, key: str, args: argparse.Namespace) -> tuple[
         return await _drive(args.clients, args.duration, args.search_share, add, search)
 
 
+def server_like_embedder() -> Embedder | AsyncEmbedder:
+    """The local model the way `azmem serve` builds it (same environment knobs)."""
+    config = ServerConfig()
+    size, wait, workers = config.embedding_batching()
+    local = LocalEmbedder(threads=config.embedding_threads)
+    if size == 0:
+        return local
+    return AsyncBatchingEmbedder(local, max_batch=size, max_wait=wait, workers=workers)
+
+
 async def in_process(store_url: str, args: argparse.Namespace) -> tuple[Tally, float]:
-    async with AsyncMemory(embedder=LocalEmbedder(), store_url=store_url) as memory:
+    embedder = server_like_embedder()
+    async with AsyncMemory(embedder=embedder, store_url=store_url) as memory:
 
         async def add(text: str) -> bool:
             await memory.add(text, user_id=USER, infer=False)
@@ -132,7 +189,11 @@ async def in_process(store_url: str, args: argparse.Namespace) -> tuple[Tally, f
             await memory.search(query, user_id=USER, limit=10)
             return True
 
-        return await _drive(args.clients, args.duration, args.search_share, add, search)
+        try:
+            return await _drive(args.clients, args.duration, args.search_share, add, search)
+        finally:
+            if isinstance(embedder, AsyncBatchingEmbedder):
+                await embedder.aclose()
 
 
 def prefill(store_url: str, n: int) -> str:
@@ -197,24 +258,40 @@ def run(args: argparse.Namespace, server_url: str, inproc_url: str, home: Path, 
     if inproc_url != server_url:
         prefill(inproc_url, args.prefill)
     print(f"prefilled {args.prefill} memories in {time.perf_counter() - t0:.1f}s ({backend})")
+    size, wait, workers = ServerConfig().embedding_batching()
+    batching = f"{size}/{wait * 1000:g}ms/{workers}w" if size else "off"
+    threads = os.environ.get("AZMEM_EMBEDDING_THREADS") or "default"
+    print(f"embedding batching {batching}, onnxruntime threads {threads}")
     proc, url = serve(server_url, home)
+    print(f"server phase: {load()}")
     try:
         server_tally, server_s = asyncio.run(against_server(url, key, args))
+        stats = asyncio.run(batching_stats(url, key))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+    load1 = os.getloadavg()[0]
+    print(f"in-process phase: {load()}")
     inproc_tally, inproc_s = asyncio.run(in_process(inproc_url, args))
+    print(f"done: {load()}")
     print(
         f"{args.clients} clients, {args.duration:g}s each, "
         f"search share {args.search_share:g}, cores={os.cpu_count()}"
     )
     report("server", server_tally, server_s)
     report("in-process", inproc_tally, inproc_s)
+    per_batch = float(stats["texts_per_batch"]) if stats else 1.0
+    if stats:
+        print(
+            f"server embedding batches: {stats['batches']:.0f} for {stats['texts']:.0f} texts "
+            f"({per_batch:.1f} per batch, largest {stats['largest']:.0f}, retried {stats['retries']:.0f})"
+        )
     ratio = server_tally.rate(server_s) / max(inproc_tally.rate(inproc_s), 1e-9)
     print(
         f"server_rps={server_tally.rate(server_s):.1f} search_p95_ms={server_tally.p('search', 0.95):.1f} "
         f"add_p95_ms={server_tally.p('add', 0.95):.1f} errors={server_tally.errors} "
-        f"inprocess_ratio={ratio:.2f} backend={backend}"
+        f"inprocess_ratio={ratio:.2f} backend={backend} batching={batching} "
+        f"texts_per_batch={per_batch:.1f} load1={load1:.2f}"
     )
 
 
@@ -226,7 +303,10 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=1000)
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--pg-url", default=None)
+    parser.add_argument("--calibrate", action="store_true", help="First time the local model alone.")
     args = parser.parse_args()
+    if args.calibrate:
+        calibrate()
     home = Path(tempfile.mkdtemp(prefix="azmem-server-load-"))
     try:
         if args.store == "sqlite":

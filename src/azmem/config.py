@@ -28,6 +28,7 @@ from azmem.errors import ConfigurationError
 
 __all__ = [
     "STORE_ENV",
+    "AuditSettings",
     "CacheSettings",
     "StoreSettings",
     "TelemetrySettings",
@@ -90,11 +91,52 @@ class CacheSettings(BaseModel):
     """A PostgreSQL URL to share the cache between app instances, or ``store`` for the
     PostgreSQL store's own database; unset: the SQLite file at ``path``."""
     ttl_seconds: float | None = Field(default=7 * 24 * 3600, gt=0)
+    cache_sampled: bool = False
+    """Also cache sampled chat calls (temperature unset or above 0, reasoning models). Off: a
+    sampled call is asked afresh each time, since a stored answer would pass one draw off as
+    the answer; on: repeated prompts are served one stored draw (rehearsals, tests)."""
 
     @field_validator("path")
     @classmethod
     def _expand_path(cls, v: Path | None) -> Path | None:
         return expand_user(v)
+
+
+class AuditSettings(BaseModel):
+    """The audit trail every store keeps (docs/compliance.md): what goes in it, and for how long.
+
+    Read by the memory engine from the settings' ``audit`` section when it has one, else
+    from ``AZMEM_AUDIT__RETENTION_DAYS`` / ``AZMEM_AUDIT__INCLUDE_CONTENT`` /
+    ``AZMEM_AUDIT__EMBEDDINGS`` (:meth:`from_env`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: float | None = Field(default=None, gt=0)
+    """Records older than this are pruned (an anchor keeps the rest verifiable); None keeps all."""
+    include_content: bool = False
+    """Keep the memory text of each change in its record. Off: records say who, what and which
+    ids, never what a memory says. Erasure (`forget`) blanks kept content of the erased scope."""
+    embeddings: bool = True
+    """Record Azure OpenAI embedding calls too (with chat calls, which are always recorded)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AuditSettings:
+        env = os.environ if environ is None else environ
+        raw: dict[str, Any] = {}
+        for key in ("retention_days", "include_content", "embeddings"):
+            value = env.get(f"AZMEM_AUDIT__{key.upper()}")
+            if value is not None and value.strip():
+                raw[key] = value.strip()
+        try:
+            return cls.model_validate(raw)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"Bad audit setting in the environment: {exc}",
+                error_code="invalid_setting",
+                suggestion="AZMEM_AUDIT__RETENTION_DAYS is a number of days (> 0); "
+                "AZMEM_AUDIT__INCLUDE_CONTENT and AZMEM_AUDIT__EMBEDDINGS are true or false.",
+            ) from None
 
 
 class TelemetrySettings(BaseModel):

@@ -145,7 +145,7 @@ def test_async_client_runs_concurrently_on_the_loop_without_threads(emulator: Em
 
 def test_reasoning_parameters_split_the_cache(make_llm: Factory, tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path / "cache.db")
-    llm = make_llm("o3-mini", cache=cache)
+    llm = make_llm("o3-mini", cache=cache, cache_sampled=True)  # reasoning models always sample
     variants: list[dict[str, Any]] = [
         {},
         {"reasoning_effort": "low"},
@@ -192,11 +192,13 @@ def test_no_key_or_token_in_the_bytes_of_the_cache_files(tmp_path: Path) -> None
     with Emulator(api_keys=(key,)) as emu:
         token = emu.issue_token(3600)
         cache = ResponseCache(cache_path)
-        with LLMClient(chat=settings(emu, api_key=key), cache=cache, retry=FAST_RETRY) as llm:
+        with LLMClient(
+            chat=settings(emu, api_key=key), cache=cache, retry=FAST_RETRY, cache_sampled=True
+        ) as llm:
             llm.generate("hello")
             llm.generate("hello", json=True)
         entra = settings(emu, api_key=None, credential=lambda: token)
-        with LLMClient(chat=entra, cache=cache, retry=FAST_RETRY) as llm:
+        with LLMClient(chat=entra, cache=cache, retry=FAST_RETRY, cache_sampled=True) as llm:
             llm.generate("via entra")
         with AzureEmbedder(settings(emu, "text-embedding-3-small", api_key=key), cache=cache) as embedder:
             embedder.embed(["a", "b"])

@@ -134,7 +134,7 @@ def test_cache_key_differs_by_every_parameter_and_hits_repeat(make_llm: Factory,
     usage = UsageTracker()
     spans = Spans()
     cache = ResponseCache(tmp_path / "cache.db")
-    llm = make_llm(cache=cache, usage=usage, tracer=spans.tracer, small="gpt-4o-mini")
+    llm = make_llm(cache=cache, usage=usage, tracer=spans.tracer, small="gpt-4o-mini", cache_sampled=True)
 
     def call(variant: dict[str, Any]) -> Any:
         kw = dict(variant)
@@ -164,7 +164,7 @@ def test_cache_key_differs_by_every_parameter_and_hits_repeat(make_llm: Factory,
 
 def test_prompt_name_does_not_split_the_cache(make_llm: Factory, tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path / "cache.db")
-    llm = make_llm(cache=cache)
+    llm = make_llm(cache=cache, cache_sampled=True)
     llm.generate("hello", prompt_name="a")
     assert llm.generate("hello", prompt_name="b").cached
     assert len(chat_requests(make_llm.emu)) == 1
@@ -293,7 +293,11 @@ def test_secrets_never_reach_errors_logs_spans_or_cache(
         seen: list[str] = []
         token = emu.issue_token(3600)
         good = LLMClient(
-            chat=settings(emu, api_key=secret_key), tracer=spans.tracer, cache=cache, retry=FAST_RETRY
+            chat=settings(emu, api_key=secret_key),
+            tracer=spans.tracer,
+            cache=cache,
+            retry=FAST_RETRY,
+            cache_sampled=True,
         )
         bad = LLMClient(
             chat=settings(emu, api_key=secret_key + "-wrong"), tracer=spans.tracer, retry=FAST_RETRY

@@ -88,7 +88,10 @@ def test_scripted_replies_in_order_then_generated(emulator: Emulator) -> None:
         ]
     assert [t.choices[0].message.content for t in texts[:2]] == ["first", "second"]
     assert texts[1].choices[0].finish_reason == "length"
-    assert texts[2].choices[0].message.content == "This is an emulated reply from gpt-4o."
+    assert (
+        texts[2].choices[0].message.content
+        == 'This is an emulated reply from gpt-4o. You said: "Hello there"'
+    )
 
 
 def test_429_fault_with_both_retry_headers(emulator: Emulator) -> None:

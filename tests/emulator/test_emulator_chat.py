@@ -288,7 +288,7 @@ def test_async_client(emulator: Emulator) -> None:
             reply = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
             return reply.choices[0].message.content
 
-    assert asyncio.run(main()) == "This is an emulated reply from gpt-4o."
+    assert asyncio.run(main()) == 'This is an emulated reply from gpt-4o. You said: "Hello there"'
 
 
 def test_legacy_model_refuses_json_schema_and_images(emulator: Emulator) -> None:

@@ -62,7 +62,9 @@ def test_sdk_stream_collects_text_and_usage(emulator: Emulator) -> None:
 def test_sdk_stream_helper_over_v1(emulator: Emulator) -> None:
     with v1(emulator) as client, client.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as stream:
         final = stream.get_final_completion()
-    assert final.choices[0].message.content == "This is an emulated reply from gpt-4o."
+    assert (
+        final.choices[0].message.content == 'This is an emulated reply from gpt-4o. You said: "Hello there"'
+    )
 
 
 def test_stream_output_filter(emulator: Emulator) -> None:

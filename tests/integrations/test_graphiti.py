@@ -314,11 +314,12 @@ async def test_reasoning_deployments_get_chat_completions_without_max_tokens(
     assert "temperature" not in sent
     assert sent["max_completion_tokens"] == ours.max_tokens
 
-    # Graphiti's own client sends reasoning models to the Responses API, which the emulator lacks.
+    # Graphiti's own client sends reasoning models to the Responses API, which Azure serves only
+    # from api-version 2025-03-01-preview: on the GA version its users configure, a 400.
     azure_client = openai.AsyncAzureOpenAI(**emulator.client_kwargs())
     closing.append(azure_client)
     theirs = AzureOpenAILLMClient(azure_client, LLMConfig(model="o3-mini"))
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.BadRequestError, match="Responses API is enabled only for api-version"):
         await theirs.generate_response([Message(role="user", content="Is it?")], Answer)
     assert emulator.last_request.path == "/openai/responses"
 

@@ -140,8 +140,8 @@ def test_a_cache_hit_is_counted_and_sends_no_genai_operation(
     emulator: Emulator, metrics: Metrics, tmp_path: Path
 ) -> None:
     with ResponseCache(tmp_path / "cache.db") as cache:
-        first = chat(emulator, "sync", cache=cache)
-        second = chat(emulator, "sync", cache=cache)
+        first = chat(emulator, "sync", cache=cache, cache_sampled=True)
+        second = chat(emulator, "sync", cache=cache, cache_sampled=True)
     assert second.cached
     assert not first.cached
     assert len(emulator.requests_for("gpt-4o")) == 1

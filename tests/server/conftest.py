@@ -24,6 +24,9 @@ import pytest
 from fastapi import FastAPI
 
 from azmem.azure.settings import AzmemSettings
+from azmem.embeddings import LocalEmbedder
+from azmem.emulator import Emulator
+from azmem.graph import Graph
 from azmem.server import ServerConfig, create_app
 from azmem.stores.keys import KeyRing
 
@@ -105,6 +108,46 @@ async def harness_for(
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     async with harness_for(tmp_path / "memory.db") as h:
         yield h
+
+
+#: The emulator's deployments the graph tests use: extraction on the chat one, resolution on the small one.
+CHAT, SMALL = "gpt-4o", "gpt-4o-mini"
+
+
+def chat_config(emulator: Emulator) -> dict[str, Any]:
+    """Settings overrides for a chat deployment (and a small one) on the emulator."""
+    return {
+        "endpoint": emulator.endpoint,
+        "api_key": "test-key",
+        "chat": CHAT,
+        "small_chat": SMALL,
+        "retry": {"max_attempts": 2, "base_delay": 0.01, "max_delay": 0.05},
+    }
+
+
+def seed_graph(store: Path, emulator: Emulator, group: str) -> dict[str, str]:
+    """One episode (through the emulator, scripted) and one triplet in ``group``'s graph; their ids.
+
+    Written with the library straight into the store file, so a chatless server under test
+    still has an episode of someone else's to refuse.
+    """
+    from graph.graph_script import ScriptedModel, entity, fact
+
+    model = ScriptedModel()
+    model.on(
+        "joined Initech",
+        [entity(f"{group} Doe"), entity("Initech")],
+        [fact(f"{group} Doe", "WORKS_AT", "Initech", f"{group} Doe works at Initech.")],
+    )
+    emulator.script(CHAT, model)
+    emulator.script(SMALL, model)
+    try:
+        with Graph(config=chat_config(emulator), embedder=LocalEmbedder(), store=str(store)) as g:
+            episode = g.add_episode(f"{group} Doe joined Initech.", group_id=group)
+            triplet = g.add_fact(f"{group} Doe", "LIVES_IN", "Oslo", group_id=group)
+    finally:
+        emulator.reset()
+    return {"episode_id": episode.episode.id, "fact_id": triplet.id, "entity_id": triplet.source_id}
 
 
 def free_port() -> int:

@@ -1,7 +1,9 @@
 """Keys and scopes on every route: 401 without a valid key, 403 outside its binding, 403 for read-only writes.
 
-One server for the module (its key ring, its memories); each route is a parameter, so a
-route added to the app without a row here fails `test_every_route_is_covered`.
+One server for the module (its key ring, its memories, bob's graph); each route is a
+parameter, so a route added to the app without a row here fails
+`test_every_route_is_covered`. Graph routes name their group where memory routes name
+their user (group_id = user id), and their by-id rows use bob's episode, entity and fact.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from azmem.emulator import Emulator
 from azmem.errors import ConfigurationError
 from azmem.server import ServerConfig, check_bind, is_loopback
 
-from .conftest import Harness, harness_for
+from .conftest import Harness, harness_for, seed_graph
 from .test_rest import assert_problem
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -80,12 +83,36 @@ ROUTES = {
     "mem0 delete all": Route("DELETE", "/memories", {"params": {"user_id": "U"}}, write=True),
     "mem0 search": Route("POST", "/search", {"json": {"query": "x", "user_id": "U"}}),
     "mem0 reset": Route("POST", "/reset", write=True, scoped=False),
+    "graph add episode": Route(
+        "POST", "/v1/graph/episodes", {"json": {"content": "x", "group_id": "U"}}, write=True
+    ),
+    "graph episodes": Route("GET", "/v1/graph/episodes", {"params": {"group_id": "U"}}),
+    "graph delete episode": Route("DELETE", "/v1/graph/episodes/{episode_id}", write=True, scoped=False),
+    "graph search": Route("POST", "/v1/graph/search", {"json": {"query": "x", "group_ids": ["U"]}}),
+    "graph entity search": Route(
+        "POST", "/v1/graph/entities/search", {"json": {"query": "x", "group_ids": ["U"]}}
+    ),
+    "graph entity": Route("GET", "/v1/graph/entities/{entity_id}", scoped=False),
+    "graph timeline": Route("GET", "/v1/graph/entities/{entity_id}/timeline", scoped=False),
+    "graph add fact": Route(
+        "POST",
+        "/v1/graph/facts",
+        {"json": {"source": "a", "relation": "KNOWS", "target": "b", "group_id": "U"}},
+        write=True,
+    ),
+    "graph facts": Route("GET", "/v1/graph/facts", {"params": {"group_id": "U"}}),
+    "graph fact": Route("GET", "/v1/graph/facts/{fact_id}", scoped=False),
+    "graph delete fact": Route("DELETE", "/v1/graph/facts/{fact_id}", write=True, scoped=False),
+    "graph clear": Route("DELETE", "/v1/graph", {"params": {"group_id": "U"}}, write=True),
+    "graph export": Route("GET", "/v1/graph/export", {"params": {"group_id": "U"}}),
 }
 WRITES = [name for name, r in ROUTES.items() if r.write]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Harness, dict[str, str]]]:
+async def server(
+    tmp_path_factory: pytest.TempPathFactory, emulator_session: Emulator
+) -> AsyncIterator[tuple[Harness, dict[str, str]]]:
     with pytest.MonkeyPatch.context() as mp:
         for name in list(os.environ):
             if (
@@ -95,8 +122,9 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tupl
                 mp.delenv(name)
         home = tmp_path_factory.mktemp("auth")
         mp.setenv("AZMEM_HOME", str(home / "home"))
+        graph = seed_graph(home / "memory.db", emulator_session, "bob")  # the server itself has no chat
         async with harness_for(home / "memory.db") as h:
-            ids = {"mid": await h.add("bob's secret", user_id="bob"), "job": "0" * 32}
+            ids = {"mid": await h.add("bob's secret", user_id="bob"), "job": "0" * 32, **graph}
             yield h, ids
 
 
@@ -151,10 +179,16 @@ async def test_a_key_bound_to_alice_reaches_nothing_of_bob(
         assert r.json()["principal"]["user_ids"] == ["alice"]
     else:  # by id, without a scope to name: bob's memory (or job) is not there for alice
         assert r.status_code == 404, r.text
-    # Bob's memory is untouched whatever was tried.
+    # Bob's memory and graph are untouched whatever was tried.
     bob = await harness.client.get(f"/v1/memories/{ids['mid']}", headers=harness.auth("admin"))
     assert bob.status_code == 200
     assert bob.json()["memory"] == "bob's secret"
+    episodes = await harness.client.get(
+        "/v1/graph/episodes", params={"group_id": "bob"}, headers=harness.auth("admin")
+    )
+    assert [e["id"] for e in episodes.json()["results"]] == [ids["episode_id"]]
+    fact = await harness.client.get(f"/v1/graph/facts/{ids['fact_id']}", headers=harness.auth("admin"))
+    assert fact.status_code == 200
 
 
 @module_loop
@@ -182,7 +216,10 @@ async def test_other_bindings_are_enforced_the_same_way(
 @pytest.mark.parametrize("name", WRITES)
 async def test_a_read_only_key_cannot_write(server: tuple[Harness, dict[str, str]], name: str) -> None:
     harness, ids = server
-    own = {"mid": await harness.add("alice's note", key="alice"), "job": ids["job"]}
+    own = {
+        **ids,
+        "mid": await harness.add("alice's note", key="alice"),
+    }  # read-only is refused before lookups
     r = await harness.client.request(**ROUTES[name].call("alice", own), headers=harness.auth("alice-ro"))
     assert_problem(r, 403, "read_only_key")
     still = await harness.client.get(f"/v1/memories/{own['mid']}", headers=harness.auth("alice-ro"))

@@ -18,10 +18,12 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
+from azmem.emulator import Emulator
 from azmem.server import ServerConfig
+from azmem.server.graph_tools import GRAPH_TOOLS
 from azmem.stores import SQLiteStore
 
-from .conftest import AZMEM, ServeProcess, harness_for, start_serve, stop
+from .conftest import AZMEM, ServeProcess, harness_for, seed_graph, start_serve, stop
 
 TOOLS = {
     "add_memory",
@@ -33,8 +35,10 @@ TOOLS = {
     "delete_all_memories",
     "memory_history",
     "get_status",
+    *GRAPH_TOOLS,
 }
-#: Each tool's call reaching for bob (whose memory id is "MID"); get_status has no scope to reach for.
+#: Each tool's call reaching for bob (whose memory id is "MID", graph items "EPISODE" / "FACT");
+#: get_status has no scope to reach for.
 FOREIGN = {
     "add_memory": {"text": "x", "user_id": "bob", "infer": False},
     "search_memories": {"query": "x", "user_id": "bob"},
@@ -44,7 +48,17 @@ FOREIGN = {
     "delete_memory": {"memory_id": "MID"},
     "delete_all_memories": {"user_id": "bob"},
     "memory_history": {"memory_id": "MID"},
+    "add_episode": {"content": "x", "group_id": "bob"},
+    "search_facts": {"query": "x", "group_ids": ["bob"]},
+    "search_entities": {"query": "x", "group_ids": ["bob"]},
+    "get_episodes": {"group_ids": ["bob"]},
+    "delete_episode": {"episode_id": "EPISODE"},
+    "get_fact": {"fact_id": "FACT"},
+    "delete_fact": {"fact_id": "FACT"},
+    "add_triplet": {"source": "a", "relation": "KNOWS", "target": "b", "group_id": "bob"},
+    "clear_graph": {"group_id": "bob"},
 }
+SCOPE_ARGS = ("user_id", "group_id", "group_ids")
 
 
 def _error(result: CallToolResult) -> str:
@@ -213,10 +227,11 @@ def test_stdio_stdout_carries_only_json_rpc(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def http_server(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[ServeProcess, dict[str, str], str]]:
+    tmp_path_factory: pytest.TempPathFactory, emulator_session: Emulator
+) -> Iterator[tuple[ServeProcess, dict[str, str], dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("mcp-http")
     store = tmp / "memory.db"
+    graph = seed_graph(store, emulator_session, "bob")
     with SQLiteStore(store) as s:
         secrets = {
             "alice": s.keys.create("alice", user_ids=["alice"]).secret,
@@ -230,7 +245,11 @@ def http_server(
         headers={"Authorization": f"Bearer {secrets['admin']}"},
     )
     try:
-        yield process, secrets, r.json()["results"][0]["id"]
+        yield (
+            process,
+            secrets,
+            {"MID": r.json()["results"][0]["id"], "EPISODE": graph["episode_id"], "FACT": graph["fact_id"]},
+        )
     finally:
         stop(process)
 
@@ -245,7 +264,9 @@ async def http_client(url: str, secret: str | None) -> AsyncIterator[Client]:
         yield client
 
 
-async def test_http_tools_with_a_key(http_server: tuple[ServeProcess, dict[str, str], str]) -> None:
+async def test_http_tools_with_a_key(
+    http_server: tuple[ServeProcess, dict[str, str], dict[str, str]],
+) -> None:
     process, secrets, _ = http_server
     async with http_client(process.url, secrets["alice"]) as client:
         await _exercise(client, "alice")
@@ -258,21 +279,26 @@ async def test_http_tools_with_a_key(http_server: tuple[ServeProcess, dict[str, 
 
 @pytest.mark.parametrize("tool", sorted(FOREIGN))
 async def test_http_tools_refuse_another_users_scope(
-    http_server: tuple[ServeProcess, dict[str, str], str], tool: str
+    http_server: tuple[ServeProcess, dict[str, str], dict[str, str]], tool: str
 ) -> None:
-    process, secrets, bob_mid = http_server
-    args = {k: (bob_mid if v == "MID" else v) for k, v in FOREIGN[tool].items()}
+    process, secrets, bob = http_server
+    args = {k: bob.get(v, v) if isinstance(v, str) else v for k, v in FOREIGN[tool].items()}
     async with http_client(process.url, secrets["alice"]) as client:
         text = _error(await client.call_tool(tool, args))
-    assert ("scope_denied" in text) if "user_id" in args else ("memory_not_found" in text), text
-    r = httpx2.get(
-        f"{process.url}/v1/memories/{bob_mid}", headers={"Authorization": f"Bearer {secrets['admin']}"}
-    )
+    if any(arg in args for arg in SCOPE_ARGS):
+        assert "scope_denied" in text, text
+    else:  # by id: bob's memory or graph item is not there for alice
+        assert "memory_not_found" in text or "graph_item_not_found" in text, text
+    admin = {"Authorization": f"Bearer {secrets['admin']}"}
+    r = httpx2.get(f"{process.url}/v1/memories/{bob['MID']}", headers=admin)
     assert r.json()["memory"] == "bob's secret"
+    r = httpx2.get(f"{process.url}/v1/graph/episodes", params={"group_id": "bob"}, headers=admin)
+    assert [e["id"] for e in r.json()["results"]] == [bob["EPISODE"]]
+    assert httpx2.get(f"{process.url}/v1/graph/facts/{bob['FACT']}", headers=admin).status_code == 200
 
 
 async def test_http_mcp_without_a_valid_key_is_refused(
-    http_server: tuple[ServeProcess, dict[str, str], str],
+    http_server: tuple[ServeProcess, dict[str, str], dict[str, str]],
 ) -> None:
     process, secrets, _ = http_server
     init: dict[str, Any] = {

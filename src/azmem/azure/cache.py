@@ -11,6 +11,11 @@ stored are the parsed results, never headers.
 SQLite in WAL mode with a busy timeout lets many readers and one writer at a time work
 across processes; each thread gets its own connection because sqlite3 connections are
 not meant to be shared across threads.
+
+Erasure: an entry written inside :func:`tagged` (the memory engine wraps each LLM and
+embedding call of an operation in its scope, ``user_id=alice``...) is tagged with that
+scope, and :meth:`ResponseCache.forget` removes every entry of a scope, and every answer
+that quotes one of the erased texts (entries cached before tags existed included).
 """
 
 from __future__ import annotations
@@ -22,14 +27,16 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from azmem.azure.metrics import record_cache_lookup
 from azmem.config import create_private_file
 
-__all__ = ["ResponseCache", "canonical_json"]
+__all__ = ["ResponseCache", "canonical_json", "current_tags", "needles", "scope_tags", "tagged"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cache (
@@ -40,7 +47,40 @@ CREATE TABLE IF NOT EXISTS cache (
     expires_at REAL
 );
 CREATE INDEX IF NOT EXISTS cache_expires ON cache(expires_at);
+CREATE TABLE IF NOT EXISTS cache_tags (
+    tag TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (tag, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cache_tags_key ON cache_tags(key);
 """
+
+_TAGS: ContextVar[tuple[str, ...]] = ContextVar("azmem_cache_tags", default=())
+_NEEDLES_PER_QUERY = 50
+
+
+@contextmanager
+def tagged(tags: Iterable[str]) -> Iterator[None]:
+    """Tag every entry written inside the block (in this thread / task) with ``tags``."""
+    token = _TAGS.set(tuple(tags))
+    try:
+        yield
+    finally:
+        _TAGS.reset(token)
+
+
+def current_tags() -> tuple[str, ...]:
+    return _TAGS.get()
+
+
+def scope_tags(scope: Mapping[str, str]) -> tuple[str, ...]:
+    """``{"user_id": "alice"}`` -> ``("user_id=alice",)``: one tag per id of a scope."""
+    return tuple(f"{k}={v}" for k, v in sorted(scope.items()))
+
+
+def needles(texts: Iterable[str]) -> list[str]:
+    """Erased texts as they appear inside a cached value (JSON string escapes, no quotes)."""
+    return sorted({json.dumps(t, ensure_ascii=False)[1:-1] for t in texts if t.strip()})
 
 
 def _default(obj: Any) -> Any:
@@ -124,14 +164,68 @@ class ResponseCache:
         now = time.time()
         ttl = self.ttl_seconds if ttl_seconds is None else ttl_seconds
         text = canonical_json(value)
-        self._connect().execute(
-            "INSERT OR REPLACE INTO cache(key, namespace, value, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (key, namespace, text, now, None if ttl is None else now + ttl),
-        )
+        conn = self._connect()
+        tags = current_tags()
+        if tags:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO cache(key, namespace, value, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key, namespace, text, now, None if ttl is None else now + ttl),
+            )
+            if tags:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO cache_tags (tag, key) VALUES (?, ?)", [(t, key) for t in tags]
+                )
+                conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def forget(self, tags: Sequence[str], texts: Iterable[str] = (), *, compact: bool = True) -> int:
+        """Erase the entries tagged with every one of ``tags`` (a scope) and those whose value
+        contains one of ``texts``; then, with ``compact``, rewrite the file (checkpoint, VACUUM)
+        so that no freed page keeps their bytes. Returns how many entries went."""
+        conn = self._connect()
+        conn.execute("PRAGMA secure_delete = ON")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                removed = 0
+                if tags:
+                    marks = ", ".join("?" * len(tags))
+                    removed += conn.execute(
+                        "DELETE FROM cache WHERE key IN (SELECT key FROM cache_tags WHERE tag IN "
+                        f"({marks}) GROUP BY key HAVING count(DISTINCT tag) = ?)",
+                        (*tags, len(set(tags))),
+                    ).rowcount
+                found = needles(texts)
+                for i in range(0, len(found), _NEEDLES_PER_QUERY):
+                    batch = found[i : i + _NEEDLES_PER_QUERY]
+                    where = " OR ".join("instr(value, ?) > 0" for _ in batch)
+                    removed += conn.execute(f"DELETE FROM cache WHERE {where}", batch).rowcount
+                conn.execute("DELETE FROM cache_tags WHERE key NOT IN (SELECT key FROM cache)")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.execute("PRAGMA secure_delete = OFF")
+        if compact:
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError:
+                pass  # another process is using the file: the entries are gone, free pages are zeroed
+        return int(removed)
 
     def delete(self, key: str) -> None:
         self._connect().execute("DELETE FROM cache WHERE key = ?", (key,))
+        self._connect().execute("DELETE FROM cache_tags WHERE key = ?", (key,))
 
     def purge_expired(self) -> int:
         """Delete expired entries; returns how many."""
@@ -143,6 +237,7 @@ class ResponseCache:
     def clear(self, namespace: str | None = None) -> None:
         if namespace is None:
             self._connect().execute("DELETE FROM cache")
+            self._connect().execute("DELETE FROM cache_tags")
         else:
             self._connect().execute("DELETE FROM cache WHERE namespace = ?", (namespace,))
 

@@ -9,9 +9,10 @@ only perform the steps it yields.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import openai
 from openai.types.chat import ChatCompletion
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from azmem.azure.cache import ResponseCache
 from azmem.azure.errors import RequestContext
-from azmem.azure.flow import Flow, Send, call_span, send_with_retries
+from azmem.azure.flow import Flow, Offload, Outcome, Send, call_span, send_with_retries
 from azmem.azure.headers import debug_headers
 from azmem.azure.messages import ImageDetail, Message, ToolCall, has_images, with_default_detail
 from azmem.azure.request import (
@@ -37,6 +38,7 @@ from azmem.azure.response import (
     usage_of,
     validation_failure_from,
 )
+from azmem.azure.responses import build_responses_kwargs, interpret_response, response_usage
 from azmem.azure.retry import RetryPolicy
 from azmem.azure.tracing import server_attributes
 from azmem.azure.usage import Usage, UsageTracker
@@ -47,9 +49,18 @@ from azmem.errors import (
     StructuredOutputError,
 )
 
-__all__ = ["ChatEnv", "Target", "generate_flow", "open_stream_flow", "record_usage", "span_attributes"]
+__all__ = [
+    "ChatEnv",
+    "Target",
+    "generate_flow",
+    "is_sampled",
+    "open_stream_flow",
+    "record_usage",
+    "span_attributes",
+]
 
 T = TypeVar("T", bound=BaseModel)
+logger = logging.getLogger("azmem.azure.llm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +80,8 @@ class Target:
     """The role's ``vision_detail``: the detail of image parts that did not set one."""
     retry: RetryPolicy | None = None
     """The role's own retry policy; None: the client's."""
+    responses_api: bool = False
+    """Send through the Responses API instead of chat completions (the ``responses_api`` capability)."""
 
     def context(self, operation: str) -> RequestContext:
         """The first attempt's context; cached because it is needed on every call and never changes."""
@@ -111,6 +124,8 @@ class ChatEnv:
     """The caller's tracer, or None for azmem's default (resolved per call)."""
     usage: UsageTracker | None = None
     cache: ResponseCache | None = None
+    cache_sampled: bool = False
+    """Serve sampled calls from the cache too (see :func:`is_sampled`); off by default."""
     no_json_schema: set[tuple[str, str]] = field(default_factory=set)
     """(endpoint, deployment) pairs that answered "json_schema unsupported": remembered so
     later calls go straight to the fallback instead of paying for a 400 each time."""
@@ -136,6 +151,8 @@ def span_attributes(
         attrs["gen_ai.request.max_tokens"] = options.max_tokens
     if options.temperature is not None and not target.reasoning:
         attrs["gen_ai.request.temperature"] = options.temperature
+    if target.responses_api:
+        attrs["azmem.api"] = "responses"
     if options.prompt_name:
         attrs["prompt.name"] = options.prompt_name
     if options.group_id:
@@ -179,6 +196,7 @@ def _to_cache(result: LLMResult[Any]) -> dict[str, Any]:
         "model": result.model,
         "request_id": result.request_id,
         "finish_reason": result.finish_reason,
+        "reasoning_summary": result.reasoning_summary,
     }
 
 
@@ -205,6 +223,7 @@ def _from_cache(
             finish_reason=hit.get("finish_reason"),
             cached=True,
             attempts=0,
+            reasoning_summary=hit.get("reasoning_summary"),
         )
     except (ValidationError, KeyError, TypeError):
         return None
@@ -231,14 +250,78 @@ def _read_raw(raw: Any) -> tuple[ChatCompletion, ValidationFailure | None, Mappi
         return completion, validation_failure_from(exc, content), headers
 
 
+def _read_response(raw: Any) -> tuple[Any, ValidationFailure | None, Mapping[str, str]]:
+    """A Responses API answer: ``create`` never validates, so there is no exception to recover from."""
+    return raw.parse(), None, raw.headers
+
+
+@dataclass(frozen=True, slots=True)
+class _Wire:
+    """What differs between chat completions and the Responses API; the call's flow is the same for both."""
+
+    resource: Literal["chat", "responses"]
+    build: Callable[..., dict[str, Any]]
+    read: Callable[[Any], tuple[Any, ValidationFailure | None, Mapping[str, str]]]
+    usage: Callable[[Any], Usage]
+    interpret: Callable[..., LLMResult[Any] | ValidationFailure]
+
+    def step(self, mode: OutputMode, kwargs: dict[str, Any]) -> Send:
+        # chat.completions.parse turns a pydantic response_format into a strict json_schema;
+        # the Responses request already carries the schema (text.format), so create suffices.
+        method: Literal["create", "parse"] = (
+            "parse" if self.resource == "chat" and mode == "json_schema" else "create"
+        )
+        return Send(self.resource, method, kwargs)
+
+
+_CHAT = _Wire("chat", build_chat_kwargs, _read_raw, usage_of, interpret_completion)
+_RESPONSES = _Wire("responses", build_responses_kwargs, _read_response, response_usage, interpret_response)
+
+
+def _wire(target: Target) -> _Wire:
+    return _RESPONSES if target.responses_api else _CHAT
+
+
+def is_sampled(target: Target, options: ChatOptions) -> bool:
+    """Whether a call draws a sample, so that asking again may well give another answer.
+
+    Only an explicit temperature of 0 asks for the most likely answer; an unset temperature
+    is the service's default of 1, and reasoning models always sample. The response cache
+    passes sampled calls by unless ``cache.cache_sampled`` is set.
+    """
+    return target.reasoning or options.temperature is None or options.temperature > 0
+
+
+def _outcome(outcome: Outcome | None) -> Any:
+    assert outcome is not None
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.value
+
+
+_warned_sampled: set[str] = set()
+
+
+def _note_bypass(span: Any, target: Target) -> None:
+    span.set_attribute("azmem.cache.bypass", "sampled")
+    if target.deployment not in _warned_sampled:
+        _warned_sampled.add(target.deployment)
+        logger.info(
+            "response cache not used for sampled calls to '%s' (temperature unset or > 0, or a "
+            "reasoning model): pass temperature=0, or set cache.cache_sampled: true to cache them anyway",
+            target.deployment,
+        )
+
+
 def generate_flow(
     target: Target,
     env: ChatEnv,
     messages: Sequence[Message],
     options: ChatOptions,
 ) -> Flow[LLMResult[Any]]:
-    """One ``generate`` call from cache lookup to a validated result."""
+    """One ``generate`` call from cache lookup to a validated result, on either wire protocol."""
     response_model = options.response_model
+    wire = _wire(target)
     with call_span(
         env.tracer,
         f"chat {target.deployment}",
@@ -253,16 +336,23 @@ def generate_flow(
         convo: list[Message] = list(messages)
         reasks = 0
         attempts = 0
+        cache = env.cache
+        if cache is not None and not env.cache_sampled and is_sampled(target, options):
+            _note_bypass(span, target)
+            cache = None
         cache_key: str | None = None
         while True:
-            kwargs = build_chat_kwargs(
+            kwargs = wire.build(
                 model=target.model_arg, messages=convo, options=options, mode=mode, reasoning=target.reasoning
             )
-            if env.cache is not None and reasks == 0:
+            if cache is not None and reasks == 0:
                 cache_key = ResponseCache.key(
-                    "chat", target.deployment, cache_request(kwargs, endpoint=target.endpoint, mode=mode)
+                    wire.resource,
+                    target.deployment,
+                    cache_request(kwargs, endpoint=target.endpoint, mode=mode),
                 )
-                hit = env.cache.get(cache_key)
+                # Off the event loop in the async client: SQLite and PostgreSQL block.
+                hit = _outcome((yield Offload(functools.partial(cache.get, cache_key))))
                 if isinstance(hit, Mapping):
                     cached = _from_cache(hit, target, response_model)
                     if cached is not None:
@@ -270,10 +360,10 @@ def generate_flow(
                         _record_result(span, cached, mode)
                         record_usage(env, target, options, cached.usage, cached=True)
                         return cached
-            step = Send("chat", "parse" if mode == "json_schema" else "create", kwargs)
+            step = wire.step(mode, kwargs)
             try:
-                (completion, failure, headers), used = yield from send_with_retries(
-                    step, ctx=ctx, policy=target.retry or env.policy, span=span, read=_read_raw
+                (answer, failure, headers), used = yield from send_with_retries(
+                    step, ctx=ctx, policy=target.retry or env.policy, span=span, read=wire.read
                 )
             except JsonSchemaUnsupportedError:
                 if mode != "json_schema":
@@ -284,15 +374,15 @@ def generate_flow(
                 attempts += 1
                 continue
             attempts += used
-            usage = usage_of(completion)
+            usage = wire.usage(answer)
             record_usage(env, target, options, usage, cached=False)
             outcome: LLMResult[Any] | ValidationFailure
             if failure is not None:
                 outcome = failure
             else:
                 try:
-                    outcome = interpret_completion(
-                        completion,
+                    outcome = wire.interpret(
+                        answer,
                         usage=usage,
                         mode=mode,
                         response_model=response_model,
@@ -320,8 +410,14 @@ def generate_flow(
                 convo = reask_messages(convo, bad_output=outcome.content, error=outcome.error)
                 continue
             _record_result(span, outcome, mode)
-            if env.cache is not None and cache_key is not None:
-                env.cache.set(cache_key, _to_cache(outcome), namespace="chat")
+            if cache is not None and cache_key is not None:
+                _outcome(
+                    (
+                        yield Offload(
+                            functools.partial(cache.set, cache_key, _to_cache(outcome), namespace="chat")
+                        )
+                    )
+                )
             return outcome
 
 
@@ -331,8 +427,11 @@ def open_stream_flow(
     """Open a streaming completion under the retry policy; returns (SDK stream, headers).
 
     Only the opening is retried: once text has reached the caller a retry would repeat it.
+    On the Responses API the stream is one of events rather than chunks (see
+    :class:`~azmem.azure.responses.ResponsesStreamState`).
     """
-    kwargs = build_chat_kwargs(
+    wire = _wire(target)
+    kwargs = wire.build(
         model=target.model_arg,
         messages=_vision_ready(target, messages),
         options=options,
@@ -341,7 +440,7 @@ def open_stream_flow(
         stream=True,
     )
     opened, attempts = yield from send_with_retries(
-        Send("chat", "create", kwargs),
+        Send(wire.resource, "create", kwargs),
         ctx=target.context("chat"),
         policy=target.retry or env.policy,
         span=span,

@@ -10,6 +10,13 @@ input count and an estimated token budget, and ``dimensions`` is always passed t
 Vectors come back float32 and L2-normalised. Azure's vectors are unit length already
 (also when ``dimensions`` shortens them), so the normalisation is a cheap guarantee of
 the protocol's contract rather than a change.
+
+An input over the model's per-input token limit follows the role's ``long_input`` policy
+(:data:`LongInputPolicy`): ``error`` (the default) fails the call naming the input,
+``truncate`` embeds the part that fits, ``chunk`` embeds it in pieces and averages their
+vectors. Pieces are cut by :func:`estimate_tokens` first; should the service still refuse
+one (the estimate can under-count unusual text), the call is planned once more with the
+strict bound of one byte per token, which no byte-level BPE tokenizer can exceed.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import asyncio
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypedDict, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -34,21 +41,31 @@ from azmem.azure.retry import RetryPolicy
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
 from azmem.azure.tracing import server_attributes
 from azmem.azure.usage import Usage, UsageTracker
-from azmem.errors import ConfigurationError, EmbedderMismatchError, EmptyResponseError
+from azmem.errors import ConfigurationError, ContextLengthError, EmbedderMismatchError, EmptyResponseError
 
 __all__ = [
     "MAX_BATCH_INPUTS",
     "MAX_BATCH_TOKENS",
+    "MAX_INPUT_TOKENS",
     "AsyncAzureEmbedder",
     "AzureEmbedder",
+    "LongInputPolicy",
     "estimate_tokens",
     "plan_batches",
+    "split_input",
 ]
 
 MAX_BATCH_INPUTS = 2048
 """The service's limit on inputs per embeddings request."""
 MAX_BATCH_TOKENS = 250_000
 """Our per-request budget of *estimated* tokens (the service caps a request's total tokens)."""
+
+MAX_INPUT_TOKENS = 8_191
+"""Tokens per input of Azure's embedding models (ada-002, text-embedding-3-small/-large)."""
+
+LongInputPolicy = Literal["error", "truncate", "chunk"]
+"""What the embedder does with an input over the per-input limit (see the module docstring)."""
+_POLICIES: tuple[str, ...] = get_args(LongInputPolicy)
 
 _KNOWN_DIMENSIONS = {
     "text-embedding-3-small": 1536,
@@ -91,6 +108,49 @@ def plan_batches(
     return batches
 
 
+def _max_bytes(max_tokens: int, *, strict: bool) -> int:
+    """The most UTF-8 bytes a piece may have to cost at most ``max_tokens`` tokens.
+
+    By :func:`estimate_tokens` (``bytes // 3 + 1 <= max_tokens``), or, ``strict``, by the
+    bound no byte-level BPE tokenizer exceeds: every token covers at least one byte.
+    """
+    return max_tokens if strict else max(1, 3 * max_tokens - 1)
+
+
+def _head(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` within ``max_bytes`` UTF-8 bytes, never splitting a character,
+    ending at whitespace when some falls in its second half (a cut word embeds as noise)."""
+    raw = text.encode("utf-8")
+    if len(raw) <= max_bytes:
+        return text
+    # A character wider than the whole budget still makes a piece, or nothing would progress.
+    head = raw[:max_bytes].decode("utf-8", errors="ignore") or text[0]
+    if len(head) == len(text) or text[len(head)].isspace():
+        return head
+    for i in range(len(head) - 1, len(head) // 2, -1):
+        if head[i].isspace():
+            return head[:i]
+    return head
+
+
+def split_input(text: str, max_tokens: int, *, strict: bool = False) -> list[str]:
+    """``text`` in consecutive pieces of at most ``max_tokens`` tokens, split at whitespace where possible.
+
+    The whitespace at a cut is dropped (each piece is embedded on its own); a text that fits
+    is returned whole. ``strict`` sizes pieces by the one-byte-per-token bound instead of the
+    estimate: smaller pieces, but certain to fit.
+    """
+    limit = _max_bytes(max_tokens, strict=strict)
+    pieces: list[str] = []
+    rest = text
+    while rest:
+        head = _head(rest, limit)
+        if head.strip():
+            pieces.append(head)
+        rest = rest[len(head) :].lstrip()
+    return pieces or [text]
+
+
 def _decode(value: Any) -> npt.NDArray[np.float32]:
     if isinstance(value, str):  # base64 of little-endian float32, what we ask for
         return np.frombuffer(base64.b64decode(value), dtype="<f4").astype(np.float32, copy=False)
@@ -112,9 +172,11 @@ def _normalise(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 class _EmbedderOptions(TypedDict, total=False):
     """The keyword arguments both embedders take, declared once (the async one adds ``max_concurrency``).
 
-    Unset or ``None``: ``dimensions`` and ``retry`` come from the role's settings (``retry``
-    then from the top-level policy), ``cache`` from the settings' cache when it is enabled,
-    ``tracer`` is azmem's default and ``usage`` is not tracked; the batch limits are the service's.
+    Unset or ``None``: ``dimensions``, ``retry`` and ``long_input`` come from the role's
+    settings (``retry`` then from the top-level policy), ``max_input_tokens`` from the role's
+    ``capabilities.context_window`` (else :data:`MAX_INPUT_TOKENS`), ``cache`` from the
+    settings' cache when it is enabled, ``tracer`` is azmem's default and ``usage`` is not
+    tracked; the batch limits are the service's.
     """
 
     dimensions: int | None
@@ -124,6 +186,8 @@ class _EmbedderOptions(TypedDict, total=False):
     retry: RetryPolicy | None
     max_batch_inputs: int
     max_batch_tokens: int
+    long_input: LongInputPolicy | None
+    max_input_tokens: int | None
 
 
 _OPTION_NAMES = frozenset(_EmbedderOptions.__annotations__)
@@ -143,13 +207,29 @@ class _EmbedTarget:
 
 @dataclass(slots=True)
 class _Plan:
-    """One ``embed`` call: cleaned inputs, what the cache already had, and what to send."""
+    """One ``embed`` call: the texts to send, what the cache already had, and what to send.
+
+    ``texts`` are the units embedded: one per caller input, or, with the ``chunk`` policy,
+    an input's pieces; ``owners[u]`` is the caller's input unit ``u`` belongs to and
+    ``sizes[i]`` the estimated tokens of input ``i`` as given (cleaned), for error messages.
+    """
 
     texts: list[str]
     vectors: list[npt.NDArray[np.float32] | None]
     keys: list[str | None]
+    owners: list[int]
+    sizes: list[int]
+    strict: bool = False
     batches: list[list[int]] = field(default_factory=list)
     hits: int = 0
+
+    @property
+    def inputs(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def chunked(self) -> bool:
+        return len(self.texts) != len(self.sizes)
 
 
 class _BaseEmbedder(Generic[ClientT]):
@@ -197,6 +277,18 @@ class _BaseEmbedder(Generic[ClientT]):
         if not 1 <= self._max_inputs <= MAX_BATCH_INPUTS:
             raise ConfigurationError(f"max_batch_inputs must be between 1 and {MAX_BATCH_INPUTS}")
         self._max_tokens = options.get("max_batch_tokens", MAX_BATCH_TOKENS)
+        policy = options.get("long_input") or cfg.long_input
+        if policy not in _POLICIES:
+            raise ConfigurationError(
+                f"long_input must be one of {', '.join(_POLICIES)}, not {policy!r}",
+                suggestion="'error' names an input over the model's token limit, 'truncate' embeds the "
+                "part that fits, 'chunk' averages the vectors of its pieces.",
+            )
+        self._long_input: LongInputPolicy = policy
+        limit = options.get("max_input_tokens") or cfg.capabilities.context_window or MAX_INPUT_TOKENS
+        if limit < 1:
+            raise ConfigurationError(f"max_input_tokens must be positive, not {limit}")
+        self._max_input_tokens = limit
         dims = options.get("dimensions")
         if dims is None:
             dims = cfg.dimensions
@@ -231,14 +323,52 @@ class _BaseEmbedder(Generic[ClientT]):
             raise ConfigurationError(f"dimension must be positive, not {value}")
         self._dimension = value
 
-    def _plan(self, texts: Sequence[str]) -> _Plan:
+    @property
+    def long_input(self) -> LongInputPolicy:
+        """The policy for an input over :attr:`max_input_tokens`: error, truncate or chunk."""
+        return self._long_input
+
+    @property
+    def max_input_tokens(self) -> int:
+        """The per-input token limit the ``long_input`` policy works to."""
+        return self._max_input_tokens
+
+    def _units(self, cleaned: list[str], strict: bool) -> tuple[list[str], list[int]]:
+        """What to send for the inputs under the policy, and the input each unit belongs to.
+
+        ``error`` sends every input as it is: whether it is too long is the service's call,
+        since the estimate over-counts most text and would refuse inputs the model takes.
+        """
+        if self._long_input == "error":
+            return cleaned, list(range(len(cleaned)))
+        limit = self._max_input_tokens
+        units: list[str] = []
+        owners: list[int] = []
+        for i, text in enumerate(cleaned):
+            fits = len(text.encode("utf-8")) <= limit if strict else estimate_tokens(text) <= limit
+            pieces = [text] if fits else split_input(text, limit, strict=strict)
+            if self._long_input == "truncate":
+                pieces = pieces[:1]
+            units += pieces
+            owners += [i] * len(pieces)
+        return units, owners
+
+    def _plan(self, texts: Sequence[str], *, strict: bool = False) -> _Plan:
         if isinstance(texts, str):
             raise TypeError("embed() takes a sequence of texts; wrap a single text in a list")
         # The service rejects empty inputs; one space embeds as "nothing" and keeps positions.
         cleaned = [clean_text(t) or " " for t in texts]
-        plan = _Plan(texts=cleaned, vectors=[None] * len(cleaned), keys=[None] * len(cleaned))
+        units, owners = self._units(cleaned, strict)
+        plan = _Plan(
+            texts=units,
+            vectors=[None] * len(units),
+            keys=[None] * len(units),
+            owners=owners,
+            sizes=[estimate_tokens(t) for t in cleaned],
+            strict=strict,
+        )
         misses: list[int] = []
-        for i, text in enumerate(cleaned):
+        for i, text in enumerate(units):
             if self._cache is not None:
                 key = ResponseCache.key(
                     "embeddings",
@@ -257,7 +387,7 @@ class _BaseEmbedder(Generic[ClientT]):
                     plan.hits += 1
                     continue
             misses.append(i)
-        sub = [cleaned[i] for i in misses]
+        sub = [units[i] for i in misses]
         plan.batches = [
             [misses[j] for j in batch]
             for batch in plan_batches(sub, max_inputs=self._max_inputs, max_tokens=self._max_tokens)
@@ -278,11 +408,14 @@ class _BaseEmbedder(Generic[ClientT]):
             "llm.provider": "azure",
             "cache.enabled": self._cache is not None,
             "cache.hit": bool(plan.texts) and plan.hits == len(plan.texts),
-            "azmem.inputs": len(plan.texts),
+            "azmem.inputs": plan.inputs,
+            "azmem.long_input": self._long_input,
             "azmem.cache_hits": plan.hits,
             "azmem.batches": len(plan.batches),
             **server_attributes(self._target.endpoint),
         }
+        if plan.chunked:
+            attrs["azmem.input_pieces"] = len(plan.texts)
         if self._target.dimensions is not None:
             attrs["gen_ai.embeddings.dimension.count"] = self._target.dimensions
         return attrs
@@ -298,9 +431,12 @@ class _BaseEmbedder(Generic[ClientT]):
         if t.dimensions is not None:
             kwargs["dimensions"] = t.dimensions
         ctx = self._provider.context("embeddings")
-        response, _attempts = yield from send_with_retries(
-            Send("embeddings", "create", kwargs), ctx=ctx, policy=self._policy, span=span, read=_parse
-        )
+        try:
+            response, _attempts = yield from send_with_retries(
+                Send("embeddings", "create", kwargs), ctx=ctx, policy=self._policy, span=span, read=_parse
+            )
+        except ContextLengthError as exc:
+            raise self._too_long(plan, batch, exc) from exc
         if len(response.data) != len(batch):
             raise EmptyResponseError(
                 f"Embedding deployment '{t.deployment}' returned {len(response.data)} vectors "
@@ -312,6 +448,62 @@ class _BaseEmbedder(Generic[ClientT]):
         u = response.usage
         return Usage(input_tokens=u.prompt_tokens, output_tokens=0, total_tokens=u.total_tokens)
 
+    def _too_long(self, plan: _Plan, batch: list[int], exc: ContextLengthError) -> ContextLengthError:
+        """The service's refusal of a batch, told in the caller's terms: which of *their* texts.
+
+        The service says only that some input is too long; the inputs of the batch whose
+        estimate is over the limit are named (else the longest one), with advice that fits
+        the policy: under ``error``, shorten it or pick one of the two other policies; under
+        ``truncate`` / ``chunk``, whose strict round cannot exceed the limit azmem works to,
+        that limit must be higher than the deployment's.
+        """
+        limit = self._max_input_tokens
+        owners = sorted({plan.owners[u] for u in batch})
+        named = [i for i in owners if plan.sizes[i] > limit] or [max(owners, key=lambda i: plan.sizes[i])]
+        shown = ", ".join(f"texts[{i}]" for i in named[:5]) + (
+            f" and {len(named) - 5} more" if len(named) > 5 else ""
+        )
+        estimates = ", ".join(f"{plan.sizes[i]:,}" for i in named[:5])
+        deployment = self._target.deployment
+        if self._long_input == "error":
+            message = (
+                f"{shown} {'is' if len(named) == 1 else 'are'} too long to embed: deployment '{deployment}' "
+                f"takes at most {limit:,} tokens per input (azmem estimates {estimates}). {exc.message}"
+            )
+            suggestion = (
+                f"Shorten {shown}, or set long_input on the embedding role (or long_input= on the "
+                "embedder): 'truncate' embeds the part that fits, 'chunk' embeds it in pieces and "
+                "averages their vectors."
+            )
+        else:
+            message = (
+                f"Deployment '{deployment}' refused {shown} although azmem cut it to its per-input "
+                f"limit of {limit:,} tokens (long_input={self._long_input!r}). {exc.message}"
+            )
+            suggestion = (
+                f"The deployment's per-input limit is lower than the {limit:,} tokens azmem works to: "
+                "set capabilities.context_window on the embedding role (or max_input_tokens= on the "
+                "embedder) to the model's real limit."
+            )
+        return ContextLengthError(
+            message,
+            error_code=exc.error_code,
+            details={
+                **exc.details,
+                "inputs": named,
+                "estimated_tokens": [plan.sizes[i] for i in named],
+                "max_input_tokens": limit,
+                "long_input": self._long_input,
+            },
+            suggestion=suggestion,
+            debug_info=exc.debug_info,
+            status_code=exc.status_code,
+        )
+
+    def _retry_strictly(self) -> bool:
+        """After a refusal of estimate-sized pieces, whether to plan again with the strict bound."""
+        return self._long_input != "error"
+
     def _assemble(
         self,
         plan: _Plan,
@@ -321,7 +513,7 @@ class _BaseEmbedder(Generic[ClientT]):
         prompt_name: str | None = None,
         group_id: str | None = None,
     ) -> npt.NDArray[np.float32]:
-        if not plan.texts:
+        if not plan.inputs:
             return np.zeros((0, self._dimension or 0), dtype=np.float32)
         rows = [v for v in plan.vectors if v is not None]
         width = {len(v) for v in rows}
@@ -350,6 +542,8 @@ class _BaseEmbedder(Generic[ClientT]):
                         base64.b64encode(matrix[i].astype("<f4").tobytes()).decode("ascii"),
                         namespace="embeddings",
                     )
+        if plan.chunked:
+            matrix = _combine(matrix, plan)
         fresh = Usage(
             input_tokens=sum(u.input_tokens for u in usages),
             output_tokens=0,
@@ -378,6 +572,18 @@ class _BaseEmbedder(Generic[ClientT]):
         return matrix
 
 
+def _combine(units: npt.NDArray[np.float32], plan: _Plan) -> npt.NDArray[np.float32]:
+    """One unit vector per input: the mean of its pieces' vectors weighted by their estimated tokens.
+
+    Weighting by size keeps a short tail piece from counting as much as a full one (the
+    chunk-and-average recipe OpenAI documents for inputs over the limit).
+    """
+    weights = np.array([estimate_tokens(t) for t in plan.texts], dtype=np.float64)
+    out = np.zeros((plan.inputs, units.shape[1]), dtype=np.float64)
+    np.add.at(out, np.asarray(plan.owners), units.astype(np.float64) * weights[:, None])
+    return _normalise(out.astype(np.float32))
+
+
 class AzureEmbedder(_BaseEmbedder[openai.OpenAI]):
     """Blocking embedder; satisfies :class:`azmem.embeddings.Embedder`."""
 
@@ -389,7 +595,17 @@ class AzureEmbedder(_BaseEmbedder[openai.OpenAI]):
         ``group_id`` and ``prompt_name`` (default ``"embeddings"``) label the call in the
         usage tracker, like ``generate``'s arguments of the same names.
         """
-        plan = self._plan(texts)
+        try:
+            return self._embed(texts, strict=False, group_id=group_id, prompt_name=prompt_name)
+        except ContextLengthError:
+            if not self._retry_strictly():
+                raise
+        return self._embed(texts, strict=True, group_id=group_id, prompt_name=prompt_name)
+
+    def _embed(
+        self, texts: Sequence[str], *, strict: bool, group_id: str | None, prompt_name: str | None
+    ) -> npt.NDArray[np.float32]:
+        plan = self._plan(texts, strict=strict)
         perform = performer(self._provider.sync_client())
         with self._span(plan) as span:
             usages = [drive(self._batch_flow(plan, batch, span), perform) for batch in plan.batches]
@@ -431,7 +647,17 @@ class AsyncAzureEmbedder(_BaseEmbedder[openai.AsyncOpenAI]):
         self, texts: Sequence[str], *, group_id: str | None = None, prompt_name: str | None = None
     ) -> npt.NDArray[np.float32]:
         """Same contract as :meth:`AzureEmbedder.embed`."""
-        plan = self._plan(texts)
+        try:
+            return await self._aembed(texts, strict=False, group_id=group_id, prompt_name=prompt_name)
+        except ContextLengthError:
+            if not self._retry_strictly():
+                raise
+        return await self._aembed(texts, strict=True, group_id=group_id, prompt_name=prompt_name)
+
+    async def _aembed(
+        self, texts: Sequence[str], *, strict: bool, group_id: str | None, prompt_name: str | None
+    ) -> npt.NDArray[np.float32]:
+        plan = self._plan(texts, strict=strict)
         perform = performer(self._provider.async_client())
         gate = asyncio.Semaphore(self._max_concurrency)
 

@@ -38,6 +38,7 @@ from azmem.errors import (
 from .headers import debug_headers, parse_retry_after
 
 __all__ = [
+    "EMBEDDING_INPUT_TOO_LONG_HINT",
     "RequestContext",
     "is_credential_error",
     "is_sdk_auth_setup_error",
@@ -118,14 +119,7 @@ def map_sdk_error(exc: BaseException, ctx: RequestContext) -> AzmemError:
     if isinstance(exc, openai.APITimeoutError):
         return TimeoutError(f"The {ctx.operation} request to {where} timed out.", debug_info=info)
     if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        reason = f": {type(cause).__name__}: {cause}" if cause else ""
-        return NetworkError(
-            f"Could not connect to {_strip_query(ctx.endpoint)}{reason}",
-            debug_info=info,
-            suggestion="Check the endpoint URL, DNS, proxy settings and the network path "
-            "(VPN, private endpoint).",
-        )
+        return _connection_error(exc, ctx, info)
     if isinstance(exc, openai.APIStatusError):
         return _map_status(exc, ctx, info, where)
     if isinstance(exc, openai.ContentFilterFinishReasonError):
@@ -293,6 +287,14 @@ def _map_status(exc: Any, ctx: RequestContext, info: dict[str, Any], where: str)
             err.details.update(details)
             return err
         if code == "context_length_exceeded" or _CONTEXT_LENGTH.search(service_message):
+            if ctx.operation == "embeddings":
+                # The chat advice (shorter messages, a shorter history) means nothing here:
+                # one input of the batch is over the model's per-input limit.
+                return ContextLengthError(
+                    f"An input is too long for {where}: {service_message}",
+                    suggestion=EMBEDDING_INPUT_TOO_LONG_HINT,
+                    **common,
+                )
             return ContextLengthError(f"The request is too long for {where}: {service_message}", **common)
         if _JSON_SCHEMA.search(service_message):
             return JsonSchemaUnsupportedError(
@@ -303,9 +305,12 @@ def _map_status(exc: Any, ctx: RequestContext, info: dict[str, Any], where: str)
                 ),
                 **common,
             )
+        limit = _OUTPUT_LIMIT.search(service_message)
+        if limit:
+            common["details"] = {**common["details"], "output_token_limit": int(limit.group(1))}
         return InvalidRequestError(
             f"Azure OpenAI rejected the {ctx.operation} request to {where}: {service_message}",
-            suggestion=_invalid_request_hint(body, service_message),
+            suggestion=_invalid_request_hint(body, service_message, ctx),
             **common,
         )
     if status == 401:
@@ -355,7 +360,19 @@ def _map_status(exc: Any, ctx: RequestContext, info: dict[str, Any], where: str)
             # says how long: kept so the policy can still recognise a quota wall at once.
             common["details"] = {**common["details"], "stated_retry_after": float(stated.group(1))}
         if code in {"insufficient_quota", "QuotaExceeded"}:
-            return QuotaExceededError(f"Quota exhausted for {where}: {service_message}", **common)
+            # Not the retry policy's quota wall (a Retry-After over its ceiling): the service
+            # says the subscription's quota or credit is spent, whatever Retry-After it sent.
+            return QuotaExceededError(
+                f"Quota exhausted for {where}: {service_message}",
+                suggestion=(
+                    f"The quota or credit behind {_strip_query(ctx.endpoint)} is used up ({code}): this is "
+                    "not throttling, and retrying will not help until it is restored (azmem does not "
+                    "retry it). Check the Azure subscription's billing, spending limit and the "
+                    "resource's quota (Azure AI Foundry > Quotas), or use a deployment on another "
+                    "resource or subscription."
+                ),
+                **common,
+            )
         return RateLimitError(f"Rate limited by {where}: {service_message}", **common)
     if status >= 500:
         return ServiceError(
@@ -382,15 +399,137 @@ def _auth_hint(ctx: RequestContext, message: str) -> str:
     )
 
 
-def _invalid_request_hint(body: Mapping[str, Any], message: str) -> str:
+_OUTPUT_LIMIT = re.compile(r"supports at most (\d+) completion tokens", re.I)
+_NAMED_PARAM = re.compile(r"(?:parameter|argument supplied|value):?\s*'?(\w+)'?", re.I)
+_REASONING_REFUSED = frozenset({"max_tokens", "temperature", "top_p"})
+"""What a reasoning model refuses: sent when azmem took the deployment for a chat model."""
+_CHAT_REFUSED = frozenset({"reasoning_effort", "max_completion_tokens"})
+"""What a chat model (or an old api-version) refuses: sent when azmem took it for a reasoning model."""
+
+EMBEDDING_INPUT_TOO_LONG_HINT = (
+    "One input is over the embedding model's per-input token limit (8,191 for Azure's embedding "
+    "models). Shorten it, or set long_input on the embedding role: 'truncate' embeds the part that "
+    "fits, 'chunk' embeds it in pieces and averages the vectors."
+)
+
+
+def _refused_param(body: Mapping[str, Any], message: str) -> str | None:
+    """The request parameter the service refused: ``param`` when it says, else the one the message names."""
     param = body.get("param")
+    if isinstance(param, str) and param:
+        return param
+    named = _NAMED_PARAM.search(message)
+    return named.group(1) if named else None
+
+
+def _invalid_request_hint(body: Mapping[str, Any], message: str, ctx: RequestContext) -> str:
+    """Advice for a 400 that is not a content filter, context length or json_schema refusal.
+
+    Each hint must be true of the error it answers: a budget over the model's output limit is
+    not a sign of a reasoning model (the old catch-all on "max_tokens" said it was), and a
+    refused ``reasoning_effort`` means the opposite of a refused ``max_tokens``.
+    """
+    param = _refused_param(body, message)
+    code = body.get("code")
     if "json" in message.lower() and "json_object" in message:
         return "With JSON mode, mention the word 'json' in the messages (azmem does this for you)."
-    if "max_tokens" in message or "temperature" in message or "reasoning" in message.lower():
+    limit = _OUTPUT_LIMIT.search(message)
+    if limit:
+        return (
+            f"Deployment '{ctx.deployment}' accepts at most {int(limit.group(1)):,} output tokens per call: "
+            f"lower max_tokens (the max_tokens= argument, or the role's max_tokens setting) to "
+            f"{int(limit.group(1)):,} or less."
+        )
+    unsupported = code in {"unsupported_parameter", "unsupported_value"} or bool(
+        re.search(r"unsupported|unrecognized|not supported|does not support", message, re.I)
+    )
+    if unsupported and param in _CHAT_REFUSED:
+        return (
+            f"Deployment '{ctx.deployment}' refused {param}, which only reasoning models take: if it is "
+            "not a reasoning model, set capabilities.reasoning=false for it (or model: to its real model "
+            "name) so azmem sends max_tokens and temperature; if it is one, use an api_version of "
+            f"2024-12-01-preview or later (now {ctx.api_version or 'v1'})."
+        )
+    if unsupported and param in _REASONING_REFUSED:
         return (
             "This looks like a reasoning model: set capabilities.reasoning=true for the deployment so "
             "azmem sends max_completion_tokens and no temperature."
         )
-    if param:
-        return f"Check the '{param}' parameter of the request."
+    if body.get("param"):
+        return f"Check the '{body['param']}' parameter of the request."
     return "Check the request parameters against the deployment's model and api_version."
+
+
+# --------------------------------------------------------------------------- connections
+
+# httpx's exceptions under the SDK's APIConnectionError, by what they say about the connection.
+# Named, not imported: this module stays importable without the HTTP stack.
+_CONNECT_FAILURES = frozenset({"ConnectError", "ConnectTimeout", "ProxyError", "UnsupportedProtocol"})
+_NO_ANSWER = re.compile(r"without sending a response|server disconnected", re.I)
+# The modules of the openai SDK that read a response body as it streams in.
+_STREAM_READERS = ("openai._streaming",)
+
+
+def _raised_in(exc: BaseException, modules: tuple[str, ...]) -> bool:
+    """Whether any frame of ``exc``'s traceback belongs to one of ``modules``."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "") in modules:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _connection_error(exc: BaseException, ctx: RequestContext, info: dict[str, Any]) -> NetworkError:
+    """A failed connection, told apart by the httpx exception the SDK wraps.
+
+    "Could not connect" is only true when no connection was made (refused, DNS, proxy, TLS
+    set-up): a server or proxy closing an open connection before answering, or a response
+    (a stream above all) cut short, calls for different advice, and a user reading "could
+    not connect" would check a URL that works. ``details["connection"]`` names the case.
+    """
+    endpoint = _strip_query(ctx.endpoint)
+    cause = exc.__cause__ or exc.__context__
+    name = type(cause).__name__ if cause is not None else ""
+    reason = f": {name}: {cause}" if cause is not None else ""
+    if _raised_in(exc, _STREAM_READERS):
+        return NetworkError(
+            f"The connection to {endpoint} was lost mid-stream: the {ctx.operation} stream from "
+            f"deployment '{ctx.deployment}' broke off after it had started{reason}",
+            error_code="stream_interrupted",
+            details={"connection": "lost_mid_stream"},
+            debug_info=info,
+            suggestion=(
+                "The server or a proxy on the way closed the stream before its end; the text already "
+                "received is incomplete, and a stream is not retried once it has started. Call again; "
+                "if it keeps happening, check proxies or load balancers with idle or response-size "
+                "limits between you and Azure."
+            ),
+        )
+    if cause is None or name in _CONNECT_FAILURES:
+        return NetworkError(
+            f"Could not connect to {endpoint}{reason}",
+            error_code="connect_failed",
+            details={"connection": "connect_failed"},
+            debug_info=info,
+            suggestion="Check the endpoint URL, DNS, proxy settings and the network path "
+            "(VPN, private endpoint).",
+        )
+    if name == "WriteError":
+        phase, what = "lost_while_sending", "dropped the connection while the request was being sent"
+    elif _NO_ANSWER.search(str(cause)):
+        phase, what = "lost_before_response", "closed the connection before answering"
+    else:
+        phase, what = "lost_mid_response", "closed the connection while the answer was being received"
+    return NetworkError(
+        f"The connection to {endpoint} was lost mid-request: the server {what} "
+        f"({ctx.operation}, deployment '{ctx.deployment}'){reason}",
+        error_code="connection_lost",
+        details={"connection": phase},
+        debug_info=info,
+        suggestion=(
+            "The endpoint was reached, then the server or a proxy on the way dropped the connection; "
+            "usually transient, and azmem retries it. If it persists, check proxies, firewalls or load "
+            "balancers that cut long or idle requests."
+        ),
+    )

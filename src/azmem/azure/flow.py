@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, Literal, ParamSpec, TypeVar
@@ -22,6 +22,7 @@ import openai
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
+from azmem.azure import tracing
 from azmem.azure.errors import RequestContext, is_sdk_auth_setup_error, map_sdk_error
 from azmem.azure.headers import debug_headers
 from azmem.azure.metrics import enabled as metrics_enabled
@@ -33,6 +34,7 @@ _NO_PROVIDER = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 __all__ = [
     "Flow",
+    "Offload",
     "Outcome",
     "Send",
     "Sleep",
@@ -57,7 +59,7 @@ T = TypeVar("T")
 class Send:
     """Perform ``client.<resource>.with_raw_response.<method>(**kwargs)``; the outcome is the raw response."""
 
-    resource: Literal["chat", "embeddings"]
+    resource: Literal["chat", "embeddings", "responses"]
     method: Literal["create", "parse"]
     kwargs: dict[str, Any]
 
@@ -71,6 +73,7 @@ def performer(sdk: Any) -> Callable[[Send], Any]:
     resources = {
         "chat": sdk.chat.completions.with_raw_response,
         "embeddings": sdk.embeddings.with_raw_response,
+        "responses": sdk.responses.with_raw_response,
     }
 
     def perform(step: Send) -> Any:
@@ -85,6 +88,17 @@ class Sleep:
 
 
 @dataclass(frozen=True, slots=True)
+class Offload:
+    """Run a blocking call (a cache lookup on SQLite or PostgreSQL) where it cannot stall an event loop.
+
+    The async driver runs it in a worker thread (``asyncio.to_thread``); the blocking driver
+    simply calls it. The outcome is its return value, or the exception it raised.
+    """
+
+    call: Callable[[], Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What a driver hands back for a :class:`Send`: the value, or the exception it raised."""
 
@@ -92,7 +106,7 @@ class Outcome:
     error: Exception | None = None
 
 
-Step = Send | Sleep
+Step = Send | Sleep | Offload
 Flow = Generator[Step, Outcome | None, R]
 
 
@@ -113,6 +127,7 @@ class _NullSpan:
 
 
 _NULL_SPAN = _NullSpan()
+_NULL_CONTEXT = nullcontext(_NULL_SPAN)  # stateless, so one serves every call
 
 
 def call_span(
@@ -128,12 +143,20 @@ def call_span(
     same: it carries the call's GenAI metrics. ``current=False`` is for generators
     (streams): see :func:`llm_span`.
     """
+    if (
+        tracer is None
+        and tracing._tracer is None
+        and isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
+        and not metrics_enabled()
+    ):
+        # The common case first, without making a (proxy) tracer per call to find it out.
+        return _NULL_CONTEXT
     resolved = get_tracer(tracer)
     if (
         isinstance(resolved, trace.NoOpTracer)
         or (isinstance(resolved, trace.ProxyTracer) and isinstance(trace.get_tracer_provider(), _NO_PROVIDER))
     ) and not metrics_enabled():  # the span also feeds the call's metrics
-        return nullcontext(_NULL_SPAN)
+        return _NULL_CONTEXT
     return llm_span(resolved, name, attributes(), current=current)
 
 
@@ -201,10 +224,19 @@ def send_with_retries(
         attempt += 1
 
 
+def _call(step: Offload) -> Any:
+    return step.call()
+
+
+async def _to_thread(step: Offload) -> Any:
+    return await asyncio.to_thread(step.call)
+
+
 async def _run(
-    flow: Generator[S | Sleep, Outcome | None, R],
+    flow: Generator[S | Sleep | Offload, Outcome | None, R],
     perform: Callable[[S], Awaitable[Any]],
     sleep: Callable[[float], Awaitable[object]],
+    offload: Callable[[Offload], Awaitable[Any]],
 ) -> R:
     """The one driver loop: both faces run it, and differ only in what their awaits wrap."""
     try:
@@ -213,6 +245,11 @@ async def _run(
             outcome: Outcome | None = None
             if isinstance(step, Sleep):
                 await sleep(step.seconds)
+            elif isinstance(step, Offload):
+                try:
+                    outcome = Outcome(value=await offload(step))
+                except Exception as exc:
+                    outcome = Outcome(error=exc)
             else:
                 try:
                     outcome = Outcome(value=await perform(step))
@@ -226,24 +263,26 @@ async def _run(
 
 
 def drive(
-    flow: Generator[S | Sleep, Outcome | None, R],
+    flow: Generator[S | Sleep | Offload, Outcome | None, R],
     perform: Callable[[S], Any],
     *,
     sleep: Callable[[float], object] | None = None,
 ) -> R:
-    """Run a flow with blocking I/O: ``perform`` blocks, and so does ``sleep`` (``time.sleep``)."""
-    return run_blocking(_run(flow, awaiting(perform), awaiting(sleep or time.sleep)))
+    """Run a flow with blocking I/O: ``perform`` blocks, and so do ``sleep`` (``time.sleep``) and
+    :class:`Offload` calls."""
+    blocking_sleep = _blocking_sleep if sleep is None else awaiting(sleep)
+    return run_blocking(_run(flow, awaiting(perform), blocking_sleep, _blocking_call))
 
 
 async def drive_async(
-    flow: Generator[S | Sleep, Outcome | None, R],
+    flow: Generator[S | Sleep | Offload, Outcome | None, R],
     perform: Callable[[S], Awaitable[Any]],
     *,
     sleep: Callable[[float], Awaitable[object]] | None = None,
 ) -> R:
-    """Run a flow on the event loop (``sleep``: ``asyncio.sleep``); cancellation closes the flow
-    (its span ends, nothing leaks)."""
-    return await _run(flow, perform, sleep or asyncio.sleep)
+    """Run a flow on the event loop (``sleep``: ``asyncio.sleep``; :class:`Offload` calls in a worker
+    thread); cancellation closes the flow (its span ends, nothing leaks)."""
+    return await _run(flow, perform, sleep or asyncio.sleep, _to_thread)
 
 
 def awaiting(call: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -273,7 +312,7 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a coroutine run by blocking code suspended: it was given asynchronous I/O")
 
 
-def iterate_blocking(items: AsyncGenerator[T, None]) -> Iterator[T]:
+def iterate_blocking(items: AsyncGenerator[T, None]) -> Generator[T, None, None]:
     """An async generator that never suspends (see :func:`run_blocking`), as a blocking iterator.
 
     Closing the iterator early (``break``, garbage collection) closes the generator, so its
@@ -288,3 +327,7 @@ def iterate_blocking(items: AsyncGenerator[T, None]) -> Iterator[T]:
             yield item
     finally:
         run_blocking(items.aclose())
+
+
+_blocking_call = awaiting(_call)
+_blocking_sleep = awaiting(time.sleep)

@@ -8,40 +8,43 @@ awaited one), which each names in a :class:`_Face`, like httpx's ``Client``/``As
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, ClassVar, Generic, Literal, TypedDict, TypeVar, overload
 
-import httpx2
 import openai
 from pydantic import BaseModel
 from typing_extensions import Unpack
 
 from azmem.azure.cache import ResponseCache
-from azmem.azure.chat import ChatEnv, Target, generate_flow, open_stream_flow, record_usage, span_attributes
-from azmem.azure.errors import map_sdk_error
+from azmem.azure.chat import ChatEnv, Target, generate_flow
+from azmem.azure.faces import ASYNC, BLOCKING, Face
 from azmem.azure.flow import (
     Flow,
     Send,
-    awaiting,
-    call_span,
     drive,
     drive_async,
-    iterate_blocking,
     performer,
     run_blocking,
 )
 from azmem.azure.messages import Message, MessageInput, normalize_messages
 from azmem.azure.provider import AzureProvider
-from azmem.azure.request import ChatOptions, ModelSize, ReasoningEffort, ToolSpec, tool_param
-from azmem.azure.response import LLMResult, StreamState
+from azmem.azure.request import (
+    ChatOptions,
+    ModelSize,
+    ReasoningEffort,
+    ReasoningSummary,
+    ToolSpec,
+    tool_param,
+)
+from azmem.azure.response import LLMResult
 from azmem.azure.retry import RetryPolicy
-from azmem.azure.routing.flow import Current, RoutedChat
+from azmem.azure.routing.flow import RoutedChat
 from azmem.azure.routing.router import Router
 from azmem.azure.settings import AzmemSettings, AzureOpenAISettings
-from azmem.azure.tracing import activate
+from azmem.azure.spellings import SDK_NAMES, translate_sdk_params
+from azmem.azure.streams import AsyncLLMStream, LLMStream, StreamView, stream_pieces
 from azmem.azure.usage import UsageTracker
-from azmem.errors import AzmemError, InvalidInputError, NetworkError
+from azmem.errors import InvalidInputError
 
 __all__ = ["AsyncLLMClient", "GenerateParams", "LLMClient"]
 
@@ -68,7 +71,17 @@ class GenerateParams(TypedDict, total=False):
     tools: Sequence[ToolSpec] | None
     tool_choice: Literal["auto", "none", "required"] | dict[str, Any] | None
     reasoning_effort: ReasoningEffort | None
+    reasoning_summary: ReasoningSummary | None
+    """Ask a reasoning deployment on the Responses API for a summary of its reasoning
+    (``LLMResult.reasoning_summary``)."""
     max_reasks: int | None
+    # The openai SDK's spellings, read as azmem's (see azmem.azure.spellings):
+    model: str | None
+    """A deployment this client sends to: the same as the model_size that selects it."""
+    response_format: type[BaseModel] | dict[str, Any] | None
+    """A pydantic model (= response_model), ``{"type": "json_object"}`` (= json) or ``{"type": "text"}``."""
+    max_completion_tokens: int | None
+    """The same as max_tokens."""
 
 
 _PARAM_NAMES = frozenset(GenerateParams.__annotations__)
@@ -100,9 +113,12 @@ class _BaseLLMClient(Generic[ClientT]):
     * ``tracer``, ``usage``, ``cache``, ``retry``, ``max_reasks``: collaborators and policy;
       ``None`` means azmem's defaults (global tracer, no usage tracking, the settings'
       cache and retry policy, two validation re-asks).
+    * ``cache_sampled``: serve sampled calls (temperature unset or above 0, reasoning models)
+      from the cache too; ``None``: the settings' ``cache.cache_sampled`` (default off, so
+      only ``temperature=0`` calls are cached).
     """
 
-    _face: ClassVar[_Face]
+    _face: ClassVar[Face]
 
     def __init__(
         self,
@@ -117,6 +133,7 @@ class _BaseLLMClient(Generic[ClientT]):
         retry: RetryPolicy | None = None,
         max_reasks: int = 2,
         router: Router | None = None,
+        cache_sampled: bool | None = None,
     ) -> None:
         if settings is None and chat is None and client is None:
             settings = AzmemSettings.load()
@@ -173,7 +190,11 @@ class _BaseLLMClient(Generic[ClientT]):
         policy = retry or (settings.retry if settings is not None else RetryPolicy())
         # An explicit retry= wins over every role's own policy (as in AzureEmbedder).
         self._role_retry = retry is None
-        self._env = ChatEnv(policy=policy, tracer=tracer, usage=usage, cache=cache)
+        if cache_sampled is None:
+            cache_sampled = settings.cache.cache_sampled if settings is not None else False
+        self._env = ChatEnv(
+            policy=policy, tracer=tracer, usage=usage, cache=cache, cache_sampled=cache_sampled
+        )
         self._max_reasks = max_reasks
         self._targets: dict[ModelSize, Target] = {}
         self._performers: dict[ModelSize, Callable[[Send], Any]] = {}
@@ -217,14 +238,30 @@ class _BaseLLMClient(Generic[ClientT]):
                 vision=caps.vision,
                 vision_detail=cfg.vision_detail,
                 retry=cfg.retry if self._role_retry else None,
+                responses_api=caps.responses_api,
             )
             self._targets[size] = target
         return target
 
+    def _deployment_sizes(self) -> dict[str, str]:
+        """Which ``model=`` names select which model size: the deployments (or routed pools) we send to."""
+        names: dict[str, str] = {}
+        sizes: tuple[ModelSize, ...] = ("small", "medium")
+        for size in sizes:
+            names[self._provider_for(size).deployment] = size
+            if self._routing is not None:
+                names[self._routing.pool_for(size)] = size
+        return names
+
     def _options(self, response_model: type[BaseModel] | None, params: GenerateParams) -> ChatOptions:
-        unknown = params.keys() - _PARAM_NAMES
-        if unknown:
+        if not params.keys() <= _PARAM_NAMES:
+            unknown = params.keys() - _PARAM_NAMES
             raise InvalidInputError(f"unknown generate() argument(s): {', '.join(sorted(unknown))}")
+        if not SDK_NAMES.isdisjoint(params):
+            translated, response_model = translate_sdk_params(
+                params, response_model, deployments=self._deployment_sizes()
+            )
+            params = GenerateParams(**translated)  # type: ignore[typeddict-item]
         size: ModelSize = params.get("model_size", "medium")
         cfg = self._provider_for(size).settings
         tools = params.get("tools")
@@ -254,6 +291,7 @@ class _BaseLLMClient(Generic[ClientT]):
             tools=tool_params,
             tool_choice=params.get("tool_choice"),
             reasoning_effort=effort if effort is not None else cfg.reasoning_effort,
+            reasoning_summary=params.get("reasoning_summary"),
             model_size=size,
             prompt_name=params.get("prompt_name"),
             group_id=params.get("group_id"),
@@ -297,38 +335,11 @@ class _BaseLLMClient(Generic[ClientT]):
             return flow, self._face.routed(self._routing, current)
         return generate_flow(target, self._env, msgs, options), self._perform(options.model_size)
 
-    async def _stream(
-        self, target: Target, msgs: list[Message], options: ChatOptions
+    def _stream(
+        self, target: Target, msgs: list[Message], options: ChatOptions, view: StreamView
     ) -> AsyncGenerator[str, None]:
-        env, face = self._env, self._face
-        # Not current: at every yield the caller would run inside it (see llm_span); it is
-        # made current only while the stream opens, between no yields.
-        with call_span(
-            env.tracer,
-            f"chat {target.deployment}",
-            lambda: _stream_attributes(target, options),
-            current=False,
-        ) as span:
-            with activate(span):
-                if self._routing is not None:
-                    opening, current = self._routing.open_stream(env, msgs, options, span)
-                    sdk_stream, _headers = await face.drive(opening, face.routed(self._routing, current))
-                    target = self._routing.streaming_target(current, span)
-                else:
-                    sdk_stream, _headers = await face.drive(
-                        open_stream_flow(target, env, msgs, options, span), self._perform(options.model_size)
-                    )
-            state = StreamState(target.context("chat"), max_tokens=options.max_tokens)
-            try:
-                while (chunk := await face.next_chunk(sdk_stream)) is not _END:
-                    text = state.feed(chunk)
-                    if text:
-                        yield text
-            except (openai.OpenAIError, httpx2.TransportError) as exc:
-                raise _stream_error(exc, state) from exc
-            finally:
-                await face.close_stream(sdk_stream)
-            _finish_stream(span, env, target, options, state)
+        perform = self._perform(options.model_size) if self._routing is None else None
+        return stream_pieces(self._face, self._env, self._routing, perform, target, msgs, options, view)
 
     async def _close(self) -> None:
         """Close the SDK clients this client created (never a caller's own)."""
@@ -340,75 +351,10 @@ class _BaseLLMClient(Generic[ClientT]):
             self._owned_cache.close()
 
 
-def _stream_attributes(target: Target, options: ChatOptions) -> dict[str, Any]:
-    attrs = span_attributes(target, options, cache_enabled=False, operation="chat")
-    attrs["gen_ai.request.stream"] = True
-    return attrs
-
-
-def _stream_error(exc: Exception, state: StreamState) -> AzmemError:
-    """A failure in the middle of a stream; never retried (text already reached the caller)."""
-    if isinstance(exc, httpx2.TransportError):
-        return NetworkError(
-            f"The stream from '{state.ctx.deployment}' broke off: {type(exc).__name__}",
-            debug_info=state.ctx.debug_info(),
-        )
-    return map_sdk_error(exc, state.ctx)
-
-
-def _finish_stream(span: Any, env: ChatEnv, target: Target, options: ChatOptions, state: StreamState) -> None:
-    if state.usage is not None:
-        span.set_attribute("gen_ai.usage.input_tokens", state.usage.input_tokens)
-        span.set_attribute("gen_ai.usage.output_tokens", state.usage.output_tokens)
-        record_usage(env, target, options, state.usage, cached=False)
-    if state.finish_reason:
-        span.set_attribute("gen_ai.response.finish_reasons", [state.finish_reason])
-    state.check_finish()
-
-
-_END = object()
-"""What a face's ``next_chunk`` answers once the stream is done."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Face:
-    """How one client performs each kind of I/O: all that differs between the two.
-
-    The rest is written once, as coroutines over these operations. The async client awaits
-    them; the blocking client runs them with :func:`run_blocking`, its operations wrapping
-    blocking calls that finish before they return.
-    """
-
-    sdk: Callable[[AzureProvider], Any]
-    routed: Callable[[RoutedChat, Current], Callable[[Send], Any]]
-    drive: Callable[[Flow[Any], Callable[[Send], Any]], Awaitable[Any]]
-    next_chunk: Callable[[Any], Awaitable[Any]]
-    close_stream: Callable[[Any], Awaitable[object]]
-    close: Callable[[AzureProvider | RoutedChat], Awaitable[object]]
-
-
-_BLOCKING = _Face(
-    sdk=AzureProvider.sync_client,
-    routed=RoutedChat.perform_sync,
-    drive=awaiting(drive),
-    next_chunk=awaiting(lambda sdk_stream: next(sdk_stream, _END)),
-    close_stream=awaiting(lambda sdk_stream: sdk_stream.close()),
-    close=awaiting(lambda owned: owned.close()),
-)
-_ASYNC = _Face(
-    sdk=AzureProvider.async_client,
-    routed=RoutedChat.perform_async,
-    drive=drive_async,
-    next_chunk=lambda sdk_stream: anext(sdk_stream, _END),
-    close_stream=lambda sdk_stream: sdk_stream.close(),
-    close=lambda owned: owned.aclose(),
-)
-
-
 class LLMClient(_BaseLLMClient[openai.OpenAI]):
     """Chat completions on Azure OpenAI, blocking."""
 
-    _face = _BLOCKING
+    _face = BLOCKING
 
     @overload
     def generate(
@@ -436,11 +382,14 @@ class LLMClient(_BaseLLMClient[openai.OpenAI]):
         """Ask the deployment for one answer: text, a JSON dict (``json=True``) or a ``response_model``."""
         return drive(*self._generation(messages, response_model, params))
 
-    def stream(
-        self, messages: str | Sequence[MessageInput], **params: Unpack[GenerateParams]
-    ) -> Iterator[str]:
-        """Yield the answer's text as it arrives; usage is recorded when the stream ends."""
-        return iterate_blocking(self._stream(*self._prepare_stream(messages, params)))
+    def stream(self, messages: str | Sequence[MessageInput], **params: Unpack[GenerateParams]) -> LLMStream:
+        """Yield the answer's text as it arrives; usage is recorded when the stream ends.
+
+        The returned :class:`~azmem.azure.streams.LLMStream` iterates as text pieces and, once
+        iterated to the end, has ``text``, ``finish_reason``, ``usage`` and ``result``.
+        """
+        target, msgs, options = self._prepare_stream(messages, params)
+        return LLMStream(lambda view: self._stream(target, msgs, options, view))
 
     def close(self) -> None:
         """Close the SDK clients this client created (never a caller's own)."""
@@ -456,7 +405,7 @@ class LLMClient(_BaseLLMClient[openai.OpenAI]):
 class AsyncLLMClient(_BaseLLMClient[openai.AsyncOpenAI]):
     """Chat completions on Azure OpenAI, awaitable; the same flows as :class:`LLMClient`."""
 
-    _face = _ASYNC
+    _face = ASYNC
 
     @overload
     async def generate(
@@ -486,9 +435,10 @@ class AsyncLLMClient(_BaseLLMClient[openai.AsyncOpenAI]):
 
     def stream(
         self, messages: str | Sequence[MessageInput], **params: Unpack[GenerateParams]
-    ) -> AsyncIterator[str]:
-        """Same contract as :meth:`LLMClient.stream`, as an async iterator."""
-        return self._stream(*self._prepare_stream(messages, params))
+    ) -> AsyncLLMStream:
+        """Same contract as :meth:`LLMClient.stream`, as an async iterator (:class:`AsyncLLMStream`)."""
+        target, msgs, options = self._prepare_stream(messages, params)
+        return AsyncLLMStream(lambda view: self._stream(target, msgs, options, view))
 
     async def aclose(self) -> None:
         """Close the SDK clients this client created (never a caller's own)."""

@@ -3,15 +3,16 @@
 Same keys and values as :class:`azmem.azure.cache.ResponseCache` (the SQLite cache of one
 machine); selected with ``cache.url`` (a PostgreSQL URL, or ``store`` for the store's
 own database). Expiry is judged by the database server's clock, the one all instances share.
+Entries are tagged with the scope they were made for, and erased with it, as in SQLite.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from azmem.azure.cache import ResponseCache, canonical_json
+from azmem.azure.cache import ResponseCache, canonical_json, current_tags, needles
 from azmem.azure.metrics import record_cache_lookup
 from azmem.azure.pg import PgSession
 
@@ -22,6 +23,9 @@ _SCHEMA = (
     " key TEXT PRIMARY KEY, namespace TEXT NOT NULL, value TEXT NOT NULL,"
     " created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION)",
     "CREATE INDEX IF NOT EXISTS azmem_cache_namespace ON azmem_cache (namespace)",
+    "CREATE TABLE IF NOT EXISTS azmem_cache_tags"
+    " (tag TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tag, key))",
+    "CREATE INDEX IF NOT EXISTS azmem_cache_tags_key ON azmem_cache_tags (key)",
 )
 _SCHEMA_LOCK = 0x617A6D656D43  # "azmemC"
 _NOW = "extract(epoch FROM clock_timestamp())::float8"
@@ -65,10 +69,38 @@ class PostgresCache:
                 "created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at",
                 (key, namespace, canonical_json(value), ttl),
             )
+            for tag in current_tags():
+                cur.execute(
+                    "INSERT INTO azmem_cache_tags (tag, key) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (tag, key),
+                )
+
+    def forget(self, tags: Sequence[str], texts: Iterable[str] = (), *, compact: bool = True) -> int:
+        """Erase the entries tagged with every one of ``tags`` and those quoting one of ``texts``
+        (see `ResponseCache.forget`); ``compact`` is accepted for the same signature (dead rows
+        leave with the table's next VACUUM). Returns how many entries went."""
+        removed = 0
+        with self._db.tx() as cur:
+            if tags:
+                cur.execute(
+                    "DELETE FROM azmem_cache WHERE key IN (SELECT key FROM azmem_cache_tags "
+                    "WHERE tag = ANY(%s) GROUP BY key HAVING count(DISTINCT tag) = %s)",
+                    (list(tags), len(set(tags))),
+                )
+                removed += max(cur.rowcount, 0)
+            for needle in needles(texts):
+                cur.execute("DELETE FROM azmem_cache WHERE strpos(value, %s) > 0", (needle,))
+                removed += max(cur.rowcount, 0)
+            cur.execute(
+                "DELETE FROM azmem_cache_tags t "
+                "WHERE NOT EXISTS (SELECT 1 FROM azmem_cache c WHERE c.key = t.key)"
+            )
+        return removed
 
     def delete(self, key: str) -> None:
         with self._db.tx() as cur:
             cur.execute("DELETE FROM azmem_cache WHERE key = %s", (key,))
+            cur.execute("DELETE FROM azmem_cache_tags WHERE key = %s", (key,))
 
     def purge_expired(self) -> int:
         with self._db.tx() as cur:

@@ -24,16 +24,21 @@ __all__ = [
     "ModelSize",
     "OutputMode",
     "ReasoningEffort",
+    "ReasoningSummary",
     "ToolSpec",
     "build_chat_kwargs",
     "cache_request",
     "choose_mode",
+    "insert_system",
+    "mentions_json",
     "reask_messages",
     "tool_param",
 ]
 
 ModelSize: TypeAlias = Literal["small", "medium"]
 ReasoningEffort: TypeAlias = Literal["minimal", "low", "medium", "high"]
+ReasoningSummary: TypeAlias = Literal["auto", "concise", "detailed"]
+"""How much of its reasoning a model summarises (Responses API only; reasoning deployments)."""
 OutputMode: TypeAlias = Literal["text", "json_object", "json_schema", "schema_in_prompt"]
 """How the answer's shape is enforced: ``json_schema`` is the service's strict mode via
 ``chat.completions.parse``; ``schema_in_prompt`` is the fallback (json_object plus the
@@ -61,6 +66,7 @@ class ChatOptions:
     tools: tuple[dict[str, Any], ...] | None = None
     tool_choice: str | dict[str, Any] | None = None
     reasoning_effort: ReasoningEffort | None = None
+    reasoning_summary: ReasoningSummary | None = None
     model_size: ModelSize = "medium"
     prompt_name: str | None = None
     group_id: str | None = None
@@ -99,7 +105,7 @@ def choose_mode(options: ChatOptions, *, json_schema_supported: bool) -> OutputM
     return "json_object" if options.json else "text"
 
 
-def _mentions_json(wire: Sequence[Mapping[str, Any]]) -> bool:
+def mentions_json(wire: Sequence[Mapping[str, Any]]) -> bool:
     for item in wire:
         content = item.get("content")
         if isinstance(content, str):
@@ -112,7 +118,7 @@ def _mentions_json(wire: Sequence[Mapping[str, Any]]) -> bool:
     return False
 
 
-def _insert_system(messages: list[Message], text: str) -> list[Message]:
+def insert_system(messages: list[Message], text: str) -> list[Message]:
     """Add instructions after the caller's leading system messages (a new list)."""
     index = 0
     while index < len(messages) and isinstance(messages[index], SystemMessage):
@@ -148,11 +154,11 @@ def build_chat_kwargs(
     msgs = list(messages)
     if mode == "schema_in_prompt":
         assert options.response_model is not None
-        msgs = _insert_system(msgs, schema_instruction(options.response_model))
+        msgs = insert_system(msgs, schema_instruction(options.response_model))
     wire = to_wire(msgs)
-    if mode == "json_object" and not _mentions_json(wire):
+    if mode == "json_object" and not mentions_json(wire):
         # The service rejects json_object unless a message says "json"; say it for the caller.
-        wire = to_wire(_insert_system(msgs, "Respond with a JSON object."))
+        wire = to_wire(insert_system(msgs, "Respond with a JSON object."))
 
     kwargs: dict[str, Any] = {"model": model, "messages": wire}
     if reasoning:

@@ -10,9 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ParsedChatCompletionMessage,
+    ParsedChoice,
+    ParsedFunction,
+    ParsedFunctionToolCall,
+)
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from azmem.azure.errors import RequestContext
@@ -22,7 +29,16 @@ from azmem.azure.request import OutputMode
 from azmem.azure.usage import Usage
 from azmem.errors import ContentFilterError, EmptyResponseError, OutputTruncatedError, RefusalError
 
-__all__ = ["LLMResult", "StreamState", "ValidationFailure", "interpret_completion", "usage_of"]
+__all__ = [
+    "LLMResult",
+    "StreamState",
+    "ValidationFailure",
+    "interpret_completion",
+    "request_id_of",
+    "shape_answer",
+    "usage_of",
+    "validation_text",
+]
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -48,6 +64,41 @@ class LLMResult(BaseModel, Generic[T]):
     finish_reason: str | None = None
     cached: bool = False
     attempts: int = 1
+    reasoning_summary: str | None = None
+    """The model's own summary of its reasoning (Responses API with ``reasoning_summary``), if asked."""
+
+    @property
+    def output_text(self) -> str:
+        """The answer's text, named as the SDK's ``Response.output_text`` ("" when only tools were called)."""
+        return self.text or ""
+
+    @property
+    def choices(self) -> list[ParsedChoice[Any]]:
+        """The result as the SDK's one-choice ``choices`` list, for code written against ``ChatCompletion``.
+
+        Built on each access (it is a view, not stored): ``choices[0].message.content``,
+        ``.tool_calls``, ``.parsed`` and ``choices[0].finish_reason`` read the fields above.
+        """
+        calls = [
+            ParsedFunctionToolCall.model_construct(
+                id=c.id,
+                type="function",
+                function=ParsedFunction.model_construct(name=c.name, arguments=c.arguments),
+            )
+            for c in self.tool_calls
+        ]
+        message = ParsedChatCompletionMessage[Any].model_construct(
+            role="assistant",
+            content=self.text,
+            refusal=None,
+            tool_calls=calls or None,
+            parsed=self.parsed,
+        )
+        return [
+            ParsedChoice[Any].model_construct(
+                index=0, finish_reason=cast(Any, self.finish_reason or "stop"), logprobs=None, message=message
+            )
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +129,13 @@ def _extra(obj: BaseModel, name: str) -> Any:
     return extra.get(name)
 
 
-def _request_id(headers: Mapping[str, str] | None) -> str | None:
+def request_id_of(headers: Mapping[str, str] | None) -> str | None:
     if headers is None:
         return None
     return headers.get("apim-request-id") or headers.get("x-request-id")
 
 
-def _validation_text(exc: ValidationError | ValueError) -> str:
+def validation_text(exc: ValidationError | ValueError) -> str:
     if isinstance(exc, ValidationError):
         lines = []
         for err in exc.errors(include_url=False)[:20]:
@@ -147,17 +198,34 @@ def interpret_completion(
         "usage": usage if usage is not None else usage_of(completion),
         "deployment": ctx.deployment,
         "model": completion.model or None,
-        "request_id": _request_id(headers) or completion.id or None,
+        "request_id": request_id_of(headers) or completion.id or None,
         "finish_reason": finish,
         "attempts": attempts,
     }
+    # Only parse() answers carry `parsed`; looking it up on others costs a pydantic attribute miss.
+    parsed = getattr(message, "parsed", None) if mode == "json_schema" else None
+    return shape_answer(content, mode=mode, response_model=response_model, common=common, parsed=parsed)
+
+
+def shape_answer(
+    content: str | None,
+    *,
+    mode: OutputMode,
+    response_model: type[T] | None,
+    common: dict[str, Any],
+    parsed: Any = None,
+) -> LLMResult[T] | ValidationFailure:
+    """The answer's text as the result the output mode asks for, or a failure to re-ask with.
+
+    Shared by chat completions and the Responses API: both end in text that is plain, JSON
+    or a model's JSON; ``parsed`` is what the SDK already validated (``parse``), if anything.
+    """
+    tool_calls = common.get("tool_calls") or ()
     if mode == "text" or (content is None and tool_calls):
         return LLMResult(text=content, **common)
     assert content is not None
-    if mode == "json_schema":
-        parsed = getattr(message, "parsed", None)
-        if parsed is not None:
-            return LLMResult(text=content, data=parsed.model_dump(mode="json"), parsed=parsed, **common)
+    if mode == "json_schema" and parsed is not None:
+        return LLMResult(text=content, data=parsed.model_dump(mode="json"), parsed=parsed, **common)
     try:
         data = json.loads(content)
     except ValueError as exc:
@@ -169,12 +237,12 @@ def interpret_completion(
     try:
         parsed = response_model.model_validate(data)
     except ValidationError as exc:
-        return ValidationFailure(content, _validation_text(exc))
+        return ValidationFailure(content, validation_text(exc))
     return LLMResult(text=content, data=data, parsed=parsed, **common)
 
 
 def validation_failure_from(exc: ValidationError | ValueError, content: str | None) -> ValidationFailure:
-    return ValidationFailure(content, _validation_text(exc))
+    return ValidationFailure(content, validation_text(exc))
 
 
 class StreamState:
@@ -194,6 +262,15 @@ class StreamState:
         self.finish_reason: str | None = None
         self.model: str | None = None
         self.request_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    @property
+    def reasoning_summary(self) -> str | None:
+        """Chat completions never carry one."""
+        return None
 
     def feed(self, chunk: ChatCompletionChunk) -> str | None:
         """The text delta in ``chunk`` (None if none); raises on an output filter or refusal."""

@@ -37,6 +37,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from azmem.config import (
+    AuditSettings,
     CacheSettings,
     StoreSettings,
     TelemetrySettings,
@@ -63,6 +64,7 @@ logger = logging.getLogger("azmem.azure.settings")
 DEFAULT_API_VERSION = "2024-10-21"
 DEFAULT_TOKEN_SCOPE = "https://cognitiveservices.azure.com/.default"
 JSON_SCHEMA_MIN_API_VERSION = "2024-08-01-preview"
+RESPONSES_MIN_API_VERSION = "2025-03-01-preview"
 _DATED_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
 
 Role = Literal["chat", "small_chat", "embedding"]
@@ -80,6 +82,9 @@ class Capabilities(BaseModel):
     json_schema: bool
     vision: bool
     context_window: int
+    responses_api: bool = False
+    """Send generate/stream through the Responses API (``POST /openai/responses``) instead of chat
+    completions: on by default for reasoning families where the API mode serves it."""
 
 
 class CapabilityOverrides(BaseModel):
@@ -91,6 +96,7 @@ class CapabilityOverrides(BaseModel):
     json_schema: bool | None = None
     vision: bool | None = None
     context_window: int | None = Field(default=None, gt=0)
+    responses_api: bool | None = None
 
 
 _REASONING = re.compile(r"(?<![a-z0-9])(o1|o3|o4|gpt-5)(?![0-9])")
@@ -131,8 +137,17 @@ def default_capabilities(name: str, *, api_mode: str, api_version: str) -> Capab
     if api_mode == "dated" and not _api_version_at_least(api_version, JSON_SCHEMA_MIN_API_VERSION):
         json_schema = False
     window = next((w for pattern, w in _CONTEXT_WINDOWS if re.search(pattern, n)), _DEFAULT_CONTEXT_WINDOW)
+    # Azure documents the Responses API for reasoning families (summaries, reasoning items);
+    # a dated api-version before 2025-03-01-preview does not serve it at all.
+    responses_api = reasoning and (
+        api_mode == "v1" or _api_version_at_least(api_version, RESPONSES_MIN_API_VERSION)
+    )
     return Capabilities(
-        reasoning=reasoning, json_schema=json_schema, vision=bool(_VISION.search(n)), context_window=window
+        reasoning=reasoning,
+        json_schema=json_schema,
+        vision=bool(_VISION.search(n)),
+        context_window=window,
+        responses_api=responses_api,
     )
 
 
@@ -194,6 +209,10 @@ class AzureOpenAISettings(BaseModel):
     capabilities: CapabilityOverrides = Field(default_factory=CapabilityOverrides)
     dimensions: int | None = Field(default=None, gt=0)
     """Embeddings only: sent as ``dimensions`` (text-embedding-3 models)."""
+    long_input: Literal["error", "truncate", "chunk"] = "error"
+    """Embeddings only: what to do with an input over the model's per-input token limit
+    (``capabilities.context_window``, 8,191 for Azure's embedding models): ``error`` names it,
+    ``truncate`` embeds the part that fits, ``chunk`` averages the vectors of its pieces."""
     # Generation defaults a caller may set once (mem0 users have them in their config).
     temperature: float | None = None
     top_p: float | None = None
@@ -417,6 +436,7 @@ class AzmemSettings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     home: Path = Field(default_factory=default_home)
     embedder: Literal["local", "azure"] | None = None
     """"local" (bundled MiniLM) unless an embedding deployment is configured; then "azure"."""
@@ -615,6 +635,7 @@ _SECTION_FIELDS: dict[str, frozenset[str]] = {
     "cache": frozenset(CacheSettings.model_fields),
     "store": frozenset(StoreSettings.model_fields),
     "telemetry": frozenset(TelemetrySettings.model_fields),
+    "audit": frozenset(AuditSettings.model_fields),
 }
 
 

@@ -16,7 +16,20 @@ import typer
 from typer.core import TyperGroup
 
 from azmem import __version__
-from azmem.cli import copy, demo, doctor, emulator, graph, importer, keys, memories, serve, status
+from azmem.cli import (
+    audit,
+    copy,
+    demo,
+    doctor,
+    emulator,
+    forget,
+    graph,
+    importer,
+    keys,
+    memories,
+    serve,
+    status,
+)
 from azmem.cli.options import CliState, ConfigOpt, StoreOpt
 from azmem.cli.output import ExitCode, debug_enabled, err_console, exit_code_for, print_error
 
@@ -125,6 +138,7 @@ for _panel, _commands in (
             ("get", memories.get),
             ("history", memories.history),
             ("delete", memories.delete),
+            ("forget", forget.forget),
             ("import", importer.import_),
             ("reindex", memories.reindex),
         ),
@@ -152,6 +166,7 @@ for _panel, _commands in (
 
 app.add_typer(keys.app, name="keys", rich_help_panel=_SERVER_PANEL)
 app.add_typer(graph.app, name="graph", rich_help_panel=_MEMORY_PANEL)
+app.add_typer(audit.app, name="audit", rich_help_panel=_SETUP_PANEL)
 
 
 def main() -> None:

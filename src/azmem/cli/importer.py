@@ -1,9 +1,15 @@
 """``azmem import``: load conversations from JSON / JSONL files into memory.
 
 The whole input is parsed and checked before the first write, so a malformed line 900
-does not leave 899 lines imported. Each chunk of messages is then one ``Memory.add``
-call (one transaction): if Azure fails half-way, what was imported stays consistent and
-the error says how far it got.
+does not leave 899 lines imported. Each chunk of messages is then one add (one
+transaction): if Azure fails half-way, what was imported stays consistent and the error
+says how far it got.
+
+Imports are safe to re-run (after a failure, a kill, or on a file that has grown): every
+message has a stable id in its scope (:mod:`azmem.memory.imports`), so a re-run adds only
+what is missing and reports how many messages it skipped. Verbatim imports skip message by
+message; inferred ones skip each chunk whose memories are already stored, without calling
+the model.
 """
 
 from __future__ import annotations
@@ -21,7 +27,17 @@ from rich.table import Table
 
 from azmem.cli.conversations import Conversation, load_conversations, parse_conversations
 from azmem.cli.memories import parse_metadata
-from azmem.cli.options import AgentOpt, ConfigOpt, JsonOpt, RunOpt, Scope, StoreOpt, UserOpt, state
+from azmem.cli.options import (
+    AgentOpt,
+    ConfigOpt,
+    JsonOpt,
+    RunOpt,
+    Scope,
+    ScopeKwargs,
+    StoreOpt,
+    UserOpt,
+    state,
+)
 from azmem.cli.output import ExitCode, err_console, fail, out_console, print_json, print_notice
 from azmem.cli.runtime import open_memory
 
@@ -37,6 +53,8 @@ class ImportStats:
     def __init__(self) -> None:
         self.conversations = 0
         self.messages = 0
+        self.skipped = 0
+        """Messages already in the store (an earlier run imported them) or repeated in the input."""
         self.events: Counter[str] = Counter()
         self.started = time.perf_counter()
 
@@ -44,6 +62,7 @@ class ImportStats:
         return {
             "conversations": self.conversations,
             "messages": self.messages,
+            "skipped": self.skipped,
             "events": {k: self.events.get(k, 0) for k in ("ADD", "UPDATE", "DELETE")},
             "seconds": round(time.perf_counter() - self.started, 3),
         }
@@ -101,17 +120,47 @@ def import_conversations(
             raise fail(
                 f"{conv.where}: {exc.message}", suggestion=exc.suggestion, code=ExitCode.INPUT
             ) from None
+    from azmem.memory.imports import import_verbatim
+
+    inferring = memory.can_infer if infer is None else infer
     for conv in conversations:
         ids = scope.over(conv.scope()).kwargs()
         meta = {**conv.metadata, **(metadata or {})} or None
         for chunk in _chunks(conv.messages, batch_size):
-            result = memory.add(chunk, metadata=meta, infer=infer, **ids)
-            stats.events.update(event.event for event in result.results)
+            if inferring:
+                _add_inferred_once(memory, chunk, meta, ids, stats)
+            else:
+                outcome = import_verbatim(memory, chunk, metadata=meta, **ids)
+                stats.events.update(event.event for event in outcome.result.results)
+                stats.skipped += outcome.skipped
             stats.messages += len(chunk)
             if on_progress is not None:
                 on_progress(len(chunk))
         stats.conversations += 1
     return stats
+
+
+def _add_inferred_once(
+    memory: Memory,
+    chunk: list[dict[str, Any]],
+    meta: dict[str, Any] | None,
+    ids: ScopeKwargs,
+    stats: ImportStats,
+) -> None:
+    """One chunk through the model, unless a memory of its scope already carries its key.
+
+    The key goes into the metadata of what the chunk adds or updates; a chunk that changed
+    nothing (every fact already known) leaves no key and is sent again on a re-run, where
+    reconciliation finds its facts stored once more.
+    """
+    from azmem.memory.imports import IMPORT_KEY, chunk_key
+
+    key = chunk_key(chunk, **ids)
+    if memory.get_all(filters={IMPORT_KEY: key}, limit=1, **ids).results:
+        stats.skipped += len(chunk)
+        return
+    result = memory.add(chunk, metadata={**(meta or {}), IMPORT_KEY: key}, infer=True, **ids)
+    stats.events.update(event.event for event in result.results)
 
 
 def import_(
@@ -208,5 +257,7 @@ def import_(
     for kind, count in summary["events"].items():
         if count:
             table.add_row(f"memories {kind.lower()}{'d' if kind != 'ADD' else 'ed'}", str(count))
+    if summary["skipped"]:
+        table.add_row("messages skipped (already imported)", str(summary["skipped"]))
     table.add_row("seconds", f"{summary['seconds']:.1f}")
     out_console().print(table)

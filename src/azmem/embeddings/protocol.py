@@ -57,8 +57,12 @@ async def aembed(embedder: Embedder | AsyncEmbedder, texts: Sequence[str]) -> np
     """Embed from async code with whatever the embedder offers.
 
     Prefers a native ``aembed``; otherwise runs the blocking ``embed`` in a thread so
-    the event loop is never stalled by model inference.
+    the event loop is never stalled by model inference. (A plain attribute look-up, not
+    ``isinstance`` against the runtime-checkable protocol, which walks the protocol's
+    members on every call: this runs once per request in a server.)
     """
-    if isinstance(embedder, AsyncEmbedder):
-        return await embedder.aembed(texts)
-    return await asyncio.to_thread(embedder.embed, list(texts))
+    native = getattr(embedder, "aembed", None)
+    if native is not None:
+        result: npt.NDArray[np.float32] = await native(texts)
+        return result
+    return await asyncio.to_thread(embedder.embed, list(texts))  # type: ignore[union-attr]

@@ -18,11 +18,11 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
-from . import chat, embeddings, protocol
+from . import chat, embeddings, identity, protocol, responses
 from .config import Deployment, Fault
 from .state import EmulatorState, RecordedRequest, retry_seconds
 
-Operation = Literal["chat", "embeddings"]
+Operation = Literal["chat", "embeddings", "responses"]
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -211,8 +211,9 @@ async def _pipeline(call: _Call, dep_name: str | None) -> Response:
         raise call.error(404, protocol.deployment_not_found())
     call.deployment = dep
     call.headers["x-ms-region"] = dep.region
-    if dep.kind != call.operation:
-        op = "chatCompletion" if call.operation == "chat" else "embeddings"
+    kind = "embeddings" if call.operation == "embeddings" else "chat"
+    if dep.kind != kind or (call.operation == "responses" and not dep.responses_api):
+        op = {"chat": "chatCompletion", "embeddings": "embeddings", "responses": "responses"}[call.operation]
         raise call.error(
             400,
             protocol.error(
@@ -235,6 +236,8 @@ async def _pipeline(call: _Call, dep_name: str | None) -> Response:
 
     if call.operation == "chat":
         return await _chat(call, dep, filtered)
+    if call.operation == "responses":
+        return await _responses(call, dep, filtered)
     return await _embeddings(call, dep)
 
 
@@ -308,9 +311,54 @@ def _stream(call: _Call, reply: chat.ChatReply, prompt_tokens: int, dep: Deploym
             await asyncio.sleep(0)
         yield chat.sse("[DONE]")
 
+    return _event_stream(call, events())
+
+
+def _event_stream(call: _Call, events: AsyncIterator[str]) -> Response:
     headers = dict(call.headers)
     headers["cache-control"] = "no-cache"
-    return StreamingResponse(events(), media_type="text/event-stream; charset=utf-8", headers=headers)
+    return StreamingResponse(events, media_type="text/event-stream; charset=utf-8", headers=headers)
+
+
+async def _responses(call: _Call, dep: Deployment, filtered: chat.ChatReply | None) -> Response:
+    """The Responses API: the chat pipeline's reply (scripted, generated, filtered), its own rendering."""
+    body = call.body
+    try:
+        input_tokens = responses.validate(body, dep, call.api_version)
+    except chat.RequestRejected as exc:
+        raise call.error(exc.status, exc.body) from None
+    await _admit(call, dep, responses.quota_tokens(body, input_tokens))
+    view = responses.chat_view(body)
+    if filtered is not None:
+        reply: chat.ChatReply | dict[str, Any] = filtered
+    else:
+        found, scripted = await _scripted(call, dep)
+        reply = chat.coerce_reply(scripted, view) if found else chat.default_reply(view, dep)
+    if isinstance(reply, dict):
+        return _json(200, reply, call.headers)
+    reply = chat.apply_limits(reply, view, dep)
+    if body.get("stream"):
+        return _event_stream(call, _response_events(call, reply, input_tokens, dep))
+    return _json(200, responses.response_body(reply, input_tokens, dep, body), call.headers)
+
+
+_EVENT_FAULT_AFTER = 5  # events before a mid-stream fault: created, in_progress, an item, a part, a delta
+
+
+async def _response_events(
+    call: _Call, reply: chat.ChatReply, input_tokens: int, dep: Deployment
+) -> AsyncIterator[str]:
+    for sent, event in enumerate(responses.stream_events(reply, input_tokens, dep, call.body)):
+        if call.stream_fault and sent == _EVENT_FAULT_AFTER:
+            if call.stream_fault == "stream_error":
+                yield responses.sse(responses.error_event(sent))
+                return
+            transport = call.request.scope.get(TRANSPORT_KEY)
+            if transport is not None:
+                transport.abort()
+            return
+        yield responses.sse(event)
+        await asyncio.sleep(0)
 
 
 async def _embeddings(call: _Call, dep: Deployment) -> Response:
@@ -367,6 +415,14 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def dated_embeddings(deployment: str, request: Request) -> Response:
         return await run(request, "embeddings", deployment, True)
 
+    @api.post("/openai/responses")
+    async def dated_responses(request: Request) -> Response:
+        return await run(request, "responses", None, True)
+
+    @api.post("/openai/v1/responses")
+    async def v1_responses(request: Request) -> Response:
+        return await run(request, "responses", None, False)
+
     @api.post("/openai/v1/chat/completions")
     async def v1_chat(request: Request) -> Response:
         return await run(request, "chat", None, False)
@@ -374,6 +430,10 @@ def create_app(state: EmulatorState) -> ASGIApp:
     @api.post("/openai/v1/embeddings")
     async def v1_embeddings(request: Request) -> Response:
         return await run(request, "embeddings", None, False)
+
+    @api.get(identity.TOKEN_PATH)
+    async def managed_identity_token(request: Request) -> Response:
+        return identity.token_response(state, request)
 
     @api.get("/openai/v1/models")
     async def v1_models(request: Request) -> Response:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import protocol, schema
+from . import protocol, schema, stand_ins
 from .config import Deployment
 from .tokens import estimate_messages, estimate_text, message_text
 
@@ -41,6 +41,7 @@ class ChatReply:
     refusal: str | None = None
     filtered: dict[str, str] | None = None  # output content filter categories -> severity
     usage: dict[str, Any] | None = None
+    summary: str | None = None  # the reasoning summary (Responses API, reasoning deployments)
 
 
 def api_version_date(version: str) -> str | None:
@@ -206,7 +207,8 @@ def _tools_by_name(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def generated_tool_call(body: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-    """A call to `name` (or the first tool) with arguments generated from its parameters schema."""
+    """A call to `name` (or the first tool) with arguments generated from its parameters schema,
+    their strings drawn from the user's sentences (see `stand_ins`)."""
     tools = _tools_by_name(body)
     if not tools:
         raise ValueError("a tool call was asked for but the request has no tools")
@@ -214,7 +216,8 @@ def generated_tool_call(body: dict[str, Any], name: str | None = None) -> dict[s
     if fn is None:
         raise ValueError(f"the request has no tool named {name!r}")
     params = fn.get("parameters") or {"type": "object", "properties": {}}
-    return {"name": fn["name"], "arguments": schema.generate(params)}
+    texts = stand_ins.source_sentences(body.get("messages") or [])
+    return {"name": fn["name"], "arguments": schema.generate(params, texts=texts)}
 
 
 _SCHEMA_MARKER = re.compile(r"json[ _-]?schema\s*:\s*", re.IGNORECASE)
@@ -244,7 +247,14 @@ def schema_in_prompt(messages: list[Any]) -> dict[str, Any] | None:
 
 
 def default_reply(body: dict[str, Any], dep: Deployment) -> ChatReply:
-    """What the emulator says when nothing is scripted: a valid answer of the requested shape."""
+    """What the emulator says when nothing is scripted: a valid answer of the requested shape.
+
+    Its content is a deterministic stand-in drawn from the request (see `stand_ins`): the
+    user's own sentences, echoed into the text or into the fields of the requested JSON,
+    as many of them as fit the completion budget (the echo must not be what truncates).
+    """
+    messages = body.get("messages") or []
+    sentences = stand_ins.source_sentences(messages)
     choice = body.get("tool_choice")
     if body.get("tools") and (choice == "required" or isinstance(choice, dict)):
         name = choice["function"]["name"] if isinstance(choice, dict) else None
@@ -254,16 +264,35 @@ def default_reply(body: dict[str, Any], dep: Deployment) -> ChatReply:
             tool_calls=[_normalise_tool_call(generated_tool_call(body, name), 0)],
         )
     response_format = body.get("response_format")
-    if isinstance(response_format, dict):
-        if response_format.get("type") == "json_schema":
-            spec = response_format.get("json_schema") or {}
-            return ChatReply(content=json.dumps(schema.generate(spec.get("schema") or {})))
-        if response_format.get("type") == "json_object":
-            in_prompt = schema_in_prompt(body.get("messages") or [])
-            if in_prompt is not None:  # the json_schema -> json_object fallback: follow the prompt's schema
-                return ChatReply(content=json.dumps(schema.generate(in_prompt)))
-            return ChatReply(content=json.dumps({"reply": f"This is an emulated reply from {dep.name}."}))
-    return ChatReply(content=f"This is an emulated reply from {dep.name}.")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    shape: Any = None  # a JSON schema to instantiate
+    template: Any = None  # or an example output to follow
+    if kind == "json_schema":
+        assert isinstance(response_format, dict)
+        shape = (response_format.get("json_schema") or {}).get("schema") or {}
+    elif kind == "json_object":
+        # The json_schema -> json_object fallback states its schema in the prompt; other
+        # prompts show an example output.
+        shape = schema_in_prompt(messages)
+        if shape is None:
+            template = stand_ins.prompt_template(messages)
+
+    def render(texts: list[str]) -> str:
+        if shape is not None:
+            return json.dumps(schema.generate(shape, texts=texts))
+        if kind == "json_object" and template is not None:
+            return json.dumps(stand_ins.fill_template(template, texts))
+        if kind == "json_object":
+            return json.dumps({"reply": stand_ins.text_reply(texts, dep.name)})
+        return stand_ins.text_reply(texts, dep.name)
+
+    return ChatReply(content=stand_ins.fitting(render, sentences, _room(body, dep)))
+
+
+def _room(body: dict[str, Any], dep: Deployment) -> int | None:
+    """Completion tokens left for the content once reasoning took its share, or None (no budget)."""
+    budget = _budget(body)
+    return None if budget is None else budget - reasoning_tokens(dep, body)
 
 
 def coerce_reply(reply: Any, body: dict[str, Any]) -> ChatReply | dict[str, Any]:
@@ -273,7 +302,7 @@ def coerce_reply(reply: Any, body: dict[str, Any]) -> ChatReply | dict[str, Any]
     if isinstance(reply, str):
         return ChatReply(content=reply)
     if isinstance(reply, dict):
-        if "choices" in reply or "object" in reply:
+        if "choices" in reply or "object" in reply or "output" in reply:
             return reply
         content = reply.get("content")
         if content is not None and not isinstance(content, str):
@@ -290,6 +319,7 @@ def coerce_reply(reply: Any, body: dict[str, Any]) -> ChatReply | dict[str, Any]
             refusal=reply.get("refusal"),
             filtered=reply.get("filtered"),
             usage=reply.get("usage"),
+            summary=reply.get("reasoning_summary"),
         )
     raise TypeError(f"unsupported scripted chat reply: {type(reply).__name__}")
 

@@ -116,6 +116,7 @@ class _DeploymentFields:
     max_output_tokens: int | None = None
     json_schema: bool | None = None
     vision: bool | None = None
+    responses_api: bool | None = None
 
 
 @dataclass
@@ -147,6 +148,9 @@ class Deployment(_DeploymentFields):
                 and not is_legacy_model(self.model)
                 and not self.model.startswith(_TEXT_ONLY)
             )
+        if self.responses_api is None:
+            # The Responses API serves the current chat families, not the legacy ones.
+            self.responses_api = self.kind == "chat" and not is_legacy_model(self.model)
         if self.dimensions is None and self.kind == "embeddings":
             self.dimensions = default_embedding_dimension(self.model)
         if isinstance(self.latency, list):

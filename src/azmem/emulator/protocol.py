@@ -101,7 +101,9 @@ def permission_denied() -> ErrorBody:
 
 
 def operation_name(operation: str) -> str:
-    return "Embeddings_Create" if operation == "embeddings" else "ChatCompletions_Create"
+    return {"embeddings": "Embeddings_Create", "responses": "Responses_Create"}.get(
+        operation, "ChatCompletions_Create"
+    )
 
 
 def rate_limited(operation: str, api_version: str | None, seconds: int, *, limit: str = "token") -> ErrorBody:

@@ -9,6 +9,7 @@ shows up in tests rather than in production.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 MAX_DEPTH = 12
@@ -87,12 +88,76 @@ def check_strict(schema: Any, name: str) -> str | None:
     return walk(schema, ())
 
 
-def generate(schema: dict[str, Any], *, root: dict[str, Any] | None = None, name: str = "value") -> Any:
-    """A deterministic instance of `schema` (the subset strict structured outputs allow)."""
-    return _gen(schema, root if root is not None else schema, name, 0)
+def generate(
+    schema: dict[str, Any],
+    *,
+    root: dict[str, Any] | None = None,
+    name: str = "value",
+    texts: Sequence[str] = (),
+) -> Any:
+    """A deterministic instance of `schema` (the subset strict structured outputs allow).
+
+    With `texts` (the user's sentences, see `stand_ins`), strings take them in order and
+    arrays get one item per text, so the answer echoes the request instead of saying
+    "example ..."; an integer enum inside the i-th item takes its i-th value (an index into
+    something the prompt listed), and arrays of such items stop at the enum's length.
+    """
+    return _Gen(root if root is not None else schema, tuple(texts)).gen(schema, name, 0, 0)
 
 
-def _gen(schema: Any, root: dict[str, Any], name: str, depth: int) -> Any:
+_ID_NAMES = ("id", "index")
+
+
+class _Gen:
+    def __init__(self, root: dict[str, Any], texts: tuple[str, ...]) -> None:
+        self.root = root
+        self.texts = texts
+
+    def string(self, schema: dict[str, Any], name: str, index: int) -> str:
+        formatted = _FORMATS.get(str(schema.get("format")))
+        if formatted is not None:
+            return formatted
+        if self.texts and not name.lower().endswith(_ID_NAMES):
+            return self.texts[index % len(self.texts)]
+        if self.texts:
+            return str(index)
+        return f"example {name}"
+
+    def count(self, items: Any, schema: dict[str, Any], depth: int) -> int:
+        count = max(int(schema.get("minItems", 1)), 1)
+        if depth > MAX_DEPTH // 2:
+            return int(schema.get("minItems", 0))
+        if self.texts:
+            count = max(len(self.texts), int(schema.get("minItems", 0)))
+            limit = self._enum_limit(items)
+            if limit is not None:
+                count = min(count, max(limit, int(schema.get("minItems", 0))))
+        return count
+
+    def _enum_limit(self, items: Any) -> int | None:
+        """The shortest integer enum among an item's fields: how many distinct items it can index."""
+        if not isinstance(items, dict):
+            return None
+        items = _resolve(items, self.root)
+        if items.get("type") == "integer" and items.get("enum"):
+            return len(items["enum"])
+        limits = []
+        for sub in (items.get("properties") or {}).values():
+            options = [sub, *(sub.get("anyOf") or [])] if isinstance(sub, dict) else []
+            for option in options:
+                option = _resolve(option, self.root) if isinstance(option, dict) else option
+                if isinstance(option, dict) and option.get("type") == "integer" and option.get("enum"):
+                    limits.append(len(option["enum"]))
+        return min(limits) if limits else None
+
+    def gen(self, schema: Any, name: str, depth: int, index: int) -> Any:
+        return _gen(schema, self.root, name, depth, self, index)
+
+
+def _gen(
+    schema: Any, root: dict[str, Any], name: str, depth: int, g: _Gen | None = None, index: int = 0
+) -> Any:
+    g = g or _Gen(root, ())
     if schema is True or not isinstance(schema, dict):
         return f"example {name}"
     schema = _resolve(schema, root)
@@ -101,7 +166,10 @@ def _gen(schema: Any, root: dict[str, Any], name: str, depth: int) -> Any:
     if "const" in schema:
         return schema["const"]
     if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
+        values = schema["enum"]
+        if g.texts and schema.get("type") == "integer":
+            return values[index % len(values)]
+        return values[0]
     if "default" in schema and schema["default"] is not None:
         return schema["default"]
     for key in ("anyOf", "oneOf"):
@@ -111,9 +179,9 @@ def _gen(schema: Any, root: dict[str, Any], name: str, depth: int) -> Any:
             # Deep recursion: prefer null to end the structure, else the first real option.
             if depth > MAX_DEPTH // 2 and len(non_null) < len(options):
                 return None
-            return _gen(non_null[0] if non_null else options[0], root, name, depth + 1)
+            return _gen(non_null[0] if non_null else options[0], root, name, depth + 1, g, index)
     if isinstance(schema.get("allOf"), list) and schema["allOf"]:
-        return _gen(schema["allOf"][0], root, name, depth + 1)
+        return _gen(schema["allOf"][0], root, name, depth + 1, g, index)
     types = schema.get("type")
     if isinstance(types, list):
         non_null_types = [t for t in types if t != "null"]
@@ -124,15 +192,12 @@ def _gen(schema: Any, root: dict[str, Any], name: str, depth: int) -> Any:
         types = "object" if "properties" in schema else "string"
     if types == "object":
         props = schema.get("properties") or {}
-        return {key: _gen(sub, root, key, depth + 1) for key, sub in props.items()}
+        return {key: _gen(sub, root, key, depth + 1, g, index) for key, sub in props.items()}
     if types == "array":
         items = schema.get("items", {})
-        count = max(int(schema.get("minItems", 1)), 1)
-        if depth > MAX_DEPTH // 2:
-            count = int(schema.get("minItems", 0))
-        return [_gen(items, root, name, depth + 1) for _ in range(count)]
+        return [_gen(items, root, name, depth + 1, g, i) for i in range(g.count(items, schema, depth))]
     if types == "string":
-        return _FORMATS.get(str(schema.get("format")), f"example {name}")
+        return g.string(schema, name, index)
     if types == "integer":
         return int(_number(schema, 1, integer=True))
     if types == "number":

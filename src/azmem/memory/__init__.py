@@ -4,6 +4,8 @@ See docs/memory.md for the API and docs/migrating-from-mem0.md for the mapping f
 """
 
 from azmem.memory.async_memory import AsyncMemory
+from azmem.memory.audit import acting_as
+from azmem.memory.erasure import ForgetResult
 from azmem.memory.memory import Memory
 from azmem.memory.prompts import Prompt, Prompts
 from azmem.memory.results import (
@@ -20,6 +22,7 @@ from azmem.memory.results import (
 __all__ = [
     "AddResult",
     "AsyncMemory",
+    "ForgetResult",
     "HistoryEntry",
     "Memory",
     "MemoryEvent",
@@ -30,4 +33,5 @@ __all__ = [
     "QueryResult",
     "ReindexResult",
     "SearchResult",
+    "acting_as",
 ]

@@ -16,15 +16,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from azmem.embeddings.protocol import aembed
 from azmem.errors import EmbedderMismatchError, StructuredOutputError
+from azmem.memory import audit
 from azmem.memory import flows as core
+from azmem.memory.audit import AuditedStore, AuditSession
 from azmem.memory.base import EMBEDDING_POOL, ConfigInput, MemoryBase
+from azmem.memory.erasure import ForgetResult, forget_result, scrub_caches
 from azmem.memory.memory import Messages
 from azmem.memory.metering import measure
 from azmem.memory.results import (
@@ -37,8 +40,8 @@ from azmem.memory.results import (
     ReindexResult,
     SearchResult,
 )
-from azmem.memory.steps import Chat, Embed, Flow, OpenStore, R, Step, StoreCall
-from azmem.stores.models import SearchMode
+from azmem.memory.steps import Chat, Embed, Flow, OpenStore, R, ScrubCaches, Step, StoreCall
+from azmem.stores.models import Scope, SearchMode
 from azmem.stores.protocol import MemoryStore
 
 if TYPE_CHECKING:
@@ -84,23 +87,34 @@ class AsyncMemory(MemoryBase):
         if router is not None:
             from azmem.azure.routing.embeddings import AsyncRoutedEmbedder
 
-            return AsyncRoutedEmbedder(router, pool=EMBEDDING_POOL, base=self.settings.embedding)
+            return AsyncRoutedEmbedder(
+                router, pool=EMBEDDING_POOL, base=self.settings.embedding, usage=self._audit_usage()
+            )
         from azmem.azure.embedder import AsyncAzureEmbedder
 
-        return AsyncAzureEmbedder(self.settings)
+        return AsyncAzureEmbedder(self.settings, usage=self._audit_usage())
 
     # -- driver ------------------------------------------------------------------------
 
-    async def _run(self, flow: Flow[R]) -> R:
+    async def _run(self, flow: Flow[R], scope: Scope | None = None) -> R:
+        session = audit.start(self, flow, scope)
         with measure(self, flow) as op:
-            return op.done(await self._drive(flow))
+            try:
+                result = await self._drive(flow, session)
+            except Exception as exc:
+                if audit.has_work(self, session, exc):
+                    await self._on_store_thread(audit.finish, self, session, exc)
+                raise
+            if audit.has_work(self, session, None):
+                await self._on_store_thread(audit.finish, self, session, None)
+            return op.done(result)
 
-    async def _drive(self, flow: Flow[R]) -> R:
+    async def _drive(self, flow: Flow[R], session: AuditSession) -> R:
         self._check_open()
         try:
             step = next(flow)
             while True:
-                step = flow.send(await self._perform(step))
+                step = flow.send(await self._perform(step, session))
         except StopIteration as stop:
             result: R = stop.value
             return result
@@ -113,19 +127,26 @@ class AsyncMemory(MemoryBase):
     async def _on_store_thread(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def _perform(self, step: Step) -> Any:
+    async def _perform(self, step: Step, session: AuditSession) -> Any:
         if isinstance(step, StoreCall):
             fn = step.fn
-            return await self._on_store_thread(fn, self._store)
+            return await self._on_store_thread(fn, cast(MemoryStore, AuditedStore(self._store, session)))
         if isinstance(step, Embed):
-            return await self._embed(step.texts)
+            with session.call("llm.embed", {"inputs": len(step.texts)}):
+                return await self._embed(step.texts)
+        if isinstance(step, ScrubCaches):
+            removed = await self._on_store_thread(scrub_caches, self, step.scope, step.texts)
+            session.note("forget.cache", {"cache_entries": removed})
+            return removed
         if isinstance(step, Chat):
-            result = await self._client().generate(
-                step.messages,
-                response_model=step.response_model,
-                prompt_name=step.prompt.name,
-                group_id=step.group_id,
-            )
+            with session.call("llm.chat", {"prompt": step.prompt.name}) as call:
+                result = await self._client().generate(
+                    step.messages,
+                    response_model=step.response_model,
+                    prompt_name=step.prompt.name,
+                    group_id=step.group_id,
+                )
+                call.append(result)
             if result.parsed is None:
                 raise StructuredOutputError(f"{step.prompt.name}: the model returned no structured output")
             return result.parsed
@@ -143,10 +164,10 @@ class AsyncMemory(MemoryBase):
     def _client(self) -> Any:
         if self._llm is None:
             from azmem.azure.llm import AsyncLLMClient
-            from azmem.azure.usage import UsageTracker
 
-            # A tracker of its own: it prices each call, which is what azmem.client.cost reports.
-            self._llm = AsyncLLMClient(self.settings, usage=UsageTracker())
+            # A tracker of its own: it prices each call (what azmem.client.cost reports) and
+            # hands each record to the audit trail.
+            self._llm = AsyncLLMClient(self.settings, usage=self._usage_sink)
         return self._llm
 
     # -- API (documented on Memory) -------------------------------------------------------
@@ -171,7 +192,8 @@ class AsyncMemory(MemoryBase):
                 run_id=run_id,
                 metadata=metadata,
                 infer=infer,
-            )
+            ),
+            Scope(user_id, agent_id, run_id),
         )
 
     async def search(
@@ -197,7 +219,8 @@ class AsyncMemory(MemoryBase):
                 limit=limit,
                 threshold=threshold,
                 mode=mode,
-            )
+            ),
+            Scope(user_id, agent_id, run_id),
         )
 
     async def query(
@@ -220,7 +243,8 @@ class AsyncMemory(MemoryBase):
                 run_id=run_id,
                 filters=filters,
                 limit=limit,
-            )
+            ),
+            Scope(user_id, agent_id, run_id),
         )
 
     async def get(
@@ -232,7 +256,10 @@ class AsyncMemory(MemoryBase):
         run_id: str | None = None,
     ) -> MemoryItem:
         """See :meth:`Memory.get`."""
-        return await self._run(core.get_flow(memory_id, user_id=user_id, agent_id=agent_id, run_id=run_id))
+        return await self._run(
+            core.get_flow(memory_id, user_id=user_id, agent_id=agent_id, run_id=run_id),
+            Scope(user_id, agent_id, run_id),
+        )
 
     async def get_all(
         self,
@@ -248,7 +275,8 @@ class AsyncMemory(MemoryBase):
         return await self._run(
             core.get_all_flow(
                 user_id=user_id, agent_id=agent_id, run_id=run_id, filters=filters, limit=limit, cursor=cursor
-            )
+            ),
+            Scope(user_id, agent_id, run_id),
         )
 
     async def update(
@@ -263,7 +291,8 @@ class AsyncMemory(MemoryBase):
     ) -> MemoryItem:
         """See :meth:`Memory.update`."""
         return await self._run(
-            core.update_flow(memory_id, text, metadata, user_id=user_id, agent_id=agent_id, run_id=run_id)
+            core.update_flow(memory_id, text, metadata, user_id=user_id, agent_id=agent_id, run_id=run_id),
+            Scope(user_id, agent_id, run_id),
         )
 
     async def delete(
@@ -275,13 +304,34 @@ class AsyncMemory(MemoryBase):
         run_id: str | None = None,
     ) -> MemoryEvent:
         """See :meth:`Memory.delete`."""
-        return await self._run(core.delete_flow(memory_id, user_id=user_id, agent_id=agent_id, run_id=run_id))
+        return await self._run(
+            core.delete_flow(memory_id, user_id=user_id, agent_id=agent_id, run_id=run_id),
+            Scope(user_id, agent_id, run_id),
+        )
 
     async def delete_all(
         self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
     ) -> int:
         """See :meth:`Memory.delete_all`."""
-        return await self._run(core.delete_all_flow(user_id=user_id, agent_id=agent_id, run_id=run_id))
+        return await self._run(
+            core.delete_all_flow(user_id=user_id, agent_id=agent_id, run_id=run_id),
+            Scope(user_id, agent_id, run_id),
+        )
+
+    async def forget(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        compact: bool = True,
+    ) -> ForgetResult:
+        """See :meth:`Memory.forget`."""
+        report, cached = await self._run(
+            core.forget_flow(user_id=user_id, agent_id=agent_id, run_id=run_id, compact=compact),
+            Scope(user_id, agent_id, run_id),
+        )
+        return forget_result(report, cached)
 
     async def history(self, memory_id: str) -> list[HistoryEntry]:
         """See :meth:`Memory.history`."""

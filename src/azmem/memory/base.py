@@ -7,6 +7,7 @@ zero-configuration path (local embedder + SQLite) never imports or touches Azure
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from azmem.azure.settings import AzmemSettings
 from azmem.embeddings.protocol import AsyncEmbedder, Embedder
 from azmem.errors import ConfigurationError
+from azmem.memory.audit import AuditSink, audit_settings
 from azmem.memory.prompts import Prompt, Prompts
 from azmem.memory.steps import EngineState
 from azmem.stores.factory import backend_of
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
     from azmem.azure.routing.router import Router
 
 __all__ = ["EMBEDDING_POOL", "ConfigInput", "MemoryBase", "split_config"]
+
+#: How often (seconds) a Memory applies the audit retention after its writes.
+PRUNE_EVERY = 3600.0
 
 EMBEDDING_POOL = "embedding"
 """The routing pool Memory's embeddings go through when the settings' routing config has it."""
@@ -110,6 +115,13 @@ class MemoryBase:
         )
         self._llm: Any | None = llm
         self._own_llm = llm is None
+        self._audit = audit_settings(self)
+        # The usage tracker of the clients this Memory makes: it prices each call (what
+        # azmem.client.cost reports) and hands each record to the audit trail; its embedder's
+        # only hands them over (its calls were never in those figures).
+        self._usage_sink = AuditSink()
+        self._embed_sink = AuditSink(report=False)
+        self._last_prune: float | None = None
         self._own_embedder = embedder is None
         self.embedder = embedder if embedder is not None else self._default_embedder()
         # The SQLite store is thread-safe (one connection behind a lock), so both faces
@@ -142,11 +154,28 @@ class MemoryBase:
             from azmem.azure.routing.embeddings import RoutedEmbedder
 
             # The embedding role settings are the pool entries' shared base (key, auth, ...).
-            return cast(Embedder, RoutedEmbedder(router, pool=EMBEDDING_POOL, base=self.settings.embedding))
+            return cast(
+                Embedder,
+                RoutedEmbedder(
+                    router, pool=EMBEDDING_POOL, base=self.settings.embedding, usage=self._audit_usage()
+                ),
+            )
         from azmem.azure.embedder import AzureEmbedder
 
         # `dimension` is a read-only property there, an attribute in the protocol.
-        return cast(Embedder, AzureEmbedder(self.settings))
+        return cast(Embedder, AzureEmbedder(self.settings, usage=self._audit_usage()))
+
+    def _audit_usage(self) -> AuditSink | None:
+        """The tracker for an Azure embedder: None when the operator left embeddings out of the audit."""
+        return self._embed_sink if self._audit.embeddings else None
+
+    def _prune_due(self) -> bool:
+        """Whether to apply the audit retention now (at most once per PRUNE_EVERY per Memory)."""
+        now = time.monotonic()
+        if self._last_prune is not None and now - self._last_prune < PRUNE_EVERY:
+            return False
+        self._last_prune = now
+        return True
 
     def _new_store(self) -> MemoryStore:
         from azmem.stores.factory import open_store

@@ -59,8 +59,10 @@ from azmem.memory.steps import (
     EngineState,
     Flow,
     OpenStore,
+    ScrubCaches,
     StoreCall,
 )
+from azmem.stores.audit import ForgetReport
 from azmem.stores.models import (
     AddOp,
     DeleteOp,
@@ -354,6 +356,18 @@ def delete_all_flow(*, user_id: object = None, agent_id: object = None, run_id: 
     scope = make_scope(user_id, agent_id, run_id)
     count: int = yield StoreCall(lambda s: s.delete_all(scope))
     return count
+
+
+def forget_flow(
+    *, user_id: object = None, agent_id: object = None, run_id: object = None, compact: object = True
+) -> Flow[tuple[ForgetReport, int]]:
+    """Erase a scope: the store's part in one transaction (with its audit record), then the caches."""
+    scope = make_scope(user_id, agent_id, run_id)
+    if not isinstance(compact, bool):
+        raise InvalidInputError(f"compact must be True or False, got {type(compact).__name__}")
+    report: ForgetReport = yield StoreCall(lambda s: s.forget(scope, compact=compact))
+    cached: int = yield ScrubCaches(scope, report.texts)
+    return report, cached
 
 
 def history_flow(memory_id: object) -> Flow[list[HistoryEntry]]:

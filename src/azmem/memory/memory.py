@@ -8,15 +8,18 @@ calls (local embedder, `LLMClient`, the store). The logic is in the flows; see
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from azmem.azure.messages import Message
 from azmem.errors import EmbedderMismatchError, StructuredOutputError
+from azmem.memory import audit
 from azmem.memory import flows as core
+from azmem.memory.audit import AuditedStore, AuditSession
 from azmem.memory.base import ConfigInput, MemoryBase
+from azmem.memory.erasure import ForgetResult, forget_result, scrub_caches
 from azmem.memory.metering import measure
 from azmem.memory.results import (
     AddResult,
@@ -28,8 +31,8 @@ from azmem.memory.results import (
     ReindexResult,
     SearchResult,
 )
-from azmem.memory.steps import Chat, Embed, Flow, OpenStore, R, Step, StoreCall
-from azmem.stores.models import SearchMode
+from azmem.memory.steps import Chat, Embed, Flow, OpenStore, R, ScrubCaches, Step, StoreCall
+from azmem.stores.models import Scope, SearchMode
 from azmem.stores.protocol import MemoryStore
 
 if TYPE_CHECKING:
@@ -84,16 +87,23 @@ class Memory(MemoryBase):
 
     # -- driver ------------------------------------------------------------------------
 
-    def _run(self, flow: Flow[R]) -> R:
+    def _run(self, flow: Flow[R], scope: Scope | None = None) -> R:
+        session = audit.start(self, flow, scope)
         with measure(self, flow) as op:
-            return op.done(self._drive(flow))
+            try:
+                result = self._drive(flow, session)
+            except Exception as exc:
+                audit.finish(self, session, exc)
+                raise
+            audit.finish(self, session, None)
+            return op.done(result)
 
-    def _drive(self, flow: Flow[R]) -> R:
+    def _drive(self, flow: Flow[R], session: AuditSession) -> R:
         self._check_open()
         try:
             step = next(flow)
             while True:
-                step = flow.send(self._perform(step))
+                step = flow.send(self._perform(step, session))
         except StopIteration as stop:
             result: R = stop.value
             return result
@@ -103,19 +113,26 @@ class Memory(MemoryBase):
         finally:
             flow.close()
 
-    def _perform(self, step: Step) -> Any:
+    def _perform(self, step: Step, session: AuditSession) -> Any:
         store = self._store
         if isinstance(step, StoreCall):
-            return step.fn(store)
+            return step.fn(cast(MemoryStore, AuditedStore(store, session)))
         if isinstance(step, Embed):
-            return self._embed(step.texts)
+            with session.call("llm.embed", {"inputs": len(step.texts)}):
+                return self._embed(step.texts)
+        if isinstance(step, ScrubCaches):
+            removed = scrub_caches(self, step.scope, step.texts)
+            session.note("forget.cache", {"cache_entries": removed})
+            return removed
         if isinstance(step, Chat):
-            result = self._client().generate(
-                step.messages,
-                response_model=step.response_model,
-                prompt_name=step.prompt.name,
-                group_id=step.group_id,
-            )
+            with session.call("llm.chat", {"prompt": step.prompt.name}) as call:
+                result = self._client().generate(
+                    step.messages,
+                    response_model=step.response_model,
+                    prompt_name=step.prompt.name,
+                    group_id=step.group_id,
+                )
+                call.append(result)
             if result.parsed is None:
                 raise StructuredOutputError(f"{step.prompt.name}: the model returned no structured output")
             return result.parsed
@@ -138,10 +155,10 @@ class Memory(MemoryBase):
     def _client(self) -> Any:
         if self._llm is None:
             from azmem.azure.llm import LLMClient
-            from azmem.azure.usage import UsageTracker
 
-            # A tracker of its own: it prices each call, which is what azmem.client.cost reports.
-            self._llm = LLMClient(self.settings, usage=UsageTracker())
+            # A tracker of its own: it prices each call (what azmem.client.cost reports) and
+            # hands each record to the audit trail.
+            self._llm = LLMClient(self.settings, usage=self._usage_sink)
         return self._llm
 
     # -- API ---------------------------------------------------------------------------
@@ -180,7 +197,8 @@ class Memory(MemoryBase):
                 run_id=run_id,
                 metadata=metadata,
                 infer=infer,
-            )
+            ),
+            Scope(user_id, agent_id, run_id),
         )
 
     def search(
@@ -213,7 +231,8 @@ class Memory(MemoryBase):
                 limit=limit,
                 threshold=threshold,
                 mode=mode,
-            )
+            ),
+            Scope(user_id, agent_id, run_id),
         )
 
     def query(
@@ -241,7 +260,8 @@ class Memory(MemoryBase):
                 run_id=run_id,
                 filters=filters,
                 limit=limit,
-            )
+            ),
+            Scope(user_id, agent_id, run_id),
         )
 
     def get(
@@ -253,7 +273,10 @@ class Memory(MemoryBase):
         run_id: str | None = None,
     ) -> MemoryItem:
         """One memory by id; ``MemoryNotFoundError`` if there is none (or it is outside the scope given)."""
-        return self._run(core.get_flow(memory_id, user_id=user_id, agent_id=agent_id, run_id=run_id))
+        return self._run(
+            core.get_flow(memory_id, user_id=user_id, agent_id=agent_id, run_id=run_id),
+            Scope(user_id, agent_id, run_id),
+        )
 
     def get_all(
         self,
@@ -269,7 +292,8 @@ class Memory(MemoryBase):
         return self._run(
             core.get_all_flow(
                 user_id=user_id, agent_id=agent_id, run_id=run_id, filters=filters, limit=limit, cursor=cursor
-            )
+            ),
+            Scope(user_id, agent_id, run_id),
         )
 
     def update(
@@ -288,7 +312,8 @@ class Memory(MemoryBase):
         server can pass the caller's user_id so one user cannot edit another's memory.
         """
         return self._run(
-            core.update_flow(memory_id, text, metadata, user_id=user_id, agent_id=agent_id, run_id=run_id)
+            core.update_flow(memory_id, text, metadata, user_id=user_id, agent_id=agent_id, run_id=run_id),
+            Scope(user_id, agent_id, run_id),
         )
 
     def delete(
@@ -300,13 +325,43 @@ class Memory(MemoryBase):
         run_id: str | None = None,
     ) -> MemoryEvent:
         """Delete one memory (its history is kept); ``MemoryNotFoundError`` if there is none (in scope)."""
-        return self._run(core.delete_flow(memory_id, user_id=user_id, agent_id=agent_id, run_id=run_id))
+        return self._run(
+            core.delete_flow(memory_id, user_id=user_id, agent_id=agent_id, run_id=run_id),
+            Scope(user_id, agent_id, run_id),
+        )
 
     def delete_all(
         self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
     ) -> int:
         """Delete every memory of a scope (at least one id required); returns how many."""
-        return self._run(core.delete_all_flow(user_id=user_id, agent_id=agent_id, run_id=run_id))
+        return self._run(
+            core.delete_all_flow(user_id=user_id, agent_id=agent_id, run_id=run_id),
+            Scope(user_id, agent_id, run_id),
+        )
+
+    def forget(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        compact: bool = True,
+    ) -> ForgetResult:
+        """Erase a user's (agent's, run's) data for good, e.g. on a GDPR erasure request.
+
+        In one store transaction: every memory the scope ever had (rows, vectors, full-text
+        entries), the history of those memories (text included, also of memories deleted
+        earlier) and audit content kept about them; then the response / embedding caches'
+        entries of the scope or quoting its text. The audit trail keeps a record of the
+        erasure (who, when, how many), never the erased text. ``compact`` rewrites the
+        store's freed space (SQLite: checkpoint + VACUUM, which briefly holds the write lock)
+        so that the erased bytes are gone from the file, not only unreachable.
+        """
+        report, cached = self._run(
+            core.forget_flow(user_id=user_id, agent_id=agent_id, run_id=run_id, compact=compact),
+            Scope(user_id, agent_id, run_id),
+        )
+        return forget_result(report, cached)
 
     def history(self, memory_id: str) -> list[HistoryEntry]:
         """Every ADD / UPDATE / DELETE of a memory, oldest first, with old and new text ([] if unknown)."""

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from azmem.errors import InvalidInputError
 from azmem.memory.prompts import Prompt, Prompts
+from azmem.stores.models import Scope
 from azmem.stores.protocol import MemoryStore
 from azmem.stores.validate import MAX_MEMORY_BYTES
 
@@ -80,7 +81,16 @@ class OpenStore:
     """Bind the store to the embedder before the first vector read or write (once per instance)."""
 
 
-Step: TypeAlias = Embed | Chat | StoreCall[Any] | OpenStore
+@dataclass(frozen=True)
+class ScrubCaches:
+    """Remove a scope's entries (and any quoting ``texts``) from the response / embedding caches;
+    the driver sends back how many went. Part of `forget`: caches live outside the store."""
+
+    scope: Scope
+    texts: tuple[str, ...]
+
+
+Step: TypeAlias = Embed | Chat | StoreCall[Any] | OpenStore | ScrubCaches
 Flow: TypeAlias = Generator[Step, Any, R]
 
 

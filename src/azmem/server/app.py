@@ -3,13 +3,15 @@
 Assembly only; each part lives in its own module:
 
 * `gate` (request id, body limit, API key, rate, access log) wraps everything, /mcp too;
-* `routes` (/v1), `mem0` (mem0's paths), `health` (/healthz, /readyz, /v1/status);
-* `mcp` (tools) mounted at /mcp through the SDK's streamable-HTTP session manager;
+* `routes` (/v1), `graph_routes` (/v1/graph), `mem0` (mem0's paths), `health`
+  (/healthz, /readyz, /v1/status);
+* `mcp` (tools, the graph's from `graph_tools`) mounted at /mcp through the SDK's
+  streamable-HTTP session manager;
 * `problems` turns every failure into RFC 9457 problem details.
 
 The lifespan starts the MCP session manager and loads the embedding model; at
 shutdown (uvicorn's SIGTERM handling: stop accepting, finish in-flight requests) it
-stops import jobs and closes the memory, store and key ring this app opened.
+stops import jobs and closes the memory, graph, store and key ring this app opened.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from starlette.routing import Route
 from azmem import __version__
 from azmem.azure.settings import AzmemSettings
 from azmem.azure.usage import UsageTracker
+from azmem.graph import AsyncGraph
 from azmem.memory import AsyncMemory
 from azmem.server.config import ServerConfig
 from azmem.server.gate import Gate
+from azmem.server.graph_routes import graph_router
 from azmem.server.health import health_router, status_router
 from azmem.server.mcp import build_mcp
 from azmem.server.mem0 import mem0_router
@@ -47,7 +51,11 @@ Long-term memory for agents. Every route but the health probes needs
 `Authorization: Bearer <key>` (keys: `azmem keys create NAME --user ID`); a key bound to
 users / agents / runs reaches only those scopes, which are also its default scope.
 Errors are RFC 9457 problem details (`application/problem+json`) with a `code` and a
-`suggestion`. MCP (streamable HTTP) is served at `/mcp` with the same keys."""
+`suggestion`. MCP (streamable HTTP) is served at `/mcp` with the same keys.
+
+The temporal knowledge graph (`/v1/graph`) is partitioned in groups, and a group is a
+user's graph: `group_id` = user id, so a key bound to users reaches their groups only.
+Adding an episode needs a chat deployment (503 `no_chat_deployment` without one)."""
 
 
 def create_app(
@@ -57,6 +65,7 @@ def create_app(
     config: ServerConfig | None = None,
     keys: KeyRing | None = None,
     usage: UsageTracker | None = None,
+    graph: AsyncGraph | None = None,
 ) -> FastAPI:
     """The server's ASGI app.
 
@@ -64,10 +73,12 @@ def create_app(
     from ``settings`` (default: the environment and ``AZMEM_CONFIG``) and closed at
     shutdown. ``keys``: the key ring to check keys against (default: the one in the
     store's database). ``usage``: the tracker behind ``/v1/status``' totals for a
-    caller's memory (the app's own memory gets one).
+    caller's memory (the app's own memory gets one). ``graph``: serve this `AsyncGraph`
+    (the caller closes it); by default one is opened over the memory's store on the first
+    graph request and closed at shutdown.
     """
     config = config or ServerConfig()
-    services = build_services(memory, settings=settings, config=config, keys=keys, usage=usage)
+    services = build_services(memory, settings=settings, config=config, keys=keys, usage=usage, graph=graph)
     mcp_server = build_mcp(services)
     # Host checks are the gate's (with keys none are needed; without keys only loopback names pass).
     mcp_server.streamable_http_app(
@@ -97,6 +108,11 @@ def create_app(
             {"name": "memories", "description": "Remember, list, change and forget memories."},
             {"name": "search", "description": "Find memories and answer from them."},
             {"name": "import", "description": "Bulk imports of conversations."},
+            {
+                "name": "graph",
+                "description": "The temporal knowledge graph: episodes, entities, bi-temporal facts "
+                "(group_id = user id).",
+            },
             {"name": "status", "description": "What the server runs on and what it spent."},
             {"name": "health", "description": "Liveness and readiness probes (no key needed)."},
             {"name": "mem0-compatible", "description": "mem0's open-source REST server's routes and shapes."},
@@ -108,6 +124,7 @@ def create_app(
     app.include_router(health_router())
     app.include_router(status_router(auth=config.auth))
     app.include_router(v1_router(auth=config.auth))
+    app.include_router(graph_router(auth=config.auth))
     app.include_router(mem0_router(auth=config.auth))
     app.router.routes.append(
         Route("/mcp", endpoint=StreamableHTTPASGIApp(session_manager), methods=["GET", "POST", "DELETE"])

@@ -8,6 +8,7 @@ user's memories, so :func:`check_bind` refuses it at start, before a socket is o
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 
 from azmem.errors import ConfigurationError
@@ -72,9 +73,64 @@ class ServerConfig:
     allowed_hosts: frozenset[str] = field(default_factory=lambda: LOOPBACK_NAMES)
     """Host headers a keyless server answers (a DNS-rebinding page gets 403). Unused with auth."""
     title: str = "azmem"
+    embedding_batch_size: int | None = None
+    """Concurrent requests' texts embedded in one local-model call, at most; 0 turns batching off.
+    None: ``AZMEM_EMBEDDING_BATCH``, else 64. The server's own local embedder only (an Azure
+    embedder is never wrapped)."""
+    embedding_batch_wait_ms: float | None = None
+    """How long an idle embedder holds a first text for others to join (under load batches
+    form while the previous one runs, without waiting). None: ``AZMEM_EMBEDDING_BATCH_WAIT_MS``,
+    else 2."""
+    embedding_workers: int | None = None
+    """Batches embedded at a time. None: ``AZMEM_EMBEDDING_WORKERS``, else 1."""
+    embedding_threads: int | None = None
+    """onnxruntime intra-op threads of the server's local model. None: ``AZMEM_EMBEDDING_THREADS``,
+    else onnxruntime's default (one per core)."""
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024 or self.max_import_bytes < self.max_body_bytes:
             raise ConfigurationError("max_body_bytes must be >= 1 KiB and max_import_bytes >= max_body_bytes")
         if self.key_cache_seconds < 0:
             raise ConfigurationError("key_cache_seconds must be >= 0")
+        for name, low, high in _EMBEDDING_BOUNDS:
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:
+                raise ConfigurationError(f"{name} must be within {low}..{high}, got {value!r}")
+
+    def embedding_batching(self) -> tuple[int, float, int]:
+        """(batch size, wait in seconds, workers): the fields, else the environment, else the defaults.
+
+        The environment is read here, when a server is built, so an operator of ``azmem serve``
+        can tune batching without a flag for each knob.
+        """
+        size = self.embedding_batch_size
+        wait = self.embedding_batch_wait_ms
+        workers = self.embedding_workers
+        size = size if size is not None else int(_env_number(BATCH_ENV, 64, 0, 4096))
+        wait = wait if wait is not None else _env_number(BATCH_WAIT_ENV, 2.0, 0, 1000)
+        workers = workers if workers is not None else int(_env_number(WORKERS_ENV, 1, 1, 64))
+        return size, wait / 1000, workers
+
+
+BATCH_ENV = "AZMEM_EMBEDDING_BATCH"
+BATCH_WAIT_ENV = "AZMEM_EMBEDDING_BATCH_WAIT_MS"
+WORKERS_ENV = "AZMEM_EMBEDDING_WORKERS"
+_EMBEDDING_BOUNDS = (
+    ("embedding_batch_size", 0, 4096),
+    ("embedding_batch_wait_ms", 0, 1000),
+    ("embedding_workers", 1, 64),
+    ("embedding_threads", 1, 256),
+)
+
+
+def _env_number(name: str, default: float, low: float, high: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number.", suggestion=f"Unset {name}.") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be within {low:g}..{high:g}, got {raw}.")
+    return value

@@ -23,18 +23,26 @@ bearer = HTTPBearer(
 )
 
 
+# Both dependencies are `async def` although they never await: FastAPI runs a plain `def`
+# dependency in its thread pool, two thread round trips per request for a dictionary lookup.
+
+
+async def _services(request: Request) -> Services:
+    return services_of(request)
+
+
 def services_of(request: Request) -> Services:
     return cast(Services, request.app.state.services)
 
 
-def _principal(request: Request) -> Principal:
+async def _principal(request: Request) -> Principal:
     found = principal_of(request.scope)
     if found is None:  # the gate admits every non-public path; this guards a route added as public by mistake
         raise AuthRequiredError("This route needs an API key.")
     return found
 
 
-Svc = Annotated[Services, Depends(services_of)]
+Svc = Annotated[Services, Depends(_services)]
 Who = Annotated[Principal, Depends(_principal)]
 
 

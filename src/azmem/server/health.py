@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import asdict
 from typing import Any
 
 import httpx2
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from azmem import __version__
+from azmem.embeddings.batching import AsyncBatchingEmbedder
 from azmem.errors import AzmemError, StoreUnavailableError
 from azmem.server.deps import Svc, Who, bearer, services_of
 from azmem.server.principal import Principal
@@ -53,6 +55,11 @@ class StatusReport(BaseModel):
         None, description="Tokens and estimated cost since the server started."
     )
     principal: dict[str, Any] = Field(description="The key this request used and what it is bound to.")
+    embedding_batching: dict[str, Any] | None = Field(
+        None,
+        description="How concurrent requests' texts were batched for the local model since start "
+        "(calls, texts, batches, texts_per_batch, retries, largest, pending); null when not batching.",
+    )
 
 
 async def _check_store(svc: Services) -> str:
@@ -153,6 +160,14 @@ def build_status(svc: Services, who: Principal) -> StatusReport:
     usage = svc.usage.summary() if svc.usage is not None else None
     if usage is not None and not who.unbound:
         usage = {"total": usage["total"]}
+    batching = None
+    if isinstance(memory.embedder, AsyncBatchingEmbedder):
+        stats = memory.embedder.stats
+        batching = {
+            **asdict(stats),
+            "texts_per_batch": round(stats.texts_per_batch, 2),
+            "pending": memory.embedder.pending,
+        }
     return StatusReport(
         version=__version__,
         store=memory.store_url,
@@ -163,6 +178,7 @@ def build_status(svc: Services, who: Principal) -> StatusReport:
         routing=router is not None,
         deployments=deployments,
         usage=usage,
+        embedding_batching=batching,
         principal={
             "name": who.name,
             "read_only": who.read_only,

@@ -13,6 +13,9 @@ and every id a model names is checked against it.
 
 Library errors reach the model as tool errors carrying their code and suggestion,
 which is what a model needs to correct its next call.
+
+The temporal knowledge graph's tools (Graphiti's MCP names: ``add_episode``,
+``search_facts``, ...) are added by `graph_tools`, under the same principal.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from azmem import __version__
-from azmem.errors import AzmemError, http_status_for
+from azmem.errors import AzmemError
 from azmem.memory.results import AddResult, MemoryEvent, MemoryItem, MemoryList, SearchResult
 from azmem.server.gate import principal_of
+from azmem.server.graph_tools import GRAPH_INSTRUCTIONS, add_graph_tools
 from azmem.server.health import StatusReport, build_status
 from azmem.server.logs import request_id_var
 from azmem.server.principal import Principal
+from azmem.server.problems import tool_error_text
 from azmem.server.routes import item_scope
 from azmem.server.runtime import Services
 from azmem.server.schemas import ChatMessage, DeleteAllResult, HistoryList
@@ -68,9 +73,7 @@ MemoryIdArg = Annotated[str, Field(description="The memory's id, as returned by 
 _READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
-def _explain(exc: AzmemError) -> str:
-    text = f"{exc.message} (code {exc.code}, HTTP {http_status_for(exc)})"
-    return f"{text}\nSuggestion: {exc.suggestion}" if exc.suggestion else text
+_explain = tool_error_text
 
 
 def build_mcp(services: Services) -> MCPServer:
@@ -78,7 +81,7 @@ def build_mcp(services: Services) -> MCPServer:
     server: MCPServer = MCPServer(
         name="azmem",
         title="azmem memory",
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS + "\n" + GRAPH_INSTRUCTIONS,
         version=__version__,
         log_level="WARNING",
     )
@@ -270,4 +273,5 @@ def build_mcp(services: Services) -> MCPServer:
         except AzmemError as exc:
             raise ToolError(_explain(exc)) from exc
 
+    add_graph_tools(server, services, who)
     return server

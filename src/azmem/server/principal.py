@@ -15,14 +15,30 @@ principal is bound to user / agent / run ids; for each kind of id it is bound to
 
 What a valid scope is (non-empty, no whitespace, at most 256 characters...) stays the
 library's rule (`azmem.memory.inputs.make_scope`): ids pass through to it unchanged.
+
+Graph groups (``/v1/graph``, the graph tools) follow from the same binding, with one
+rule: **a graph group is a user's graph, ``group_id`` = user id**. So
+
+* a key bound to users reaches exactly the groups named like those users (403 for any
+  other; the default group is its user when it has one; reads default to all of them);
+* an unbound key (``--all-scopes``) reaches every group, and must name it;
+* a key bound to agents or runs reaches no group at all (403): a group has no agent
+  or run inside it, so handing such a key its user's whole graph would widen it;
+* an episode, entity or fact outside the reachable groups is answered 404, like a
+  memory outside the binding.
+
+Keys need no new kind of binding for this, and a user's memories and graph are reached
+by the same keys.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
 from azmem.errors import InvalidInputError, MemoryNotFoundError, ScopeDeniedError
+from azmem.graph.errors import GraphItemNotFoundError
 from azmem.memory.results import MemoryItem
 from azmem.stores.keys import ApiKey
 
@@ -144,3 +160,73 @@ class Principal:
                 error_code="needs_unbound_key",
                 suggestion="Use a key created with --all-scopes.",
             )
+
+    # -- graph groups (see the module docstring: group_id = user id) ----------------------
+
+    def graph_binding(self) -> tuple[str, ...] | None:
+        """The groups this principal reaches: None for every group; refuses agent/run bindings."""
+        if self.agent_ids or self.run_ids:
+            raise ScopeDeniedError(
+                f"{self._who()} is bound to agents or runs, and a graph group is a whole user's graph: "
+                "it reaches no graph group.",
+                details={"principal": self.name, "field": "group_id"},
+                suggestion="Use a key bound to users only (`--user ID`): it reaches the graph group of "
+                "each of its users (group_id = user id).",
+            )
+        return self.user_ids or None
+
+    def _deny_group(self, group_id: str) -> ScopeDeniedError:
+        return ScopeDeniedError(
+            f"{self._who()} may not reach graph group_id={group_id[:80]!r}.",
+            details={"principal": self.name, "field": "group_id"},
+            suggestion="A key reaches the graph groups named like its users (group_id = user id).",
+        )
+
+    def graph_group(self, group_id: str | None = None) -> str:
+        """The one group a graph write goes to: the named one, checked, or the binding's only user."""
+        allowed = self.graph_binding()
+        if group_id is not None:
+            if allowed is not None and group_id not in allowed:
+                raise self._deny_group(group_id)
+            return group_id
+        if allowed is not None and len(allowed) == 1:
+            return allowed[0]
+        raise InvalidInputError(
+            f"{self._who()} reaches several graph groups: name the one this call is for."
+            if allowed
+            else "Name the graph group (group_id) this call is for.",
+            error_code="missing_scope",
+            suggestion=f"Pass group_id (one of {', '.join(allowed)})." if allowed else "Pass group_id.",
+        )
+
+    def explicit_graph_group(self, group_id: str | None) -> str:
+        """Like :meth:`graph_group`, but the caller must name the group itself (clearing a graph)."""
+        if group_id is None:
+            raise InvalidInputError(
+                "Clearing a graph needs its group named explicitly: group_id.",
+                error_code="missing_scope",
+                suggestion="Name whose graph to clear, e.g. group_id=...; no default applies here.",
+            )
+        return self.graph_group(group_id)
+
+    def graph_groups(self, group_ids: Sequence[str] | None = None) -> list[str]:
+        """The groups a graph read spans: the named ones, each checked, or every group of the binding."""
+        allowed = self.graph_binding()
+        if group_ids:
+            for group_id in group_ids:
+                if allowed is not None and group_id not in allowed:
+                    raise self._deny_group(group_id)
+            return list(dict.fromkeys(group_ids))
+        if allowed is not None:
+            return list(allowed)
+        raise InvalidInputError(
+            "Name the graph group(s) to read: group_ids.",
+            error_code="missing_scope",
+            suggestion="Pass group_ids (a key bound to users defaults to theirs).",
+        )
+
+    def check_graph_item(self, group_id: str, what: str, item_id: str) -> None:
+        """404 for an episode, entity or fact outside the reachable groups (as for an unknown id)."""
+        allowed = self.graph_binding()
+        if allowed is not None and group_id not in allowed:
+            raise GraphItemNotFoundError(f"no {what} {item_id!r} in the graph groups this key reaches")

@@ -35,6 +35,7 @@ __all__ = [
     "install_problem_handlers",
     "problem_of",
     "problem_response",
+    "tool_error_text",
 ]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -140,6 +141,12 @@ def problem_of(exc: BaseException, *, instance: str | None = None, request_id: s
     else:
         problem = _make(500, "internal_error", "The server failed unexpectedly; the log has the details.")
     return problem.model_copy(update={"instance": instance, "request_id": request_id or request_id_var.get()})
+
+
+def tool_error_text(exc: AzmemError) -> str:
+    """An error as an MCP tool error's text: what a model needs to correct its next call."""
+    text = f"{exc.message} (code {exc.code}, HTTP {http_status_for(exc)})"
+    return f"{text}\nSuggestion: {exc.suggestion}" if exc.suggestion else text
 
 
 def problem_response(problem: Problem) -> Response:

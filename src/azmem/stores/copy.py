@@ -17,10 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from azmem.errors import StoreError
+from azmem.stores.audit import AuditContext
 from azmem.stores.filters import format_time
 from azmem.stores.protocol import MemoryStore
 
 __all__ = ["CopyResult", "Progress", "copy_store", "store_checksum"]
+
+_COPY = AuditContext(operation="copy")
+"""Copied batches are recorded in the target's audit trail as a copy, not as new writes."""
 
 Progress = Callable[[str, int, int | None], None]
 """(phase, done, total or None): "memories", "history", "verify"."""
@@ -60,14 +64,14 @@ def copy_store(
     done, after = 0, None
     report("memories", 0, total)
     while batch := source.export_memories(after, batch_size):
-        inserted += target.import_memories(batch)
+        inserted += target.import_memories(batch, audit=_COPY)
         after = batch[-1].record.id
         done += len(batch)
         report("memories", done, total)
     done, after_h = 0, None
     report("history", 0, None)
     while events := source.export_history(after_h, batch_size):
-        inserted += target.import_history(events)
+        inserted += target.import_history(events, audit=_COPY)
         after_h = events[-1].id
         done += len(events)
         report("history", done, None)

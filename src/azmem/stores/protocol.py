@@ -14,6 +14,11 @@ Contract shared by every implementation:
   the dict or the tree `parse_filters` made of it, and parses a dict itself.
 * Scope: every id given in a `Scope` must match; reads with an empty scope see
   everything, writes need at least one id.
+* Audit: every write appends its audit record(s) (`azmem.stores.audit`) to the store's
+  hash chain in its own transaction, so a change and its record commit together or not
+  at all. `audit=` says who acts and why (`AuditContext`: principal, operation, details,
+  the LLM calls that led to the change); without it the change is recorded as the OS
+  user's. Reading, verifying and pruning the trail: `audit_log`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from azmem.stores.audit import AuditContext, ForgetReport
+from azmem.stores.audit_log import AuditLog
 from azmem.stores.filters import Filter
 from azmem.stores.keys import KeyRing
 from azmem.stores.models import (
@@ -63,21 +70,40 @@ class MemoryStore(Protocol):
     def close(self) -> None: ...
 
     # -- writes ------------------------------------------------------------------------
-    def apply(self, ops: Sequence[Op]) -> builtins.list[HistoryEvent]:
-        """Apply every op in one transaction (memory + vector + full-text + history).
+    def apply(self, ops: Sequence[Op], *, audit: AuditContext | None = None) -> builtins.list[HistoryEvent]:
+        """Apply every op in one transaction (memory + vector + full-text + history + audit).
 
         Either all ops take effect or none does. Returns the history events written,
         in op order.
         """
         ...
 
-    def delete_all(self, scope: Scope) -> int:
+    def delete_all(self, scope: Scope, *, audit: AuditContext | None = None) -> int:
         """Delete every memory in `scope` (which must not be empty) in one transaction,
         with a DELETE history event each; returns how many."""
         ...
 
-    def reset(self) -> None:
-        """Delete all memories and all history. The embedder binding is kept."""
+    def reset(self, *, audit: AuditContext | None = None) -> None:
+        """Delete all memories and all history. The embedder binding and the audit trail are kept."""
+        ...
+
+    def forget(
+        self, scope: Scope, *, audit: AuditContext | None = None, compact: bool = True
+    ) -> ForgetReport:
+        """Erase a scope (which must not be empty) for good, in one transaction: every memory it
+        ever had (rows, vectors, full-text entries), their history rows (text included, also of
+        memories deleted earlier), and audit content kept about them; then record the erasure
+        (who, when, how many; no text). `compact` also rewrites the freed storage (SQLite:
+        checkpoint + VACUUM; PostgreSQL: VACUUM) so old bytes do not linger there.
+
+        The report hands back the erased texts once, so the caller can scrub other copies
+        (response caches); the store keeps none.
+        """
+        ...
+
+    @property
+    def audit_log(self) -> AuditLog:
+        """The store's audit trail: list, export, verify, prune."""
         ...
 
     # -- reads -------------------------------------------------------------------------
@@ -136,7 +162,12 @@ class MemoryStore(Protocol):
         ...
 
     def replace_vectors(
-        self, embedder_name: str, dimension: int, vectors: Iterable[tuple[str, Vector]]
+        self,
+        embedder_name: str,
+        dimension: int,
+        vectors: Iterable[tuple[str, Vector]],
+        *,
+        audit: AuditContext | None = None,
     ) -> int:
         """Re-embed: give every memory a new vector and record the new embedder, atomically.
 
@@ -158,13 +189,13 @@ class MemoryStore(Protocol):
         """Up to `limit` history events (deleted memories' included) with id > `after_id`, in id order."""
         ...
 
-    def import_memories(self, items: Sequence[StoredMemory]) -> int:
+    def import_memories(self, items: Sequence[StoredMemory], *, audit: AuditContext | None = None) -> int:
         """Insert memories verbatim (ids, times, scope, vectors) in one transaction, writing no
         history events; ids already present are skipped, so a retried batch is harmless.
         Needs `open` with the source's embedder. Returns how many were inserted."""
         ...
 
-    def import_history(self, events: Sequence[HistoryEvent]) -> int:
+    def import_history(self, events: Sequence[HistoryEvent], *, audit: AuditContext | None = None) -> int:
         """Insert history events verbatim in one transaction, skipping ids already present."""
         ...
 

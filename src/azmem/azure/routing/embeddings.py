@@ -33,9 +33,16 @@ Vectors = npt.NDArray[np.float32]
 _ONE_ATTEMPT = RetryPolicy(max_attempts=1, retry_after_ceiling=float("inf"))
 
 
-def _requirements(texts: Sequence[str]) -> Requirements:
+def _requirements(texts: Sequence[str], max_input_tokens: int) -> Requirements:
+    """What one embed call needs; its largest input counts at most ``max_input_tokens``.
+
+    An input over the limit is the embedder's to handle, by its ``long_input`` policy
+    (truncate, chunk, or an error naming it once the service has refused it): the router
+    must not turn it away first on an estimate that over-counts most text.
+    """
     sizes = [estimate_tokens(t) for t in texts]
-    return Requirements(prompt_tokens=sum(sizes), max_output_tokens=0, context_tokens=max(sizes, default=0))
+    largest = min(max(sizes, default=0), max_input_tokens)
+    return Requirements(prompt_tokens=sum(sizes), max_output_tokens=0, context_tokens=largest)
 
 
 class _Base:
@@ -61,6 +68,7 @@ class _Base:
                 self._providers.provider(spec), retry=_ONE_ATTEMPT, **embedder_kwargs
             )
         first = self._embedders[router.deployments(pool)[0].limiter_key]
+        self._max_input_tokens = min(int(e.max_input_tokens) for e in self._embedders.values())
         # The store records this name: it follows the pool's first entry, like a single deployment.
         self.name: str = first.name
         self._first = first
@@ -81,7 +89,7 @@ class _Base:
     def _routed(self, texts: Sequence[str]) -> Generator[Any, Outcome | None, Vectors]:
         """One routed call as a sans-IO flow: it yields a :class:`Sleep` while the router says
         wait, else the embedder of the deployment to try, whose outcome it gets back."""
-        call = self.router.begin(self.pool, _requirements(texts))
+        call = self.router.begin(self.pool, _requirements(texts, self._max_input_tokens))
         try:
             while True:
                 decision = call.next()

@@ -18,6 +18,10 @@ Tables (prefixed `azmem_`, so the store can live in an application's database):
     azmem_history(seq identity PK, id UNIQUE, memory_id, event, old_memory, new_memory,
                   created_at, actor_id, role, metadata jsonb)   -- no FK: outlives deletes
     azmem_lexical_stats(seq, docs, tokens)   -- 002: BM25's N and total length, as deltas
+    azmem_audit(seq PK, id, at, principal, operation, user_id, agent_id, run_id, memory_ids,
+                outcome, details, content, content_hash, prev_hash, hash)   -- 003: hash chain
+    azmem_audit_chain(id = 1, head_seq, head_hash, anchor_seq, anchor_hash)  -- 003
+    azmem_memory_owners(memory_id PK, user_id, agent_id, run_id)            -- 003: for forget
 
 The `embedding` column is created when an embedder is first bound (`bind_vectors`): its
 dimension is only known then. Its HNSW index (cosine) is on the column itself up to
@@ -35,6 +39,7 @@ import psycopg
 from psycopg import sql
 
 from azmem.errors import StoreError
+from azmem.stores.postgres.audit import create_tables as create_audit_tables
 
 __all__ = [
     "LOCK_KEY",
@@ -175,9 +180,15 @@ def _m002_lexical_stats(conn: Conn) -> None:
     conn.execute("CREATE INDEX azmem_memories_metadata ON azmem_memories USING gin (metadata jsonb_path_ops)")
 
 
+def _m003_audit(conn: Conn) -> None:
+    # The audit trail and the owners of every memory ever written (stores/postgres/audit.py).
+    create_audit_tables(conn)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_lexical_stats", _m002_lexical_stats),
+    ("003_audit", _m003_audit),
 ]
 
 

@@ -28,6 +28,7 @@ behaviour follows the SQLite store unless said otherwise):
 from __future__ import annotations
 
 import builtins
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -37,6 +38,8 @@ import psycopg
 
 from azmem.errors import InvalidInputError, SchemaVersionError, StoreError
 from azmem.stores import validate as v
+from azmem.stores.audit import AuditContext, ForgetReport, import_entries, ops_entries
+from azmem.stores.audit_log import AuditLog
 from azmem.stores.filters import parse_filters
 from azmem.stores.keys import KeyRing
 from azmem.stores.models import (
@@ -54,6 +57,7 @@ from azmem.stores.models import (
     Vector,
     utcnow,
 )
+from azmem.stores.postgres import audit as trail
 from azmem.stores.postgres import binding, diagnostics, schema, search, server, transfer, writes
 from azmem.stores.postgres import rows as codec
 from azmem.stores.postgres.connections import Conn, Connections, check_option, normalise_url
@@ -235,7 +239,7 @@ class PostgresStore:
         return mine
 
     # -- writes -------------------------------------------------------------------------------
-    def apply(self, ops: Sequence[Op]) -> builtins.list[HistoryEvent]:
+    def apply(self, ops: Sequence[Op], *, audit: AuditContext | None = None) -> builtins.list[HistoryEvent]:
         _, dim = self._require_open()
         if isinstance(ops, AddOp | UpdateOp | DeleteOp) or not isinstance(ops, Sequence):
             raise InvalidInputError("apply() takes a sequence of AddOp / UpdateOp / DeleteOp")
@@ -246,26 +250,66 @@ class PostgresStore:
 
         def body(conn: Conn) -> builtins.list[HistoryEvent]:
             self._check_embedder(conn, lock=True)
-            return writes.apply_ops(conn, prepared, now)
+            scopes = trail.scopes_of(conn, [p.op for p in prepared])
+            events = writes.apply_ops(conn, prepared, now)
+            trail.append(conn, ops_entries(audit, [p.op for p in prepared], scopes))
+            return events
 
         return self._run("write", body, write=True)
 
-    def delete_all(self, scope: Scope) -> int:
+    def delete_all(self, scope: Scope, *, audit: AuditContext | None = None) -> int:
         v.check_scope(scope, for_write=True)
         where, params = self._where(scope, None)
         now = utcnow()
 
         def body(conn: Conn) -> int:
-            return writes.delete_scope(conn, where, params, now)
+            ids = writes.delete_scope(conn, where, params, now)
+            details = {"deleted": len(ids)}
+            entries = (audit or AuditContext()).entries(
+                "delete_all", scope=scope.as_dict(), memory_ids=ids, details=details
+            )
+            trail.append(conn, entries)
+            return len(ids)
 
         return self._run("delete", body, write=True)
 
-    def reset(self) -> None:
-        self._run(
-            "reset",
-            lambda conn: conn.execute("TRUNCATE azmem_memories, azmem_history, azmem_lexical_stats"),
-            write=True,
-        )
+    def reset(self, *, audit: AuditContext | None = None) -> None:
+        def body(conn: Conn) -> None:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM azmem_memories), (SELECT count(*) FROM azmem_history)"
+            ).fetchone()
+            conn.execute("TRUNCATE azmem_memories, azmem_history, azmem_lexical_stats, azmem_memory_owners")
+            details = {"memories": int(row[0]), "history": int(row[1])} if row else {}
+            trail.append(conn, (audit or AuditContext()).entries("reset", details=details))
+
+        self._run("reset", body, write=True)
+
+    def forget(
+        self, scope: Scope, *, audit: AuditContext | None = None, compact: bool = True
+    ) -> ForgetReport:
+        """Erase every trace of a scope's text (see `MemoryStore.forget`); `compact` then VACUUMs
+        the tables that held it."""
+        v.check_scope(scope, for_write=True)
+
+        def body(conn: Conn) -> ForgetReport:
+            report = trail.forget(conn, scope, audit)
+            writes.compact_stats(conn)
+            return report
+
+        report = self._run("forget", body, write=True, retry=False)
+        if not compact:
+            return report
+        conn = self._conns.direct("compact")
+        try:
+            clean = trail.compact(conn)
+        finally:
+            conn.close()
+        return dataclasses.replace(report, compacted=clean)
+
+    @property
+    def audit_log(self) -> AuditLog:
+        """The audit trail, in this store's database (see `azmem.stores.audit`)."""
+        return AuditLog(trail.PostgresAuditTable(self._run))
 
     # -- reads --------------------------------------------------------------------------------
     def _where(
@@ -384,14 +428,22 @@ class PostgresStore:
 
     # -- reindex and copy -----------------------------------------------------------------------
     def replace_vectors(
-        self, embedder_name: str, dimension: int, vectors: Iterable[tuple[str, Vector]]
+        self,
+        embedder_name: str,
+        dimension: int,
+        vectors: Iterable[tuple[str, Vector]],
+        *,
+        audit: AuditContext | None = None,
     ) -> int:
         v.check_text(embedder_name, "embedder_name")
         dimension = v.check_limit(dimension, "dimension", maximum=MAX_DIMENSION)
         wanted = (embedder_name, dimension)
 
         def body(conn: Conn) -> int:
-            return writes.replace_vectors(conn, wanted, vectors, self._server.pgvector)
+            written = writes.replace_vectors(conn, wanted, vectors, self._server.pgvector)
+            details = {"memories": written, "embedder": embedder_name, "dimension": dimension}
+            trail.append(conn, (audit or AuditContext()).entries("reindex", details=details))
+            return written
 
         # Not retried: `vectors` may be a generator, consumed by the first attempt.
         written = self._run("reindex", body, write=True, retry=False)
@@ -406,15 +458,22 @@ class PostgresStore:
         limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
         return self._run("read", lambda conn: transfer.export_history(conn, after_id, limit))
 
-    def import_memories(self, items: Sequence[StoredMemory]) -> int:
-        return self._run(
-            "copy",
-            lambda conn: transfer.import_memories(conn, items, self._check_embedder(conn, lock=True)[1]),
-            write=True,
-        )
+    def import_memories(self, items: Sequence[StoredMemory], *, audit: AuditContext | None = None) -> int:
+        def body(conn: Conn) -> int:
+            inserted = transfer.import_memories(conn, items, self._check_embedder(conn, lock=True)[1])
+            trail.append(conn, import_entries(audit, items, inserted))
+            return inserted
 
-    def import_history(self, events: Sequence[HistoryEvent]) -> int:
-        return self._run("copy", lambda conn: transfer.import_history(conn, events), write=True)
+        return self._run("copy", body, write=True)
+
+    def import_history(self, events: Sequence[HistoryEvent], *, audit: AuditContext | None = None) -> int:
+        def body(conn: Conn) -> int:
+            inserted = transfer.import_history(conn, events)
+            details = {"history": inserted, "given": len(events)}
+            trail.append(conn, (audit or AuditContext()).entries("import", details=details))
+            return inserted
+
+        return self._run("copy", body, write=True)
 
     # -- API keys (SupportsKeys) -------------------------------------------------------------------
     @property

@@ -281,19 +281,20 @@ def _delete(conn: Conn, p: Prepared, now: datetime) -> HistoryEvent:
     )
 
 
-def delete_scope(conn: Conn, where: str, params: Sequence[Any], now: datetime) -> int:
-    """`delete_all`: every memory matching `where` goes, each with a DELETE event, in one statement."""
-    row = conn.execute(
+def delete_scope(conn: Conn, where: str, params: Sequence[Any], now: datetime) -> list[str]:
+    """`delete_all`: every memory matching `where` goes, each with a DELETE event, in one statement.
+    Returns the ids deleted (for the audit record)."""
+    rows = conn.execute(
         f"WITH gone AS (DELETE FROM azmem_memories m WHERE {where} "
         "RETURNING m.rid, m.id, m.memory, m.metadata, m.actor_id, m.role), "
         "hist AS (INSERT INTO azmem_history (id, memory_id, event, old_memory, new_memory, "
         "created_at, actor_id, role, metadata) SELECT gen_random_uuid()::text, id, 'DELETE', "
-        "memory, NULL, %s, actor_id, role, metadata FROM gone ORDER BY rid RETURNING 1) "
-        "SELECT count(*) FROM hist",
+        "memory, NULL, %s, actor_id, role, metadata FROM gone ORDER BY rid RETURNING memory_id) "
+        "SELECT memory_id FROM hist",
         [*params, now],
-    ).fetchone()
+    ).fetchall()
     compact_stats(conn)
-    return int(row[0]) if row else 0
+    return [r[0] for r in rows]
 
 
 def compact_stats(conn: Conn) -> None:

@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from azmem.stores.sqlite.audit import create_tables as create_audit_tables
+
 Migration = Callable[[sqlite3.Connection], None]
 
 #: The FTS5 tokenizer of `memories_fts` (also used by the in-memory BM25 mirror to tokenize
@@ -139,16 +141,23 @@ def _m003_api_keys(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_at IS NULL")
 
 
+def _m004_audit(conn: sqlite3.Connection) -> None:
+    # The audit trail (hash chain, head and anchor) and the owners of every memory ever
+    # written, which `forget` needs to find history rows: stores/sqlite/audit.py.
+    create_audit_tables(conn)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_log_text_changes", _m002_log_text_changes),
     ("003_api_keys", _m003_api_keys),
+    ("004_audit", _m004_audit),
 ]
 
 #: Migrations a read-only open may find missing and still read the store: they add tables
 #: that memories, search and history never read (a backup made before azmem had API keys
-#: stays searchable; its key table is simply empty).
-READ_OPTIONAL: frozenset[str] = frozenset({"003_api_keys"})
+#: or an audit trail stays searchable; its key table and audit trail are simply empty).
+READ_OPTIONAL: frozenset[str] = frozenset({"003_api_keys", "004_audit"})
 
 
 def pending(conn: sqlite3.Connection) -> list[str]:

@@ -25,6 +25,7 @@ Guarantees and the choices behind them:
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -48,6 +49,8 @@ from azmem.errors import (
 )
 from azmem.stores import ranking
 from azmem.stores import validate as v
+from azmem.stores.audit import AuditContext, ForgetReport, import_entries, ops_entries
+from azmem.stores.audit_log import AuditLog
 from azmem.stores.filters import format_time, parse_filters
 from azmem.stores.keys import KeyRing
 from azmem.stores.models import (
@@ -69,6 +72,7 @@ from azmem.stores.models import (
 from azmem.stores.protocol import Filters
 from azmem.stores.sqlite import _rows as codec
 from azmem.stores.sqlite import _search, transfer
+from azmem.stores.sqlite import audit as trail
 from azmem.stores.sqlite._index_cache import IndexCache
 from azmem.stores.sqlite._schema import READ_OPTIONAL, migrate, pending
 from azmem.stores.sqlite.filters import CompiledFilter, compile_sqlite, register_sql_functions
@@ -303,6 +307,11 @@ class SQLiteStore:
         """The server's API keys, kept in this store's file (see `azmem.stores.keys`)."""
         return KeyRing(SQLiteKeyTable(self._read, self._write))
 
+    @property
+    def audit_log(self) -> AuditLog:
+        """The audit trail, kept in this store's file (see `azmem.stores.audit`)."""
+        return AuditLog(trail.SQLiteAuditTable(self._read, self._write))
+
     def __enter__(self) -> SQLiteStore:
         return self
 
@@ -374,7 +383,7 @@ class SQLiteStore:
         return mine[1]
 
     # -- writes -------------------------------------------------------------------------------
-    def apply(self, ops: Sequence[Op]) -> builtins.list[HistoryEvent]:
+    def apply(self, ops: Sequence[Op], *, audit: AuditContext | None = None) -> builtins.list[HistoryEvent]:
         _, dim = self._require_open()
         if isinstance(ops, AddOp | UpdateOp | DeleteOp) or not isinstance(ops, Sequence):
             raise InvalidInputError("apply() takes a sequence of AddOp / UpdateOp / DeleteOp")
@@ -384,8 +393,10 @@ class SQLiteStore:
         now = format_time(utcnow())
         with self._write("write") as conn:
             self._check_embedder(conn)
+            scopes = trail.scopes_of(conn, [p.op for p in prepared])
             events = [self._apply_one(conn, p, now) for p in prepared]
             self._prune_changes(conn)
+            trail.append(conn, ops_entries(audit, [p.op for p in prepared], scopes))
         return events
 
     def _prepare(self, op: object, dim: int) -> _Prepared:
@@ -520,7 +531,7 @@ class SQLiteStore:
         conn.execute("DELETE FROM changes WHERE seq <= ?", (cut,))
         conn.execute("UPDATE meta SET value = ? WHERE key = 'pruned_through'", (str(cut),))
 
-    def delete_all(self, scope: Scope) -> int:
+    def delete_all(self, scope: Scope, *, audit: AuditContext | None = None) -> int:
         v.check_scope(scope, for_write=True)
         where, params = self._where(scope, None)
         now = format_time(utcnow())
@@ -539,13 +550,45 @@ class SQLiteStore:
                 f"DELETE FROM memories WHERE rid IN (SELECT m.rid FROM memories m WHERE {where})", params
             )
             self._prune_changes(conn)
+            entries = (audit or AuditContext()).entries(
+                "delete_all",
+                scope=scope.as_dict(),
+                memory_ids=[r[0] for r in rows],
+                details={"deleted": len(rows)},
+            )
+            trail.append(conn, entries)
         return len(rows)
 
-    def reset(self) -> None:
+    def reset(self, *, audit: AuditContext | None = None) -> None:
         with self._write("reset") as conn:
-            conn.execute("DELETE FROM memories")
-            conn.execute("DELETE FROM history")
+            memories = conn.execute("DELETE FROM memories").rowcount
+            history = conn.execute("DELETE FROM history").rowcount
+            trail.reset_owners(conn)
             self._prune_changes(conn, everything=True)
+            details = {"memories": memories, "history": history}
+            trail.append(conn, (audit or AuditContext()).entries("reset", details=details))
+
+    def forget(
+        self, scope: Scope, *, audit: AuditContext | None = None, compact: bool = True
+    ) -> ForgetReport:
+        """Erase every trace of a scope's text (see `MemoryStore.forget`); `compact` then rewrites
+        the file (checkpoint + VACUUM) so that no freed page keeps old bytes."""
+        v.check_scope(scope, for_write=True)
+        with self._lock:
+            self._db.execute("PRAGMA secure_delete = ON")  # freed cells are zeroed, not left behind
+            try:
+                with self._write("forget") as conn:
+                    report = trail.forget(conn, scope, audit)
+                    self._prune_changes(conn, everything=True)  # every process rebuilds its mirrors
+            finally:
+                if self._conn is not None:
+                    self._conn.execute("PRAGMA secure_delete = OFF")
+            self._cache.invalidate()
+            if not compact:
+                return report
+            with self._guard("compact") as conn:
+                clean = trail.compact(conn)
+        return dataclasses.replace(report, compacted=clean)
 
     # -- reads ----------------------------------------------------------------------------------
     @staticmethod
@@ -634,13 +677,18 @@ class SQLiteStore:
         with self._read("read") as conn:
             return transfer.export_history(conn, after_id, limit)
 
-    def import_memories(self, items: Sequence[StoredMemory]) -> int:
+    def import_memories(self, items: Sequence[StoredMemory], *, audit: AuditContext | None = None) -> int:
         with self._write("copy") as conn:
-            return transfer.import_memories(conn, items, self._check_embedder(conn))
+            inserted = transfer.import_memories(conn, items, self._check_embedder(conn))
+            trail.append(conn, import_entries(audit, items, inserted))
+            return inserted
 
-    def import_history(self, events: Sequence[HistoryEvent]) -> int:
+    def import_history(self, events: Sequence[HistoryEvent], *, audit: AuditContext | None = None) -> int:
         with self._write("copy") as conn:
-            return transfer.import_history(conn, events)
+            inserted = transfer.import_history(conn, events)
+            details = {"history": inserted, "given": len(events)}
+            trail.append(conn, (audit or AuditContext()).entries("import", details=details))
+            return inserted
 
     # -- search -------------------------------------------------------------------------------
     def search(
@@ -705,7 +753,12 @@ class SQLiteStore:
 
     # -- reindex --------------------------------------------------------------------------------
     def replace_vectors(
-        self, embedder_name: str, dimension: int, vectors: Iterable[tuple[str, Vector]]
+        self,
+        embedder_name: str,
+        dimension: int,
+        vectors: Iterable[tuple[str, Vector]],
+        *,
+        audit: AuditContext | None = None,
     ) -> int:
         v.check_text(embedder_name, "embedder_name")
         dimension = v.check_limit(dimension, "dimension", maximum=65_536)
@@ -733,6 +786,8 @@ class SQLiteStore:
                 [("embedder_name", embedder_name), ("dimension", str(dimension))],
             )
             self._prune_changes(conn, everything=True)
+            details = {"memories": len(seen), "embedder": embedder_name, "dimension": dimension}
+            trail.append(conn, (audit or AuditContext()).entries("reindex", details=details))
         self._embedder = (embedder_name, dimension)
         self._cache.invalidate()
         return len(seen)

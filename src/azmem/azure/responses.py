@@ -1,0 +1,432 @@
+"""The Responses API (``POST /openai/responses``) as a second wire protocol for the same calls.
+
+Azure documents the Responses API for reasoning and newer model families: it returns
+reasoning summaries and typed output items, and it is the API Graphiti already calls.
+azmem sends a deployment's ``generate``/``stream`` calls through it when the deployment's
+``responses_api`` capability says so (on by default for reasoning models where the API mode
+serves it); everything else about a call (the output mode and its fallback, re-asks, retries,
+typed errors, usage, cache, spans) is the chat flow's, in :mod:`azmem.azure.chat`. This
+module holds only what differs on the wire: building the request from our messages and
+options, and reading a response, or a stream of events, back into the same results.
+
+Pure functions, no I/O, shared by the sync and async clients.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from openai.lib._pydantic import to_strict_json_schema
+from openai.types.responses import (
+    Response,
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputRefusal,
+    ResponseOutputText,
+    ResponseReasoningItem,
+)
+
+from azmem.azure.errors import RequestContext
+from azmem.azure.headers import debug_headers
+from azmem.azure.messages import (
+    AssistantMessage,
+    ImagePart,
+    Message,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+    UserMessage,
+    clean_text,
+)
+from azmem.azure.request import ChatOptions, OutputMode, insert_system, schema_instruction
+from azmem.azure.response import LLMResult, ValidationFailure, request_id_of, shape_answer
+from azmem.azure.usage import Usage
+from azmem.errors import (
+    ContentFilterError,
+    EmptyResponseError,
+    InvalidInputError,
+    OutputTruncatedError,
+    RefusalError,
+    ServiceError,
+)
+
+__all__ = [
+    "ResponsesStreamState",
+    "build_responses_kwargs",
+    "interpret_response",
+    "response_usage",
+    "to_input",
+]
+
+_NAME = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def _content(content: str | tuple[Any, ...]) -> str | list[dict[str, Any]]:
+    if isinstance(content, str):
+        return clean_text(content)
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, ImagePart):
+            parts.append({"type": "input_image", "image_url": part.url, "detail": part.detail})
+        else:
+            parts.append({"type": "input_text", "text": clean_text(part.text)})
+    return parts
+
+
+def to_input(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Our messages as Responses input items.
+
+    Roles keep their messages (``system``/``developer``/``user``/``assistant``); an assistant's
+    tool calls become ``function_call`` items and tool results ``function_call_output`` items
+    linked by ``call_id``, which is how the Responses API pairs them (it rejects an output
+    whose call is missing). Message ``name``s have no place in this API and are dropped.
+    """
+    items: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, SystemMessage):
+            items.append({"role": message.role, "content": clean_text(message.content)})
+        elif isinstance(message, UserMessage):
+            items.append({"role": "user", "content": _content(message.content)})
+        elif isinstance(message, AssistantMessage):
+            if message.content:
+                items.append({"role": "assistant", "content": clean_text(message.content)})
+            for call in message.tool_calls:
+                items.append(
+                    {
+                        "type": "function_call",
+                        "call_id": call.id,
+                        "name": call.name,
+                        "arguments": call.arguments,
+                    }
+                )
+        elif isinstance(message, ToolMessage):
+            items.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": message.tool_call_id,
+                    "output": clean_text(message.content),
+                }
+            )
+    return items
+
+
+def _tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """A chat-shaped function tool (``{"type": "function", "function": {...}}``), flattened for Responses."""
+    function = tool.get("function")
+    if tool.get("type") == "function" and isinstance(function, Mapping):
+        return {"type": "function", **function}
+    return dict(tool)
+
+
+def _tool_choice(choice: str | Mapping[str, Any]) -> str | dict[str, Any]:
+    if isinstance(choice, Mapping):
+        function = choice.get("function")
+        if choice.get("type") == "function" and isinstance(function, Mapping):
+            return {"type": "function", "name": function["name"]}
+        return dict(choice)
+    return choice
+
+
+def _mentions_json(items: Sequence[Mapping[str, Any]]) -> bool:
+    for item in items:
+        content = item.get("content")
+        if isinstance(content, str) and "json" in content.lower():
+            return True
+        if isinstance(content, list) and any(
+            p.get("type") == "input_text" and "json" in str(p.get("text", "")).lower() for p in content
+        ):
+            return True
+    return False
+
+
+def _unsupported(option: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{option} is not a parameter of the Responses API, which this deployment uses",
+        suggestion=f"Drop {option}, or set capabilities.responses_api: false for the deployment to use "
+        "chat completions, which take it.",
+    )
+
+
+def build_responses_kwargs(
+    *,
+    model: str,
+    messages: Sequence[Message],
+    options: ChatOptions,
+    mode: OutputMode,
+    reasoning: bool,
+    stream: bool = False,
+) -> dict[str, Any]:
+    """The keyword arguments for ``responses.create``: the same decisions as chat's, in this API's words.
+
+    ``max_output_tokens`` is the one budget (reasoning included) for every model; reasoning
+    deployments get ``reasoning: {effort, summary}`` and never temperature/top_p, which
+    they reject. Structured output is ``text.format`` json_schema (strict), with the same
+    json_object + schema-in-prompt fallback as chat. ``store`` is off: azmem sends the whole
+    conversation each time and has no use for a copy kept on the service for 30 days.
+    """
+    if options.stop:
+        raise _unsupported("stop")
+    if options.seed is not None:
+        raise _unsupported("seed")
+    msgs = list(messages)
+    if mode == "schema_in_prompt":
+        assert options.response_model is not None
+        msgs = insert_system(msgs, schema_instruction(options.response_model))
+    items = to_input(msgs)
+    if mode == "json_object" and not _mentions_json(items):
+        # As with chat, json_object needs the word "json" in the input: say it for the caller.
+        items = to_input(insert_system(msgs, "Respond with a JSON object."))
+    kwargs: dict[str, Any] = {"model": model, "input": items, "store": False}
+    if options.max_tokens is not None:
+        kwargs["max_output_tokens"] = options.max_tokens
+    if reasoning:
+        effort: dict[str, Any] = {}
+        if options.reasoning_effort is not None:
+            effort["effort"] = options.reasoning_effort
+        if options.reasoning_summary is not None:
+            effort["summary"] = options.reasoning_summary
+        if effort:
+            kwargs["reasoning"] = effort
+    else:
+        if options.reasoning_summary is not None:
+            raise InvalidInputError(
+                "reasoning_summary needs a reasoning deployment (o-series, gpt-5)",
+                suggestion="Drop reasoning_summary, or set capabilities.reasoning: true if it reasons.",
+            )
+        if options.temperature is not None:
+            kwargs["temperature"] = options.temperature
+        if options.top_p is not None:
+            kwargs["top_p"] = options.top_p
+    if options.tools:
+        kwargs["tools"] = [_tool(t) for t in options.tools]
+        if options.tool_choice is not None:
+            kwargs["tool_choice"] = _tool_choice(options.tool_choice)
+    if mode == "json_schema":
+        assert options.response_model is not None
+        kwargs["text"] = {
+            "format": {
+                "type": "json_schema",
+                "name": _NAME.sub("_", options.response_model.__name__)[:64],
+                "schema": to_strict_json_schema(options.response_model),
+                "strict": True,
+            }
+        }
+    elif mode in ("json_object", "schema_in_prompt"):
+        kwargs["text"] = {"format": {"type": "json_object"}}
+    if stream:
+        kwargs["stream"] = True
+    if options.extra_body:
+        kwargs["extra_body"] = dict(options.extra_body)
+    return kwargs
+
+
+def response_usage(response: Response | None) -> Usage:
+    """Usage of a response; reasoning tokens are part of ``output_tokens``, as billed."""
+    u = response.usage if response is not None else None
+    if u is None:
+        return Usage()
+    cached = getattr(u.input_tokens_details, "cached_tokens", 0) if u.input_tokens_details else 0
+    reasoning = getattr(u.output_tokens_details, "reasoning_tokens", 0) if u.output_tokens_details else 0
+    return Usage(
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        total_tokens=u.total_tokens or u.input_tokens + u.output_tokens,
+        cached_input_tokens=cached or 0,
+        reasoning_tokens=reasoning or 0,
+    )
+
+
+def _filter_results(response: Response) -> Mapping[str, Any] | None:
+    """Azure's output content-filter results, where the response carries them."""
+    extra = response.model_extra or {}
+    for entry in extra.get("content_filters") or ():
+        if isinstance(entry, Mapping) and entry.get("source_type") != "prompt":
+            results = entry.get("content_filter_results")
+            if isinstance(results, Mapping):
+                return results
+    return None
+
+
+def _parts(response: Response) -> tuple[str | None, str | None, tuple[ToolCall, ...], str | None]:
+    """(text, refusal, tool calls, reasoning summary) from the output items, in order."""
+    texts: list[str] = []
+    refusals: list[str] = []
+    summaries: list[str] = []
+    calls: list[ToolCall] = []
+    for item in response.output or ():
+        if isinstance(item, ResponseOutputMessage):
+            for part in item.content or ():
+                if isinstance(part, ResponseOutputText):
+                    texts.append(part.text)
+                elif isinstance(part, ResponseOutputRefusal):
+                    refusals.append(part.refusal)
+        elif isinstance(item, ResponseFunctionToolCall):
+            calls.append(ToolCall(id=item.call_id, name=item.name, arguments=item.arguments or "{}"))
+        elif isinstance(item, ResponseReasoningItem):
+            summaries.extend(s.text for s in item.summary or () if s.text)
+    return (
+        "".join(texts) if texts else None,
+        "".join(refusals) if refusals else None,
+        tuple(calls),
+        "\n\n".join(summaries) if summaries else None,
+    )
+
+
+def _truncated(
+    ctx: RequestContext, max_tokens: int | None, what: str, info: dict[str, Any]
+) -> OutputTruncatedError:
+    limit = f"max_output_tokens={max_tokens}" if max_tokens is not None else "the deployment's default limit"
+    return OutputTruncatedError(
+        f"The {what} from '{ctx.deployment}' was cut off at {limit} (status 'incomplete', "
+        "reason 'max_output_tokens').",
+        error_code="length",
+        debug_info=info,
+        suggestion="Raise max_tokens for this call: on the Responses API it is max_output_tokens, "
+        "which reasoning tokens spend too.",
+    )
+
+
+def _failed(ctx: RequestContext, error: Any, info: dict[str, Any]) -> ServiceError:
+    code = getattr(error, "code", None) or "server_error"
+    message = getattr(error, "message", None) or "the response failed"
+    return ServiceError(
+        f"Deployment '{ctx.deployment}' failed to answer: {message}",
+        error_code=str(code),
+        debug_info=info,
+    )
+
+
+def interpret_response(
+    response: Response,
+    *,
+    usage: Usage | None = None,
+    mode: OutputMode,
+    response_model: Any,
+    ctx: RequestContext,
+    headers: Mapping[str, str] | None,
+    max_tokens: int | None,
+    attempts: int,
+) -> LLMResult[Any] | ValidationFailure:
+    """A response as a result, one of our exceptions, or a validation failure to re-ask (as for chat)."""
+
+    def info() -> dict[str, Any]:
+        return {**ctx.debug_info(), "attempt": attempts, **debug_headers(headers)}
+
+    if response.error is not None or response.status == "failed":
+        raise _failed(ctx, response.error, info())
+    text, refusal, calls, summary = _parts(response)
+    reason = response.incomplete_details.reason if response.incomplete_details else None
+    if reason == "content_filter":
+        raise ContentFilterError.from_results(
+            _filter_results(response), source="output", ctx=ctx, debug_info=info()
+        )
+    if reason == "max_output_tokens" or (response.status == "incomplete" and reason is None):
+        raise _truncated(ctx, max_tokens, "answer", info())
+    if refusal:
+        raise RefusalError(f"The model refused to answer: {refusal}", refusal=refusal, debug_info=info())
+    if text is None and not calls:
+        raise EmptyResponseError(
+            f"Deployment '{ctx.deployment}' returned neither text nor tool calls.", debug_info=info()
+        )
+    common: dict[str, Any] = {
+        "tool_calls": calls,
+        "usage": usage if usage is not None else response_usage(response),
+        "deployment": ctx.deployment,
+        "model": response.model or None,
+        "request_id": request_id_of(headers) or response.id or None,
+        "finish_reason": "tool_calls" if calls else "stop",
+        "attempts": attempts,
+        "reasoning_summary": summary,
+    }
+    return shape_answer(text, mode=mode, response_model=response_model, common=common)
+
+
+class ResponsesStreamState:
+    """Accumulates a streamed response event by event: the Responses twin of ``StreamState``.
+
+    Text arrives in ``response.output_text.delta`` events, the summary in
+    ``response.reasoning_summary_text.delta``; the closing ``response.completed`` (or
+    ``.incomplete``) carries the usage. ``error`` and ``response.failed`` events end it.
+    """
+
+    __slots__ = (
+        "ctx",
+        "finish_reason",
+        "max_tokens",
+        "model",
+        "parts",
+        "refusal",
+        "request_id",
+        "summary",
+        "usage",
+    )
+
+    def __init__(self, ctx: RequestContext, *, max_tokens: int | None) -> None:
+        self.ctx = ctx
+        self.max_tokens = max_tokens
+        self.parts: list[str] = []
+        self.summary: list[str] = []
+        self.refusal: list[str] = []
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.model: str | None = None
+        self.request_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    @property
+    def reasoning_summary(self) -> str | None:
+        return "".join(self.summary) or None
+
+    def feed(self, event: Any) -> str | None:
+        """The text delta in ``event`` (None if none); raises on a filter, refusal, failure or error event."""
+        kind = getattr(event, "type", None)
+        if kind == "response.output_text.delta":
+            self.parts.append(event.delta)
+            return event.delta or None
+        if kind == "response.reasoning_summary_text.delta":
+            self.summary.append(event.delta)
+        elif kind == "response.reasoning_summary_part.added" and self.summary:
+            self.summary.append("\n\n")
+        elif kind == "response.refusal.delta":
+            self.refusal.append(event.delta)
+        elif kind == "response.refusal.done":
+            refusal = event.refusal or "".join(self.refusal)
+            raise RefusalError(
+                f"The model refused to answer: {refusal}", refusal=refusal, debug_info=self.ctx.debug_info()
+            )
+        elif kind == "response.created":
+            self.model = event.response.model or None
+            self.request_id = event.response.id or None
+        elif kind in ("response.completed", "response.incomplete"):
+            self._close(event.response)
+        elif kind == "response.failed":
+            raise _failed(self.ctx, event.response.error, self.ctx.debug_info())
+        elif kind == "error":
+            raise ServiceError(
+                f"The stream from '{self.ctx.deployment}' failed: {event.message}",
+                error_code=str(event.code or "stream_error"),
+                debug_info=self.ctx.debug_info(),
+            )
+        return None
+
+    def _close(self, response: Response) -> None:
+        self.usage = response_usage(response)
+        self.model = response.model or self.model
+        reason = response.incomplete_details.reason if response.incomplete_details else None
+        if reason == "content_filter":
+            self.finish_reason = "content_filter"
+            raise ContentFilterError.from_results(_filter_results(response), source="output", ctx=self.ctx)
+        if response.status == "incomplete":
+            self.finish_reason = "length"
+        else:
+            _, _, calls, _ = _parts(response)
+            self.finish_reason = "tool_calls" if calls else "stop"
+
+    def check_finish(self) -> None:
+        if self.finish_reason == "length":
+            raise _truncated(self.ctx, self.max_tokens, "streamed answer", self.ctx.debug_info())
