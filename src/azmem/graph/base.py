@@ -8,26 +8,122 @@ first use, so a graph that only reads or takes triplets never touches Azure.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
 from azmem.azure.request import ModelSize
 from azmem.azure.settings import AzmemSettings
 from azmem.embeddings.protocol import AsyncEmbedder, Embedder
-from azmem.errors import ConfigurationError, InvalidInputError
-from azmem.graph.model import utcnow
+from azmem.errors import ConfigurationError, InvalidInputError, StructuredOutputError
+from azmem.graph import flows
+from azmem.graph.bulk import BulkIngestError, EpisodeInput, Progress, group_batches
+from azmem.graph.ingest import add_episode_flow, add_fact_flow
+from azmem.graph.model import Entity, Episode, EpisodeSource, Fact, utcnow
 from azmem.graph.prompts import GraphPrompts
+from azmem.graph.queries import SearchFilters
+from azmem.graph.ranking import Reranker
+from azmem.graph.results import AddEpisodeResult, DeleteEpisodeResult, EntityHit, FactHit, GraphCounts
 from azmem.graph.state import DEFAULT_MODEL_SIZES, GraphState, LLMStep
+from azmem.graph.steps import Chat, Flow
 from azmem.graph.store import GraphStore, open_graph_store
 from azmem.graph.types import TypeRegistry
 from azmem.memory.base import EMBEDDING_POOL, ConfigInput, split_config
 from azmem.stores.factory import backend_of, redact_url
 
-__all__ = ["GraphBase"]
+__all__ = ["BulkRun", "GraphBase", "chat_kwargs", "face_method", "group_of", "parsed_reply"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def face_method(method: F, build: Callable[..., Any]) -> F:
+    """Name a face's driver of ``build`` (``_search_flow`` -> ``search``); its doc and signature."""
+    functools.update_wrapper(method, build)
+    name = build.__name__.removeprefix("_").removesuffix("_flow")
+    method.__name__ = name
+    method.__qualname__ = name
+    signature = inspect.signature(build)
+    returns = signature.return_annotation  # a string: "Flow[X]" -> "X", what the face returns
+    if isinstance(returns, str) and returns.startswith("Flow[") and returns.endswith("]"):
+        method.__signature__ = signature.replace(return_annotation=returns[5:-1])  # type: ignore[attr-defined]
+    return method
+
+
+def group_of(build: Callable[..., Any]) -> Callable[..., str]:
+    """How a face finds the ``group_id`` a call of ``build`` is about (its per-group lock's key)."""
+    signature = inspect.signature(build)
+
+    def key(*args: Any, **kwargs: Any) -> str:
+        return str(signature.bind(*args, **kwargs).arguments["group_id"])
+
+    return key
+
+
+def chat_kwargs(step: Chat) -> dict[str, Any]:
+    """The keyword arguments of a `Chat` step's ``generate`` call (the same for both LLM clients)."""
+    return {
+        "response_model": step.response_model,
+        "model_size": step.model_size,
+        "prompt_name": step.prompt.name,
+        "group_id": step.group_id,
+    }
+
+
+def parsed_reply(step: Chat, result: Any) -> Any:
+    """The structured output of a `Chat` step's reply; none raises `StructuredOutputError`."""
+    if result.parsed is None:
+        raise StructuredOutputError(f"{step.prompt.name}: the model returned no structured output")
+    return result.parsed
+
+
+class BulkRun:
+    """The bookkeeping of one ``add_episodes`` call, the same for both faces.
+
+    Results in input order, the failure that stopped each group, progress after each
+    added episode; the faces only decide how the groups run (threads or tasks).
+    """
+
+    def __init__(
+        self, episodes: Iterable[EpisodeInput | Mapping[str, Any]], progress: Progress | None
+    ) -> None:
+        self._batches = group_batches(episodes)
+        self._total = len(self._batches.items)
+        self._results: list[AddEpisodeResult | None] = [None] * self._total
+        self._errors: dict[int, BaseException] = {}
+        self._progress = progress
+        self._done = 0
+        self._guard = threading.Lock()
+
+    @property
+    def groups(self) -> list[list[int]]:
+        """The indexes of each group's episodes, in input order."""
+        return list(self._batches.by_group.values())
+
+    def episode(self, index: int) -> dict[str, Any]:
+        """The keyword arguments of ``add_episode`` for episode ``index``."""
+        return self._batches.items[index].model_dump()
+
+    def failed(self, index: int, error: BaseException) -> None:
+        self._errors[index] = error
+
+    def added(self, index: int, result: AddEpisodeResult) -> None:
+        self._results[index] = result
+        with self._guard:
+            self._done += 1
+            if self._progress is not None:
+                self._progress(self._done, self._total, result)
+
+    def outcome(self) -> list[AddEpisodeResult]:
+        """The results in input order; if any episode failed, `BulkIngestError` (from the first)."""
+        if self._errors:
+            raise BulkIngestError(self._results, self._errors) from self._errors[min(self._errors)]
+        return [r for r in self._results if r is not None]
 
 
 class GraphBase:
@@ -154,3 +250,170 @@ class GraphBase:
         return (
             f"{type(self).__name__}(store={self.store_url!r}, embedder={name!r}, extract={self.can_extract})"
         )
+
+    # -- flows: one per public method, with its contract; `Graph` and `AsyncGraph` drive them
+    def _add_episode_flow(
+        self,
+        content: str,
+        *,
+        group_id: str,
+        reference_time: datetime | None = None,
+        source: EpisodeSource = "message",
+        name: str | None = None,
+        source_description: str = "",
+    ) -> Flow[AddEpisodeResult]:
+        """Add one episode: extract its entities and facts, resolve them against the group, apply atomically.
+
+        At most two LLM calls whatever the number of entities (one when nothing is
+        ambiguous). ``reference_time`` is when it happened (default: now); relative
+        dates in the content are resolved against it. On any error the graph is left
+        unchanged and the call can be repeated.
+        """
+        return add_episode_flow(
+            self._state,
+            content,
+            group_id=group_id,
+            reference_time=reference_time,
+            source=source,
+            name=name,
+            source_description=source_description,
+        )
+
+    def _add_fact_flow(
+        self,
+        source: str,
+        relation: str,
+        target: str,
+        fact: str | None = None,
+        *,
+        group_id: str,
+        valid_at: datetime | None = None,
+        invalid_at: datetime | None = None,
+        invalidates: Sequence[str] = (),
+    ) -> Flow[Fact]:
+        """Add a known triplet without the LLM (Graphiti's ``add_triplet``).
+
+        ``source`` and ``target`` are entity names, matched by exact name or alias
+        (else created). ``invalidates`` lists fact ids this one ends. An exact
+        restatement of a current fact returns that fact.
+        """
+        return add_fact_flow(
+            self._state,
+            source,
+            relation,
+            target,
+            fact,
+            group_id=group_id,
+            valid_at=valid_at,
+            invalid_at=invalid_at,
+            invalidates=invalidates,
+        )
+
+    def _delete_episode_flow(self, episode_id: str) -> Flow[DeleteEpisodeResult]:
+        """Remove an episode, the facts and entities only it supported, and undo the endings it caused."""
+        return flows.delete_episode_flow(episode_id)
+
+    def _delete_fact_flow(self, fact_id: str) -> Flow[None]:
+        return flows.delete_fact_flow(fact_id)
+
+    def _clear_flow(self, group_id: str) -> Flow[GraphCounts]:
+        """Remove every episode, entity and fact of a group; returns how many there were."""
+        return flows.clear_flow(group_id)
+
+    def _search_flow(
+        self,
+        query: str,
+        *,
+        group_ids: Sequence[str],
+        as_of: datetime | None = None,
+        known_at: datetime | None = None,
+        center_entity: str | None = None,
+        filters: SearchFilters | Mapping[str, Any] | None = None,
+        limit: int = 10,
+        reranker: Reranker = "rrf",
+        mmr_lambda: float = 0.5,
+    ) -> Flow[list[FactHit]]:
+        """Facts relevant to ``query``: BM25 + cosine + graph distance, fused by RRF (or MMR / distance).
+
+        ``as_of``: true in the world at that time. ``known_at``: as the system
+        believed at that time. Neither: facts not ended now. ``filters``: relation
+        names, entity labels, date conditions, ``include_invalid`` (history).
+        """
+        return flows.search_flow(
+            self._state,
+            query,
+            group_ids=group_ids,
+            as_of=as_of,
+            known_at=known_at,
+            center_entity=center_entity,
+            filters=dict(filters) if isinstance(filters, Mapping) else filters,
+            limit=limit,
+            reranker=reranker,
+            mmr_lambda=mmr_lambda,
+        )
+
+    def _search_entities_flow(
+        self,
+        query: str,
+        *,
+        group_ids: Sequence[str],
+        known_at: datetime | None = None,
+        labels: Sequence[str] | None = None,
+        limit: int = 10,
+    ) -> Flow[list[EntityHit]]:
+        """Entities by name, alias and summary (BM25, prefix words) and name meaning, fused by RRF."""
+        return flows.search_entities_flow(
+            self._state, query, group_ids=group_ids, known_at=known_at, labels=labels, limit=limit
+        )
+
+    def _get_episodes_flow(
+        self, group_ids: Sequence[str], *, before: datetime | None = None, limit: int = 10
+    ) -> Flow[list[Episode]]:
+        """The ``limit`` latest episodes (by reference time, before ``before``), oldest first."""
+        return flows.get_episodes_flow(group_ids, before=before, limit=limit)
+
+    def _get_entity_flow(self, entity_id: str) -> Flow[Entity]:
+        return flows.get_entity_flow(entity_id)
+
+    def _get_fact_flow(self, fact_id: str) -> Flow[Fact]:
+        return flows.get_fact_flow(fact_id)
+
+    def _find_entity_flow(self, name: str, *, group_id: str) -> Flow[Entity]:
+        """The entity called ``name`` (or with it as an alias) in a group; not-found or ambiguous raise."""
+        return flows.find_entity_flow(name, group_id=group_id)
+
+    def _list_facts_flow(
+        self,
+        group_ids: Sequence[str],
+        *,
+        as_of: datetime | None = None,
+        known_at: datetime | None = None,
+        include_invalid: bool = False,
+        limit: int = 100,
+    ) -> Flow[list[Fact]]:
+        """The facts a time view sees (as :meth:`search` would), unranked, in world-time order."""
+        return flows.list_facts_flow(
+            self._state,
+            group_ids,
+            as_of=as_of,
+            known_at=known_at,
+            include_invalid=include_invalid,
+            limit=limit,
+        )
+
+    def _timeline_flow(self, entity_id: str, *, known_at: datetime | None = None) -> Flow[list[Fact]]:
+        """Every fact about an entity, ended ones included, in world-time order (as known at ``known_at``)."""
+        return flows.timeline_flow(entity_id, known_at=known_at)
+
+    def _counts_flow(self, group_ids: Sequence[str]) -> Flow[GraphCounts]:
+        return flows.counts_flow(group_ids)
+
+    def _export_flow(
+        self,
+        group_ids: Sequence[str],
+        *,
+        format: Literal["json", "graphml"] = "json",
+        include_embeddings: bool = False,
+    ) -> Flow[str]:
+        """The groups' graph as JSON (every record) or GraphML (entities, episodes, facts, mentions)."""
+        return flows.export_flow(group_ids, format=format, include_embeddings=include_embeddings)

@@ -9,11 +9,30 @@ fusion: docs/stores.md. Candidates are identified by the backend's row key (an i
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeAlias
 
-from azmem.stores.models import SearchMode
+from azmem.stores.models import MemoryRecord, SearchHit, SearchMode
 
-__all__ = ["DENSE_WEIGHT", "Ranked", "Scored", "fuse", "rank"]
+__all__ = [
+    "COMMON_SCAN",
+    "DENSE_WEIGHT",
+    "RARE_BUDGET",
+    "RARE_DOCS",
+    "Ranked",
+    "Scored",
+    "fuse",
+    "hits",
+    "rank",
+    "rare_terms",
+]
+
+# Lexical search: a word in more than RARE_DOCS memories is common; the rare words scored
+# add up to at most RARE_BUDGET matches; with only common words, the newest COMMON_SCAN
+# matches are scored.
+RARE_DOCS = 4_000
+RARE_BUDGET = 12_000
+COMMON_SCAN = 2_000
 
 #: Weight of the normalised cosine in the hybrid score (the rest goes to normalised BM25).
 DENSE_WEIGHT = 0.5
@@ -84,3 +103,50 @@ def fuse(cosine: float, cosine_max: float, bm25: float, bm25_max: float, lexical
         return dense_part
     lex_part = bm25 / bm25_max if bm25_max > 0.0 else 0.0
     return DENSE_WEIGHT * dense_part + (1.0 - DENSE_WEIGHT) * lex_part
+
+
+def hits(
+    scored: Scored,
+    rows: dict[int, Sequence[Any]],
+    dense_hits: Ranked,
+    lexical_hits: Ranked,
+    lexical_extra: dict[int, float],
+    limit: int,
+    *,
+    record: Callable[[Sequence[Any]], MemoryRecord],
+) -> list[SearchHit]:
+    """The final order (best score first; ties by cosine, then oldest, then id, so results are
+    deterministic) as SearchHits; ``rows`` are a backend's memory rows by row key, ``record``
+    turns one into its record."""
+    dense_rank = {rid: i + 1 for i, (rid, _) in enumerate(dense_hits)}
+    lex_rank = {rid: i + 1 for i, (rid, _) in enumerate(lexical_hits)}
+    lex_score = {**lexical_extra, **dict(lexical_hits)}
+    ordered = sorted(
+        (t for t in scored if t[2] in rows),
+        key=lambda t: (-t[0], -(t[1] or 0.0), rows[t[2]][9], rows[t[2]][0]),
+    )
+    return [
+        SearchHit(
+            record=record(rows[rid]),
+            score=score,
+            similarity=similarity,
+            bm25=lex_score.get(rid),
+            dense_rank=dense_rank.get(rid),
+            bm25_rank=lex_rank.get(rid),
+        )
+        for score, similarity, rid in ordered[:limit]
+    ]
+
+
+def rare_terms(df: Mapping[str, int], *, rare_docs: int = RARE_DOCS, budget: int = RARE_BUDGET) -> list[str]:
+    """The rare words a lexical search scores (rarest first, within ``budget`` matches), from
+    each present word's document frequency (capped at ``rare_docs + 1``); none if all are common."""
+    rare = sorted((t for t in df if df[t] <= rare_docs), key=lambda t: df[t])
+    chosen: list[str] = []
+    total = 0
+    for term in rare:
+        if chosen and total + df[term] > budget:
+            break
+        chosen.append(term)
+        total += df[term]
+    return chosen

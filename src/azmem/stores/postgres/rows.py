@@ -8,15 +8,13 @@ whatever the database's locale; see `search.py`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from azmem.errors import InvalidInputError
+from azmem.stores import cursors, rows
 from azmem.stores.filters import format_time
 from azmem.stores.models import HistoryEvent, MemoryRecord
 from azmem.stores.terms import _WORD as WORD  # the one definition of a word, shared with query_terms
@@ -35,11 +33,8 @@ __all__ = [
 ]
 
 # Column order matters: index 9 is created_at, 0 the id, 11 the row key (rid).
-COLS = (
-    "m.id, m.memory, m.hash, m.user_id, m.agent_id, m.run_id, m.actor_id, m.role, "
-    "m.metadata, m.created_at, m.updated_at, m.rid"
-)
-HISTORY_COLS = "id, memory_id, event, old_memory, new_memory, created_at, actor_id, role, metadata"
+COLS = rows.MEMORY_COLS + ", m.rid"
+HISTORY_COLS = rows.HISTORY_COLS
 
 # tsvector limits: positions are 1..16383, at most 256 kept per lexeme.
 _MAX_POSITION = 16383
@@ -50,35 +45,16 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _same(value: Any) -> Any:
+    return value  # jsonb: psycopg already hands back the Python value
+
+
 def record(row: Sequence[Any]) -> MemoryRecord:
-    # Rows were validated on the way in; model_construct skips re-validation on hot paths.
-    return MemoryRecord.model_construct(
-        id=row[0],
-        memory=row[1],
-        hash=row[2],
-        user_id=row[3],
-        agent_id=row[4],
-        run_id=row[5],
-        actor_id=row[6],
-        role=row[7],
-        metadata=row[8],
-        created_at=_utc(row[9]),
-        updated_at=_utc(row[10]),
-    )
+    return rows.record(row, time=_utc, meta=_same)
 
 
 def event(row: Sequence[Any]) -> HistoryEvent:
-    return HistoryEvent.model_construct(
-        id=row[0],
-        memory_id=row[1],
-        event=row[2],
-        old_memory=row[3],
-        new_memory=row[4],
-        created_at=_utc(row[5]),
-        actor_id=row[6],
-        role=row[7],
-        metadata=row[8],
-    )
+    return rows.event(row, time=_utc, meta=_same)
 
 
 def json_text(value: Any) -> str:
@@ -129,34 +105,11 @@ def tsquery(terms: Sequence[str]) -> str:
 
 
 def encode_cursor(created_at: datetime, rid: int) -> str:
-    raw = json.dumps(["v1", format_time(created_at), rid], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode_cursor(format_time(created_at), rid)
 
 
 def decode_cursor(cursor: object) -> tuple[datetime, int]:
-    bad = InvalidInputError(
-        "cursor is not one returned by list()", suggestion="pass back next_cursor unchanged, or None to start"
-    )
-    if not isinstance(cursor, str) or not cursor or len(cursor) > 200:
-        raise bad
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise bad from None
-    if (
-        not isinstance(data, list)
-        or len(data) != 3
-        or data[0] != "v1"
-        or not isinstance(data[1], str)
-        or isinstance(data[2], bool)
-        or not isinstance(data[2], int)
-        or not 0 <= data[2] < 2**63
-    ):
-        raise bad
-    try:
-        when = datetime.fromisoformat(data[1])
-    except ValueError:
-        raise bad from None
-    if when.tzinfo is None:
-        raise bad
-    return when, data[2]
+    _, when, rid = cursors.decode_cursor(cursor)
+    if not 0 <= rid < 2**63 or when.tzinfo is None:
+        raise cursors.bad_cursor()
+    return when, rid

@@ -48,34 +48,26 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from azmem.errors import InvalidInputError
 from azmem.stores import ranking
-from azmem.stores import validate as v
 from azmem.stores.models import SearchHit, SearchMode
 from azmem.stores.postgres import rows as codec
 from azmem.stores.postgres.connections import Conn
 from azmem.stores.postgres.schema import VectorIndex
-from azmem.stores.ranking import Ranked, Scored
+from azmem.stores.ranking import Ranked
 
 __all__ = [
-    "MAX_LIMIT",
     "VectorPlan",
-    "check_arguments",
     "cosines",
     "dense",
     "fetch",
-    "hits",
     "lexical",
     "run",
 ]
 
-MAX_LIMIT = 1000
 K1 = 1.2
 B = 0.75
 CANDIDATES = 100  # HNSW candidates fetched for re-ranking (at most ef_search)
-RARE_DOCS = 4_000
-RARE_BUDGET = 12_000
-COMMON_SCAN = 2_000
+RARE_DOCS, RARE_BUDGET, COMMON_SCAN = ranking.RARE_DOCS, ranking.RARE_BUDGET, ranking.COMMON_SCAN
 
 # BM25 of the row `m` for the words (text[]) with their IDFs (float8[]); avgdl first.
 _SCORE = (
@@ -83,19 +75,6 @@ _SCORE = (
     "+ 1.2::float8 * (0.25::float8 + 0.75::float8 * m.doc_len / %s::float8))), 0) "
     "FROM unnest(m.lexemes) AS u JOIN unnest(%s::text[], %s::float8[]) AS t(term, idf) ON t.term = u.lexeme)"
 )
-
-
-def check_arguments(mode: object, scope: object, limit: object, threshold: object) -> int:
-    """The checks every search starts with, in SQLite's order; returns the limit."""
-    if mode not in ("hybrid", "dense", "bm25"):
-        raise InvalidInputError(f"unknown search mode {mode!r}", suggestion="use 'hybrid', 'dense' or 'bm25'")
-    v.check_scope(scope, for_write=False)
-    checked = v.check_limit(limit, "limit", maximum=MAX_LIMIT)
-    if threshold is not None and (
-        isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold)
-    ):
-        raise InvalidInputError(f"threshold must be a finite number, got {threshold!r}")
-    return checked
 
 
 @dataclass(frozen=True)
@@ -185,17 +164,9 @@ def lexical(
     df = {t: c for t, c in zip(terms, counts, strict=True) if c}
     if not df:
         return [], {}
-    rare = sorted((t for t in df if df[t] <= RARE_DOCS), key=lambda t: df[t])
+    chosen = ranking.rare_terms(df, rare_docs=RARE_DOCS, budget=RARE_BUDGET)
     newest: int | None = None
-    if rare:
-        chosen: list[str] = []
-        total = 0
-        for term in rare:
-            if chosen and total + df[term] > RARE_BUDGET:
-                break
-            chosen.append(term)
-            total += df[term]
-    else:  # every word is common: exact counts for the IDF, and only the newest matches scored
+    if not chosen:  # every word is common: exact counts for the IDF, and only the newest matches scored
         chosen = list(df)
         newest = COMMON_SCAN
         for term in chosen:
@@ -262,35 +233,6 @@ def fetch(conn: Conn, rids: set[int]) -> dict[int, Sequence[Any]]:
     }
 
 
-def hits(
-    scored: Scored,
-    rows: dict[int, Sequence[Any]],
-    dense_hits: Ranked,
-    lexical_hits: Ranked,
-    lexical_extra: dict[int, float],
-    limit: int,
-) -> list[SearchHit]:
-    """The final order (best score first; ties by cosine, then oldest, then id) as SearchHits."""
-    dense_rank = {rid: i + 1 for i, (rid, _) in enumerate(dense_hits)}
-    lex_rank = {rid: i + 1 for i, (rid, _) in enumerate(lexical_hits)}
-    lex_score = {**lexical_extra, **dict(lexical_hits)}
-    ordered = sorted(
-        (t for t in scored if t[2] in rows),
-        key=lambda t: (-t[0], -(t[1] or 0.0), rows[t[2]][9], rows[t[2]][0]),
-    )
-    return [
-        SearchHit(
-            record=codec.record(rows[rid]),
-            score=score,
-            similarity=similarity,
-            bm25=lex_score.get(rid),
-            dense_rank=dense_rank.get(rid),
-            bm25_rank=lex_rank.get(rid),
-        )
-        for score, similarity, rid in ordered[:limit]
-    ]
-
-
 def run(
     conn: Conn,
     mode: SearchMode,
@@ -324,4 +266,4 @@ def run(
         mode, similarities, dense_hits, lexical_hits, lexical_extra, bool(terms), threshold, limit
     )
     rows = fetch(conn, {rid for _, _, rid in scored})
-    return hits(scored, rows, dense_hits, lexical_hits, lexical_extra, limit)
+    return ranking.hits(scored, rows, dense_hits, lexical_hits, lexical_extra, limit, record=codec.record)

@@ -32,11 +32,10 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-import numpy as np
-import numpy.typing as npt
 import psycopg
 
 from azmem.errors import InvalidInputError, SchemaVersionError, StoreError
+from azmem.stores import cursors
 from azmem.stores import validate as v
 from azmem.stores.audit import AuditContext, ForgetReport, import_entries, ops_entries
 from azmem.stores.audit_log import AuditLog
@@ -63,8 +62,8 @@ from azmem.stores.postgres import rows as codec
 from azmem.stores.postgres.connections import Conn, Connections, check_option, normalise_url
 from azmem.stores.postgres.errors import Where, translate
 from azmem.stores.postgres.filters import CASEFOLD, CompiledFilter, compile_postgres, where_clause
+from azmem.stores.prepare import check_search, search_inputs
 from azmem.stores.protocol import Filters
-from azmem.stores.terms import query_terms
 
 __all__ = ["PostgresStore"]
 
@@ -352,10 +351,7 @@ class PostgresStore:
             "ORDER BY m.created_at DESC, m.rid DESC LIMIT %s",
             [*params, limit + 1],
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = codec.encode_cursor(rows[-1][9], rows[-1][11]) if more else None
-        return Page(records=[codec.record(r) for r in rows], next_cursor=next_cursor)
+        return cursors.page(rows, limit, cursor=codec.encode_cursor, record=codec.record)
 
     def count(self, scope: Scope | None = None, filters: Filters | None = None) -> int:
         scope = v.check_scope(scope or Scope(), for_write=False)
@@ -405,17 +401,8 @@ class PostgresStore:
         mode: SearchMode = "hybrid",
         threshold: float | None = None,
     ) -> builtins.list[SearchHit]:
-        limit = search.check_arguments(mode, scope, limit, threshold)
-        use_dense, use_text = mode != "bm25", mode != "dense"
-        query: npt.NDArray[np.float32] | None = None
-        if use_dense:
-            _, dim = self._require_open()
-            query = v.check_vector(query_vector, dim, "query_vector")
-        terms: builtins.list[str] | None = None
-        if use_text:
-            if not isinstance(query_text, str):
-                raise InvalidInputError(f"{mode} search needs query_text (a string)")
-            terms = query_terms(query_text)
+        limit = check_search(mode, scope, limit, threshold)
+        query, terms = search_inputs(mode, query_text, query_vector, lambda: self._require_open()[1])
         where, params = self._where(scope, filters)
 
         def run(conn: Conn) -> builtins.list[SearchHit]:

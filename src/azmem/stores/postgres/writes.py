@@ -25,10 +25,11 @@ from psycopg import sql
 from azmem.errors import InvalidInputError, MemoryNotFoundError, StoreError
 from azmem.stores import validate as v
 from azmem.stores.filters import format_time
-from azmem.stores.models import AddOp, DeleteOp, HistoryEvent, MemoryRecord, Op, UpdateOp, Vector, memory_hash
+from azmem.stores.models import AddOp, DeleteOp, HistoryEvent, Op, UpdateOp, Vector, memory_hash
 from azmem.stores.postgres import binding, schema
 from azmem.stores.postgres import rows as codec
 from azmem.stores.postgres.connections import Conn
+from azmem.stores.prepare import check_op
 
 __all__ = [
     "Prepared",
@@ -101,14 +102,9 @@ def _metadata(value: object) -> str:
 
 
 def prepare(op: object, dim: int) -> Prepared:
+    op = check_op(op)
     if isinstance(op, AddOp):
         rec = op.record
-        if not isinstance(rec, MemoryRecord):
-            raise InvalidInputError(f"AddOp.record must be a MemoryRecord, got {type(rec).__name__}")
-        v.check_optional_id(rec.id, "id")
-        v.check_scope(rec.scope, for_write=True)
-        v.check_optional_id(rec.actor_id, "actor_id")
-        v.check_optional_id(rec.role, "role")
         text, document = _text(rec.memory)
         return Prepared(
             op,
@@ -119,16 +115,6 @@ def prepare(op: object, dim: int) -> Prepared:
             times=(_time(rec.created_at), _time(rec.updated_at)),
         )
     if isinstance(op, UpdateOp):
-        v.check_optional_id(op.id, "id")
-        v.check_optional_id(op.actor_id, "actor_id")
-        v.check_optional_id(op.role, "role")
-        if op.memory is None and op.metadata is None and op.vector is None:
-            raise InvalidInputError(f"update of {op.id} changes nothing (no memory, metadata or vector)")
-        if op.memory is not None and op.vector is None:
-            raise InvalidInputError(
-                f"update of {op.id} changes the text but carries no vector",
-                suggestion="embed the new text and pass it as UpdateOp(vector=...)",
-            )
         new_text: str | None = None
         new_document: tuple[str, int] | None = None
         if op.memory is not None:
@@ -142,11 +128,7 @@ def prepare(op: object, dim: int) -> Prepared:
             vector=None if op.vector is None else v.check_vector(op.vector, dim),
             times=None if when is None else (when, when),
         )
-    if isinstance(op, DeleteOp):
-        v.check_optional_id(op.id, "id")
-        v.check_optional_id(op.actor_id, "actor_id")
-        return Prepared(op)
-    raise InvalidInputError(f"not a store operation: {type(op).__name__}")
+    return Prepared(op)
 
 
 def apply_ops(conn: Conn, prepared: Sequence[Prepared], now: datetime) -> list[HistoryEvent]:

@@ -15,17 +15,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from azmem.stores.models import Scope, SearchHit
-from azmem.stores.ranking import Ranked, Scored
+from azmem.stores import ranking
+from azmem.stores.models import Scope
+from azmem.stores.ranking import Ranked
 from azmem.stores.sqlite import _rows as codec
 from azmem.stores.sqlite._fts import or_expression
 from azmem.stores.sqlite._index_cache import IN_CHUNK, IndexCache
 from azmem.stores.sqlite._lexical import PhraseQuery
 from azmem.stores.sqlite.filters import CompiledFilter
 
-RARE_DOCS = 4_000
-RARE_BUDGET = 12_000
-COMMON_SCAN = 2_000
+RARE_DOCS, RARE_BUDGET, COMMON_SCAN = ranking.RARE_DOCS, ranking.RARE_BUDGET, ranking.COMMON_SCAN
 
 
 def dense(
@@ -189,15 +188,8 @@ def lexical_fts(
     present = [t for t in terms if df[t]]
     if not present:
         return [], {}
-    rare = sorted((t for t in present if df[t] <= RARE_DOCS), key=lambda t: df[t])
-    if rare:
-        chosen: list[str] = []
-        total = 0
-        for term in rare:
-            if chosen and total + df[term] > RARE_BUDGET:
-                break
-            chosen.append(term)
-            total += df[term]
+    chosen = ranking.rare_terms({t: df[t] for t in present}, rare_docs=RARE_DOCS, budget=RARE_BUDGET)
+    if chosen:
         expression = or_expression(chosen)
         sql = (
             "SELECT m.rid, -bm25(memories_fts) FROM memories_fts "
@@ -252,33 +244,3 @@ def cosines(
     ):
         out[rid] = float(np.frombuffer(blob, dtype="<f4") @ query)
     return out
-
-
-def hits(
-    scored: Scored,
-    rows: dict[int, Sequence[Any]],
-    dense_hits: Ranked,
-    lexical_hits: Ranked,
-    lexical_extra: dict[int, float],
-    limit: int,
-) -> list[SearchHit]:
-    """The final order (best score first; ties by cosine, then oldest, then id, so results are
-    deterministic) as SearchHits."""
-    dense_rank = {rid: i + 1 for i, (rid, _) in enumerate(dense_hits)}
-    lex_rank = {rid: i + 1 for i, (rid, _) in enumerate(lexical_hits)}
-    lex_score = {**lexical_extra, **dict(lexical_hits)}
-    ordered = sorted(
-        (t for t in scored if t[2] in rows),
-        key=lambda t: (-t[0], -(t[1] or 0.0), rows[t[2]][9], rows[t[2]][0]),
-    )
-    return [
-        SearchHit(
-            record=codec.record(rows[rid]),
-            score=score,
-            similarity=similarity,
-            bm25=lex_score.get(rid),
-            dense_rank=dense_rank.get(rid),
-            bm25_rank=lex_rank.get(rid),
-        )
-        for score, similarity, rid in ordered[:limit]
-    ]

@@ -36,9 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from azmem.config import create_private_file
 from azmem.errors import (
     EmbedderMismatchError,
@@ -47,7 +44,7 @@ from azmem.errors import (
     SchemaVersionError,
     StoreError,
 )
-from azmem.stores import ranking
+from azmem.stores import cursors, ranking
 from azmem.stores import validate as v
 from azmem.stores.audit import AuditContext, ForgetReport, import_entries, ops_entries
 from azmem.stores.audit_log import AuditLog
@@ -69,6 +66,7 @@ from azmem.stores.models import (
     memory_hash,
     utcnow,
 )
+from azmem.stores.prepare import check_op, check_search, search_inputs
 from azmem.stores.protocol import Filters
 from azmem.stores.sqlite import _rows as codec
 from azmem.stores.sqlite import _search, transfer
@@ -78,11 +76,9 @@ from azmem.stores.sqlite._schema import READ_OPTIONAL, migrate, pending
 from azmem.stores.sqlite.filters import CompiledFilter, compile_sqlite, register_sql_functions
 from azmem.stores.sqlite.keys import SQLiteKeyTable
 from azmem.stores.sqlite.vectors import IndexMode
-from azmem.stores.terms import query_terms
 
 __all__ = ["SQLiteStore"]
 
-MAX_SEARCH_LIMIT = 1000
 MAX_LIST_LIMIT = 10_000
 _CHANGES_KEEP = 10_000
 _CHANGES_PRUNE_AT = 20_000
@@ -400,14 +396,9 @@ class SQLiteStore:
         return events
 
     def _prepare(self, op: object, dim: int) -> _Prepared:
+        op = check_op(op)
         if isinstance(op, AddOp):
             rec = op.record
-            if not isinstance(rec, MemoryRecord):
-                raise InvalidInputError(f"AddOp.record must be a MemoryRecord, got {type(rec).__name__}")
-            v.check_optional_id(rec.id, "id")
-            v.check_scope(rec.scope, for_write=True)
-            v.check_optional_id(rec.actor_id, "actor_id")
-            v.check_optional_id(rec.role, "role")
             return _Prepared(
                 op,
                 text=v.check_text(rec.memory, "memory", max_bytes=v.MAX_MEMORY_BYTES),
@@ -416,16 +407,6 @@ class SQLiteStore:
                 times=(format_time(rec.created_at), format_time(rec.updated_at)),
             )
         if isinstance(op, UpdateOp):
-            v.check_optional_id(op.id, "id")
-            v.check_optional_id(op.actor_id, "actor_id")
-            v.check_optional_id(op.role, "role")
-            if op.memory is None and op.metadata is None and op.vector is None:
-                raise InvalidInputError(f"update of {op.id} changes nothing (no memory, metadata or vector)")
-            if op.memory is not None and op.vector is None:
-                raise InvalidInputError(
-                    f"update of {op.id} changes the text but carries no vector",
-                    suggestion="embed the new text and pass it as UpdateOp(vector=...)",
-                )
             when = op.updated_at
             return _Prepared(
                 op,
@@ -436,11 +417,7 @@ class SQLiteStore:
                 vector=None if op.vector is None else codec.blob(v.check_vector(op.vector, dim)),
                 times=None if when is None else (format_time(when), format_time(when)),
             )
-        if isinstance(op, DeleteOp):
-            v.check_optional_id(op.id, "id")
-            v.check_optional_id(op.actor_id, "actor_id")
-            return _Prepared(op)
-        raise InvalidInputError(f"not a store operation: {type(op).__name__}")
+        return _Prepared(op)
 
     def _apply_one(self, conn: sqlite3.Connection, p: _Prepared, now: str) -> HistoryEvent:
         op = p.op
@@ -633,10 +610,7 @@ class SQLiteStore:
                 "ORDER BY m.created_at DESC, m.rid DESC LIMIT ?",
                 (*params, limit + 1),
             ).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = codec.encode_cursor(rows[-1][9], rows[-1][11]) if more else None
-        return Page(records=[codec.record(r) for r in rows], next_cursor=next_cursor)
+        return cursors.page(rows, limit, cursor=codec.encode_cursor, record=codec.record)
 
     def count(self, scope: Scope | None = None, filters: Filters | None = None) -> int:
         scope = v.check_scope(scope or Scope(), for_write=False)
@@ -701,28 +675,8 @@ class SQLiteStore:
         mode: SearchMode = "hybrid",
         threshold: float | None = None,
     ) -> builtins.list[SearchHit]:
-        if mode not in ("hybrid", "dense", "bm25"):
-            raise InvalidInputError(
-                f"unknown search mode {mode!r}", suggestion="use 'hybrid', 'dense' or 'bm25'"
-            )
-        v.check_scope(scope, for_write=False)
-        limit = v.check_limit(limit, "limit", maximum=MAX_SEARCH_LIMIT)
-        if threshold is not None and (
-            isinstance(threshold, bool)
-            or not isinstance(threshold, int | float)
-            or not np.isfinite(threshold)
-        ):
-            raise InvalidInputError(f"threshold must be a finite number, got {threshold!r}")
-        use_dense, use_text = mode != "bm25", mode != "dense"
-        query: npt.NDArray[np.float32] | None = None
-        if use_dense:
-            _, dim = self._require_open()
-            query = v.check_vector(query_vector, dim, "query_vector")
-        terms: builtins.list[str] | None = None
-        if use_text:
-            if not isinstance(query_text, str):
-                raise InvalidInputError(f"{mode} search needs query_text (a string)")
-            terms = query_terms(query_text)
+        limit = check_search(mode, scope, limit, threshold)
+        query, terms = search_inputs(mode, query_text, query_vector, lambda: self._require_open()[1])
         compiled = compile_sqlite(parse_filters(filters))
         where, params = self._where(scope, compiled)
         depth = limit if mode != "hybrid" else max(4 * limit, 40)
@@ -749,7 +703,7 @@ class SQLiteStore:
                 mode, similarities, dense_hits, lexical_hits, lexical_extra, bool(terms), threshold, limit
             )
             rows = _search.fetch(conn, {rid for _, _, rid in scored})  # only the hits' rows
-        return _search.hits(scored, rows, dense_hits, lexical_hits, lexical_extra, limit)
+        return ranking.hits(scored, rows, dense_hits, lexical_hits, lexical_extra, limit, record=codec.record)
 
     # -- reindex --------------------------------------------------------------------------------
     def replace_vectors(
