@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from time import perf_counter
 from typing import Any
 
@@ -33,6 +34,7 @@ from azmem.errors import (
     PayloadTooLargeError,
     ScopeDeniedError,
 )
+from azmem.memory.audit import acting_as
 from azmem.server.config import ServerConfig
 from azmem.server.keyring import KeyVerifier, RateLimiter
 from azmem.server.logs import REQUEST_ID_HEADER, new_request_id, request_id_var
@@ -100,11 +102,15 @@ class Gate:
         try:
             try:
                 limit = self._limit(scope)
-                await self._admit(scope)
+                who = await self._admit(scope)
             except AzmemError as exc:
                 await self._refuse(exc, scope, receive, send_with_id)
                 return
-            await self.app(scope, self._counting(receive, limit), send_with_id)
+            # The audit trail names the API key, not the server process's OS user.
+            with (
+                acting_as(f"key:{who.name}") if who is not None and who.key_id is not None else nullcontext()
+            ):
+                await self.app(scope, self._counting(receive, limit), send_with_id)
         except Exception as exc:
             if status:  # the response had begun: nothing more can be said to this client
                 raise

@@ -31,6 +31,7 @@ from pydantic import Field
 
 from azmem import __version__
 from azmem.errors import AzmemError
+from azmem.memory.audit import set_principal
 from azmem.memory.results import AddResult, MemoryEvent, MemoryItem, MemoryList, SearchResult
 from azmem.server.gate import principal_of
 from azmem.server.graph_tools import GRAPH_INSTRUCTIONS, add_graph_tools
@@ -97,6 +98,8 @@ def build_mcp(services: Services) -> MCPServer:
         found = principal_of(request.scope)
         if found is None:
             raise ToolError("This request was not admitted by the server's gate.")
+        if found.key_id is not None:  # a tool call runs in a task of its own: name the key for the audit
+            set_principal(f"key:{found.name}")
         return found
 
     async def find(p: Principal, memory_id: str) -> MemoryItem:
