@@ -169,12 +169,11 @@ async def against_server(url: str, key: str, args: argparse.Namespace) -> tuple[
 
 def server_like_embedder() -> Embedder | AsyncEmbedder:
     """The local model the way `azmem serve` builds it (same environment knobs)."""
-    config = ServerConfig()
-    size, wait, workers = config.embedding_batching()
-    local = LocalEmbedder(threads=config.embedding_threads)
-    if size == 0:
+    plan = ServerConfig().embedding_plan()
+    local = LocalEmbedder(threads=plan.threads)
+    if plan.batch_size == 0:
         return local
-    return AsyncBatchingEmbedder(local, max_batch=size, max_wait=wait, workers=workers)
+    return AsyncBatchingEmbedder(local, max_batch=plan.batch_size, max_wait=plan.wait, workers=plan.workers)
 
 
 async def in_process(store_url: str, args: argparse.Namespace) -> tuple[Tally, float]:
@@ -258,10 +257,11 @@ def run(args: argparse.Namespace, server_url: str, inproc_url: str, home: Path, 
     if inproc_url != server_url:
         prefill(inproc_url, args.prefill)
     print(f"prefilled {args.prefill} memories in {time.perf_counter() - t0:.1f}s ({backend})")
-    size, wait, workers = ServerConfig().embedding_batching()
-    batching = f"{size}/{wait * 1000:g}ms/{workers}w" if size else "off"
-    threads = os.environ.get("AZMEM_EMBEDDING_THREADS") or "default"
-    print(f"embedding batching {batching}, onnxruntime threads {threads}")
+    plan = ServerConfig().embedding_plan()
+    batching = f"{plan.batch_size}/{plan.wait * 1000:g}ms/{plan.workers}w" if plan.batch_size else "off"
+    threads = plan.threads or os.environ.get("AZMEM_EMBEDDING_THREADS") or "default"
+    batching += f"/t{threads}"
+    print(f"local embeddings: {plan.describe()}")
     proc, url = serve(server_url, home)
     print(f"server phase: {load()}")
     try:

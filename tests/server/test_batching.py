@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,11 @@ import pytest
 from azmem.embeddings import AsyncBatchingEmbedder, LocalEmbedder
 from azmem.errors import ConfigurationError
 from azmem.server import ServerConfig
+from azmem.server.config import EmbeddingPlan
 
 from .conftest import Harness, harness_for
+
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
 
 
 async def test_concurrent_requests_embed_through_the_batcher(harness: Harness) -> None:
@@ -42,12 +46,17 @@ async def test_batching_can_be_turned_off_and_is_checked(
         await hs.add("alice keeps bees", key="alice")
         status = (await hs.client.get("/v1/status", headers=hs.auth("alice"))).json()
         assert status["embedding_batching"] is None
-    assert ServerConfig(embedding_batch_size=8, embedding_batch_wait_ms=0).embedding_batching() == (8, 0.0, 1)
+    assert ServerConfig().embedding_plan() == EmbeddingPlan(0, 0.002, 1 if CORES < 4 else CORES // 2, None)
+    plan = ServerConfig(
+        embedding_batch_size=8, embedding_batch_wait_ms=0, embedding_workers=1
+    ).embedding_plan()
+    assert plan == EmbeddingPlan(8, 0.0, 1, 1)  # batching: one onnxruntime thread per batch by default
     monkeypatch.setenv("AZMEM_EMBEDDING_BATCH", "lots")
     with pytest.raises(ConfigurationError, match="AZMEM_EMBEDDING_BATCH"):
-        ServerConfig().embedding_batching()
+        ServerConfig().embedding_plan()
     monkeypatch.setenv("AZMEM_EMBEDDING_BATCH", "16")
     monkeypatch.setenv("AZMEM_EMBEDDING_WORKERS", "2")
-    assert ServerConfig().embedding_batching() == (16, 0.002, 2)
+    monkeypatch.setenv("AZMEM_EMBEDDING_THREADS", "3")
+    assert ServerConfig().embedding_plan() == EmbeddingPlan(16, 0.002, 2, None)  # the embedder reads it
     with pytest.raises(ConfigurationError, match="embedding_workers"):
         ServerConfig(embedding_workers=0)

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 
 from azmem.errors import ConfigurationError
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "LOOPBACK_NAMES", "ServerConfig", "check_bind", "is_loopback"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "LOOPBACK_NAMES",
+    "EmbeddingPlan",
+    "ServerConfig",
+    "check_bind",
+    "is_loopback",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -82,10 +90,12 @@ class ServerConfig:
     form while the previous one runs, without waiting). None: ``AZMEM_EMBEDDING_BATCH_WAIT_MS``,
     else 2."""
     embedding_workers: int | None = None
-    """Batches embedded at a time. None: ``AZMEM_EMBEDDING_WORKERS``, else 1."""
+    """Batches embedded at a time. None: ``AZMEM_EMBEDDING_WORKERS``, else one per two cores
+    (1 on 2 cores): the other core of each pair serves HTTP and the store."""
     embedding_threads: int | None = None
     """onnxruntime intra-op threads of the server's local model. None: ``AZMEM_EMBEDDING_THREADS``,
-    else onnxruntime's default (one per core)."""
+    else 1 when batching (each batch on one core; onnxruntime's default of a spinning thread
+    per core fights the event loop for the CPU), onnxruntime's default when not."""
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024 or self.max_import_bytes < self.max_body_bytes:
@@ -97,8 +107,8 @@ class ServerConfig:
             if value is not None and not low <= value <= high:
                 raise ConfigurationError(f"{name} must be within {low}..{high}, got {value!r}")
 
-    def embedding_batching(self) -> tuple[int, float, int]:
-        """(batch size, wait in seconds, workers): the fields, else the environment, else the defaults.
+    def embedding_plan(self) -> EmbeddingPlan:
+        """How the server embeds locally: the fields, else the environment, else the defaults.
 
         The environment is read here, when a server is built, so an operator of ``azmem serve``
         can tune batching without a flag for each knob.
@@ -106,15 +116,51 @@ class ServerConfig:
         size = self.embedding_batch_size
         wait = self.embedding_batch_wait_ms
         workers = self.embedding_workers
+        threads = self.embedding_threads
         size = size if size is not None else int(_env_number(BATCH_ENV, 64, 0, 4096))
         wait = wait if wait is not None else _env_number(BATCH_WAIT_ENV, 2.0, 0, 1000)
-        workers = workers if workers is not None else int(_env_number(WORKERS_ENV, 1, 1, 64))
-        return size, wait / 1000, workers
+        workers = workers if workers is not None else int(_env_number(WORKERS_ENV, _pairs_of_cores(), 1, 64))
+        if threads is None and not os.environ.get(THREADS_ENV, "").strip():
+            threads = 1 if size else None
+        # threads None here: the LocalEmbedder reads THREADS_ENV itself (and checks it).
+        return EmbeddingPlan(batch_size=size, wait=wait / 1000, workers=workers, threads=threads)
+
+
+@dataclass(frozen=True)
+class EmbeddingPlan:
+    """The server's local embedding set-up (see the ``embedding_*`` fields of `ServerConfig`)."""
+
+    batch_size: int
+    """0: no batching (each request embeds on its own, in a worker thread)."""
+    wait: float
+    """Seconds."""
+    workers: int
+    threads: int | None
+    """None: ``AZMEM_EMBEDDING_THREADS``, else onnxruntime's default."""
+
+    def describe(self) -> str:
+        threads = self.threads if self.threads is not None else os.environ.get(THREADS_ENV) or "default"
+        if not self.batch_size:
+            return f"batching off, onnxruntime threads {threads}"
+        return (
+            f"batches of <= {self.batch_size} texts, wait {self.wait * 1000:g} ms, "
+            f"{self.workers} worker(s), onnxruntime threads {threads}"
+        )
+
+
+def _pairs_of_cores() -> int:
+    """One embedding worker per two cores this process may run on (at least one)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 2
+    return max(1, cores // 2)
 
 
 BATCH_ENV = "AZMEM_EMBEDDING_BATCH"
 BATCH_WAIT_ENV = "AZMEM_EMBEDDING_BATCH_WAIT_MS"
 WORKERS_ENV = "AZMEM_EMBEDDING_WORKERS"
+THREADS_ENV = "AZMEM_EMBEDDING_THREADS"  # azmem.embeddings.local's; not imported: config stays light
 _EMBEDDING_BOUNDS = (
     ("embedding_batch_size", 0, 4096),
     ("embedding_batch_wait_ms", 0, 1000),

@@ -131,13 +131,16 @@ def _own_embedder(
     """
     if settings.embedder == "azure":
         return None
-    size, wait, workers = config.embedding_batching()
+    plan = config.embedding_plan()
     from azmem.embeddings.local import LocalEmbedder
 
-    local = LocalEmbedder(threads=config.embedding_threads)
-    if size == 0:
+    local = LocalEmbedder(threads=plan.threads)
+    log.info("local embeddings: %s", plan.describe())
+    if plan.batch_size == 0:
         return local
-    batching = AsyncBatchingEmbedder(local, max_batch=size, max_wait=wait, workers=workers)
+    batching = AsyncBatchingEmbedder(
+        local, max_batch=plan.batch_size, max_wait=plan.wait, workers=plan.workers
+    )
     closers.append(batching.aclose)
     return batching
 
