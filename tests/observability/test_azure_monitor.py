@@ -213,17 +213,23 @@ def assert_nothing_secret(capture: Capture, *, api_key: str) -> None:
 def test_spans_metrics_and_logs_reach_the_ingestion_endpoint(
     emulator: Emulator, capture: Capture, proxy: Capture, tmp_path: Path
 ) -> None:
-    emulator.fault("gpt-4o", Fault.rate_limit(retry_after_ms=5, times=1))  # one 429: a retry, a warning
-    args = {
-        "endpoint": emulator.endpoint,
-        "api_key": emulator.api_key,
-        "store": str(tmp_path / "memory.db"),
-        "text": TEXT,
-        "query": QUERY,
-        "user": USER,
-    }
     env = child_env(tmp_path, proxy, APPLICATIONINSIGHTS_CONNECTION_STRING=connection(capture))
-    assert run([str(WORKER), json.dumps(args)], env, tmp_path).stdout.strip() == "ok"
+    # On a loaded machine the exporter's batch can miss its export deadline and be kept for a later
+    # retry that a short-lived process never makes; one more fresh run tells that from a real loss.
+    for attempt in range(2):
+        capture.requests.clear()
+        emulator.fault("gpt-4o", Fault.rate_limit(retry_after_ms=5, times=1))  # one 429: a retry, a warning
+        args = {
+            "endpoint": emulator.endpoint,
+            "api_key": emulator.api_key,
+            "store": str(tmp_path / f"memory-{attempt}.db"),
+            "text": TEXT,
+            "query": QUERY,
+            "user": USER,
+        }
+        assert run([str(WORKER), json.dumps(args)], env, tmp_path).stdout.strip() == "ok"
+        if {"chat gpt-4o", "embeddings text-embedding-3-small"} <= set(spans(capture)):
+            break
 
     assert {path for method, path, _ in capture.requests} <= {"/v2.1/track"}
     names = spans(capture)
