@@ -128,6 +128,14 @@ def proxy() -> Iterator[Capture]:
         c.server.server_close()
 
 
+@pytest.fixture
+def emulator(emulator_factory: Any) -> Emulator:
+    """A fresh emulator for these subprocess tests: the session's one carries deployments' state
+    from earlier tests, which changed what the worker's memory.add called (no embedding request)."""
+    emu: Emulator = emulator_factory()
+    return emu
+
+
 def child_env(tmp_path: Path, proxy: Capture, **extra: str) -> dict[str, str]:
     ours = ("OTEL_", "APPLICATIONINSIGHTS_", "AZMEM_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
