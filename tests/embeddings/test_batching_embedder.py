@@ -192,6 +192,19 @@ async def test_the_timer_sends_a_lone_text_and_close_fails_the_waiting() -> None
         await batching.aembed(["after close"])
 
 
+async def test_a_second_worker_serves_while_the_first_is_busy() -> None:
+    hold = threading.Event()
+    fake = FakeEmbedder(hold)
+    batching = AsyncBatchingEmbedder(fake, max_wait=0, workers=2)
+    first = asyncio.create_task(batching.aembed(["slow"]))
+    await _until(lambda: len(fake.calls) == 1)
+    np.testing.assert_array_equal(await batching.aembed(["quick"]), _vector("quick")[None, :])
+    assert not first.done()  # "quick" did not queue behind the held batch
+    hold.set()
+    np.testing.assert_array_equal(await first, _vector("slow")[None, :])
+    await batching.aclose()
+
+
 def test_each_event_loop_batches_on_its_own() -> None:
     fake = FakeEmbedder()
     batching = AsyncBatchingEmbedder(fake, max_wait=0)

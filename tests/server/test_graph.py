@@ -257,3 +257,25 @@ async def test_add_episode_tool_without_chat_says_so(tmp_path: Path) -> None:
         assert not added.is_error, added.content
         hits = (await client.call_tool("search_facts", {"query": "tea"})).structured_content
         assert len(hits["results"]) == 1  # type: ignore[index]
+
+
+async def test_graph_routes_on_a_postgresql_store(pg_url: str, tmp_path: Path) -> None:
+    """The graph's tables beside the memories in PostgreSQL; by-id checks read through its pool."""
+    async with harness_for(
+        tmp_path / "unused.db", settings=AzmemSettings.load(None, store={"url": pg_url})
+    ) as hs:
+        c, h = hs.client, hs.auth("alice")
+        r = await c.post(
+            "/v1/graph/facts", json={"source": "Alice", "relation": "KEEPS", "target": "Bees"}, headers=h
+        )
+        assert r.status_code == 200, r.text
+        bees = r.json()
+        hits = (await c.post("/v1/graph/search", json={"query": "bees"}, headers=h)).json()["results"]
+        assert [hit["fact"]["id"] for hit in hits] == [bees["id"]]
+        team = await c.get(f"/v1/graph/facts/{bees['id']}", headers=hs.auth("team"))
+        assert team.json()["group_id"] == "alice"  # a key for alice and carol reaches alice's group
+        r = await c.get(f"/v1/graph/facts/{bees['id']}", headers=hs.auth("bot"))
+        assert_problem(r, 403, "scope_denied")
+        r = await c.delete("/v1/graph/episodes/no-such-episode", headers=h)
+        assert_problem(r, 404, "graph_item_not_found")
+        assert (await c.get("/v1/status", headers=h)).json()["backend"] == "postgres"
