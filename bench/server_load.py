@@ -32,7 +32,15 @@ PostgreSQL store (``azmem.stores.postgres.PostgresStore``).
 
 The last line is machine-readable:
 ``server_rps=... search_p95_ms=... add_p95_ms=... errors=... inprocess_ratio=... backend=...
-batching=... texts_per_batch=... load1=...``.
+batching=... texts_per_batch=... load1=... server_cpu_ms=... client_cpu_ms=...`` (0 for the ratio
+with ``--server-only``).
+
+CPU per request (Linux): the server process's and each of its threads' CPU time over the
+client phase (``/proc``), and the clients' own, divided by the requests served. On a shared
+machine this is steadier than the request rate, which follows the other jobs' load.
+``--profile PATH`` also samples the server with py-spy (``pip install py-spy``) and
+``bench/profile_summary.py PATH`` sums the samples by thread and part (py-spy's samples
+count time on a thread, runnable or running, not CPU: under contention compare shares).
 """
 
 from __future__ import annotations
@@ -134,6 +142,24 @@ def calibrate(seconds: float = 4.0) -> None:
         f"{batched:.0f} texts/s in batches of 32 ({1000 / batched:.2f} ms each): x{batched / single:.1f} "
         f"({load()})"
     )
+    # What the server pays: CPU (not wall) time per text on one onnxruntime thread, for this
+    # bench's own texts (an add's message is ~3x a search's query in tokens), batched by 16.
+    one = LocalEmbedder(threads=1)
+    one.load()
+    rng = random.Random(3)
+    kinds = {
+        "add": [_text(rng) for _ in range(16)],
+        "search": [f"what about {rng.choice(TOPICS)}?" for _ in range(16)],
+    }
+    kinds["mixed"] = kinds["add"][:8] + kinds["search"][:8]
+    costs = []
+    for kind, texts in kinds.items():
+        done, cpu0, wall0 = 0, time.process_time(), time.perf_counter()
+        while time.perf_counter() - wall0 < seconds / 2:
+            one.embed(texts)
+            done += len(texts)
+        costs.append(f"{kind} {(time.process_time() - cpu0) * 1000 / done:.2f}")
+    print(f"local model, 1 thread, batches of 16, CPU ms per text: {', '.join(costs)} ({load()})")
 
 
 async def batching_stats(url: str, key: str) -> dict[str, float] | None:
@@ -240,6 +266,59 @@ def serve(store_url: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit(f"azmem serve did not start: {(home / 'serve.log').read_text()}")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of the process (Linux /proc)."""
+    out: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _thread_names(profile: str) -> dict[int, str]:
+    """Thread id -> Python thread name, from py-spy's collapsed stacks."""
+    import re
+
+    names: dict[int, str] = {}
+    try:
+        text = Path(profile).read_text()
+    except OSError:
+        return names
+    for m in re.finditer(r"^thread \((\d+)\): ([^;]+);", text, re.M):
+        names[int(m[1])] = m[2]
+    return names
+
+
+def _own_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def profiler(pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    """py-spy sampling the server (every thread, GIL or not) while the clients run."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--format", "raw", "--threads", "--rate", "250",
+         "--duration", str(int(args.duration) + 2), "--output", args.profile, "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def report(name: str, tally: Tally, seconds: float) -> None:
     print(
         f"{name:<11} {tally.rate(seconds):8.1f} req/s  "
@@ -264,15 +343,39 @@ def run(args: argparse.Namespace, server_url: str, inproc_url: str, home: Path, 
     print(f"local embeddings: {plan.describe()}")
     proc, url = serve(server_url, home)
     print(f"server phase: {load()}")
+    spy = profiler(proc.pid, args) if args.profile else None
+    cpu0, threads0, client0 = _cpu_seconds(proc.pid), _thread_cpu(proc.pid), _own_cpu()
     try:
         server_tally, server_s = asyncio.run(against_server(url, key, args))
+        server_cpu, client_cpu = _cpu_seconds(proc.pid) - cpu0, _own_cpu() - client0
+        threads1 = _thread_cpu(proc.pid)
         stats = asyncio.run(batching_stats(url, key))
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     load1 = os.getloadavg()[0]
-    print(f"in-process phase: {load()}")
-    inproc_tally, inproc_s = asyncio.run(in_process(inproc_url, args))
+    served = sum(len(v) for v in server_tally.latencies.values()) + server_tally.errors
+    print(
+        f"CPU per request: server {server_cpu / max(served, 1) * 1000:.2f} ms, "
+        f"clients {client_cpu / max(served, 1) * 1000:.2f} ms ({server_cpu:.1f} s and {client_cpu:.1f} s "
+        f"for {served} requests in {server_s:.1f} s)"
+    )
+    names = _thread_names(args.profile) if args.profile else {}
+    spent = {tid: cpu - threads0.get(tid, 0.0) for tid, cpu in threads1.items()}
+    for tid, cpu in sorted(spent.items(), key=lambda x: -x[1])[:8]:
+        if cpu > 0.05:
+            per = cpu / max(served, 1) * 1000
+            print(f"  server thread {tid} {names.get(tid, '?'):<16} {per:6.2f} ms/request")
+    if spy is not None:
+        print(f"profile: python bench/profile_summary.py {args.profile} --requests {served}")
+    if args.server_only:
+        inproc_tally, inproc_s = Tally(), 1.0
+    else:
+        print(f"in-process phase: {load()}")
+        inproc_tally, inproc_s = asyncio.run(in_process(inproc_url, args))
     print(f"done: {load()}")
     print(
         f"{args.clients} clients, {args.duration:g}s each, "
@@ -286,12 +389,14 @@ def run(args: argparse.Namespace, server_url: str, inproc_url: str, home: Path, 
             f"server embedding batches: {stats['batches']:.0f} for {stats['texts']:.0f} texts "
             f"({per_batch:.1f} per batch, largest {stats['largest']:.0f}, retried {stats['retries']:.0f})"
         )
-    ratio = server_tally.rate(server_s) / max(inproc_tally.rate(inproc_s), 1e-9)
+    ratio = server_tally.rate(server_s) / inproc_tally.rate(inproc_s) if inproc_tally.rate(inproc_s) else 0.0
     print(
         f"server_rps={server_tally.rate(server_s):.1f} search_p95_ms={server_tally.p('search', 0.95):.1f} "
         f"add_p95_ms={server_tally.p('add', 0.95):.1f} errors={server_tally.errors} "
         f"inprocess_ratio={ratio:.2f} backend={backend} batching={batching} "
-        f"texts_per_batch={per_batch:.1f} load1={load1:.2f}"
+        f"texts_per_batch={per_batch:.1f} load1={load1:.2f} "
+        f"server_cpu_ms={server_cpu / max(served, 1) * 1000:.2f} "
+        f"client_cpu_ms={client_cpu / max(served, 1) * 1000:.2f}"
     )
 
 
@@ -304,6 +409,13 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--pg-url", default=None)
     parser.add_argument("--calibrate", action="store_true", help="First time the local model alone.")
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="Sample the server with py-spy (pip install py-spy) during the client phase; "
+        "collapsed stacks to PATH (summarise with bench/profile_summary.py).",
+    )
+    parser.add_argument("--server-only", action="store_true", help="Skip the in-process phase.")
     args = parser.parse_args()
     if args.calibrate:
         calibrate()

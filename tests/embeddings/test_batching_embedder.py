@@ -17,6 +17,7 @@ import numpy.typing as npt
 import pytest
 
 from azmem.embeddings import AsyncBatchingEmbedder, AsyncEmbedder, Embedder, LocalEmbedder
+from azmem.embeddings.batching import MIN_GROUP, length_groups
 from azmem.errors import ConfigurationError
 from azmem.memory import AsyncMemory
 
@@ -101,8 +102,16 @@ async def test_concurrent_callers_share_one_call_and_get_their_own_rows() -> Non
     tasks = await _held(batching, fake, requests)
     hold.set()
     results = await asyncio.gather(*tasks)
-    # One call for the first caller, one for everyone who arrived while it ran, in arrival order.
-    assert fake.calls == [["first"], [t for texts in requests for t in texts]]
+    # One call for the first caller, then one batch for everyone who arrived while it ran: in
+    # arrival order, one call per run of similar length ("dup" never pads to "text 10").
+    everyone = [t for texts in requests for t in texts]
+    assert fake.calls[0] == ["first"]
+    assert sorted(t for call in fake.calls[1:] for t in call) == sorted(everyone)
+    assert [call for call in fake.calls[1:] if "dup" in call] == [
+        [f"text {i}" for i in range(10)] + ["dup", "dup"]
+    ]
+    for call in fake.calls[1:]:
+        assert call == sorted(call, key=everyone.index)
     for texts, rows in zip([["first"], *requests], results, strict=True):
         assert rows.dtype == np.float32
         np.testing.assert_array_equal(rows, np.stack([_vector(t) for t in texts]))
@@ -112,6 +121,20 @@ async def test_concurrent_callers_share_one_call_and_get_their_own_rows() -> Non
     rows[:] = 0  # a caller owns its rows: no other caller's view changes
     np.testing.assert_array_equal(results[2], _vector("text 1")[None, :])
     await batching.aclose()
+
+
+def test_a_batch_is_split_into_runs_of_similar_length() -> None:
+    short = ["hi?", "why", "tea?", "cello", "jazz"]
+    long = [f"{t} was mentioned by the user on day {i}" for i, t in enumerate(short)]
+    mixed = [x for pair in zip(long, short, strict=True) for x in pair]
+    groups = length_groups(mixed)
+    assert sorted(i for g in groups for i in g) == list(range(len(mixed)))
+    assert [[mixed[i] for i in g] for g in groups] == [short, long]  # arrival order inside a run
+    # Similar lengths stay one call, and a run takes MIN_GROUP texts before it splits.
+    assert length_groups(long) == [list(range(5))]
+    assert length_groups(["a", "a much longer text than that", "b"]) == [[0, 1, 2]]
+    assert len(length_groups(["x"] * MIN_GROUP + ["y" * 50])) == 2
+    assert length_groups([]) == []
 
 
 async def test_batches_respect_max_batch_and_large_calls_go_alone() -> None:

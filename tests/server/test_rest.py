@@ -183,7 +183,12 @@ async def test_import_inline_then_as_a_job(tmp_path: Path) -> None:
         body = "\n".join(json.dumps(x) for x in lines).encode()
         r = await c.post("/v1/import", content=body, params={"infer": "false"}, headers=h)
         assert r.status_code == 200, r.text
-        assert r.json() == {"conversations": 2, "messages": 3, "events": {"ADD": 3, "UPDATE": 0, "DELETE": 0}}
+        assert r.json() == {
+            "conversations": 2,
+            "messages": 3,
+            "skipped": 0,
+            "events": {"ADD": 3, "UPDATE": 0, "DELETE": 0},
+        }
 
         # A foreign user id anywhere in the file: nothing at all is imported.
         bad = (

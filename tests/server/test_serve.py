@@ -112,3 +112,44 @@ async def test_sigterm_mid_burst_keeps_every_acknowledged_add(tmp_path: Path, se
         assert s.count(Scope(user_id="burst")) >= len(acknowledged)
         assert s.check() == []
     assert "store closed" in server.stderr()
+
+
+def test_embedding_flags_set_up_the_batching_over_the_environment(tmp_path: Path, serve_factory: Any) -> None:
+    env = {"AZMEM_EMBEDDING_BATCH": "32", "AZMEM_EMBEDDING_WORKERS": "3"}  # the flags win over these
+    server: ServeProcess = serve_factory(
+        "--no-auth",
+        "--embedding-batch",
+        "8",
+        "--embedding-batch-wait-ms",
+        "0",
+        "--embedding-workers",
+        "2",
+        "--embedding-threads",
+        "1",
+        env=env,
+    )
+    with httpx2.Client(base_url=server.url, timeout=10) as c:
+        r = c.post("/v1/memories", json={"text": "alex likes jazz", "user_id": "alex", "infer": False})
+        assert r.status_code == 200
+        batching = c.get("/v1/status").json()["embedding_batching"]
+    assert (batching["max_batch"], batching["max_wait_ms"], batching["workers"]) == (8, 0, 2)
+    assert batching["texts"] == 1
+    assert "batches of <= 8 texts, wait 0 ms, 2 worker(s), onnxruntime threads 1" in server.stderr()
+
+
+def test_embedding_flags_turn_batching_off_and_refuse_bad_values(tmp_path: Path, serve_factory: Any) -> None:
+    bad = subprocess.run(
+        [AZMEM, "serve", "--no-auth", "--embedding-workers", "0", "--store", str(tmp_path / "m.db")],
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "AZMEM_HOME": str(tmp_path / "home")},
+    )
+    assert bad.returncode == 2
+    assert "--embedding-workers" in bad.stderr.decode()
+    assert not (tmp_path / "m.db").exists()
+    server: ServeProcess = serve_factory("--no-auth", "--embedding-batch", "0")
+    with httpx2.Client(base_url=server.url, timeout=10) as c:
+        r = c.post("/v1/memories", json={"text": "alex likes tea", "user_id": "alex", "infer": False})
+        assert r.status_code == 200
+        assert c.get("/v1/status").json()["embedding_batching"] is None
+    assert "batching off" in server.stderr()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,17 +27,7 @@ from rich.table import Table
 
 from azmem.cli.conversations import Conversation, load_conversations, parse_conversations
 from azmem.cli.memories import parse_metadata
-from azmem.cli.options import (
-    AgentOpt,
-    ConfigOpt,
-    JsonOpt,
-    RunOpt,
-    Scope,
-    ScopeKwargs,
-    StoreOpt,
-    UserOpt,
-    state,
-)
+from azmem.cli.options import AgentOpt, ConfigOpt, JsonOpt, RunOpt, Scope, StoreOpt, UserOpt, state
 from azmem.cli.output import ExitCode, err_console, fail, out_console, print_json, print_notice
 from azmem.cli.runtime import open_memory
 
@@ -46,43 +36,43 @@ if TYPE_CHECKING:
 
 __all__ = ["ImportStats", "import_", "import_conversations"]
 
+_SCOPE_KEYS = ("user_id", "agent_id", "run_id")
+
 
 class ImportStats:
     """Counts kept while importing, reported at the end (or when an error stops the import)."""
 
     def __init__(self) -> None:
-        self.conversations = 0
-        self.messages = 0
-        self.skipped = 0
-        """Messages already in the store (an earlier run imported them) or repeated in the input."""
-        self.events: Counter[str] = Counter()
+        from azmem.memory.imports import ImportTally  # the engine loads on use: `azmem --help` stays quick
+
+        self.tally = ImportTally()
         self.started = time.perf_counter()
+
+    @property
+    def conversations(self) -> int:
+        return self.tally.conversations
+
+    @property
+    def messages(self) -> int:
+        return self.tally.messages
+
+    @property
+    def skipped(self) -> int:
+        """Messages already in the store (an earlier run imported them) or repeated in the input."""
+        return self.tally.skipped
+
+    @property
+    def events(self) -> Counter[str]:
+        return self.tally.events
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "conversations": self.conversations,
-            "messages": self.messages,
-            "skipped": self.skipped,
-            "events": {k: self.events.get(k, 0) for k in ("ADD", "UPDATE", "DELETE")},
+            "conversations": self.tally.conversations,
+            "messages": self.tally.messages,
+            "skipped": self.tally.skipped,
+            "events": self.tally.event_counts(),
             "seconds": round(time.perf_counter() - self.started, 3),
         }
-
-
-def _chunks(messages: list[dict[str, Any]], batch_size: int) -> Iterator[list[dict[str, Any]]]:
-    """Runs of at most ``batch_size`` messages, each under the engine's per-add size limit."""
-    from azmem.memory.steps import MAX_ADD_BYTES
-
-    chunk: list[dict[str, Any]] = []
-    size = 0
-    for message in messages:
-        n = len(str(message.get("content", "")).encode("utf-8", "surrogatepass"))
-        if chunk and (len(chunk) >= batch_size or size + n > MAX_ADD_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(message)
-        size += n
-    if chunk:
-        yield chunk
 
 
 def import_conversations(
@@ -100,67 +90,35 @@ def import_conversations(
 
     Scope ids given on the command line win over the file's (an explicit choice beats a
     default, as with settings); metadata is merged, the command line's keys winning.
+    The loop itself is the library's (`azmem.memory.imports`), shared with the server.
     """
     from azmem.errors import InvalidInputError
+    from azmem.memory.imports import ImportConversation
+    from azmem.memory.imports import import_conversations as run
     from azmem.memory.inputs import check_metadata, make_scope
 
     stats = stats or ImportStats()
+    todo: list[ImportConversation] = []
     for conv in conversations:  # all checked before the first write
-        if scope.over(conv.scope()).is_empty():
+        full = scope.over(conv.scope())
+        if full.is_empty():
             raise fail(
                 f"{conv.where}: no user, agent or run id for this conversation.",
                 suggestion="Pass --user ID (or --agent / --run), or set user_id in the file.",
                 code=ExitCode.INPUT,
             )
         try:  # the engine's own checks, so that they fail here rather than half-way
-            full = scope.over(conv.scope())
             make_scope(full.user_id, full.agent_id, full.run_id)
-            check_metadata({**conv.metadata, **(metadata or {})})
+            meta = check_metadata({**conv.metadata, **(metadata or {})})
         except InvalidInputError as exc:
             raise fail(
                 f"{conv.where}: {exc.message}", suggestion=exc.suggestion, code=ExitCode.INPUT
             ) from None
-    from azmem.memory.imports import import_verbatim
-
-    inferring = memory.can_infer if infer is None else infer
-    for conv in conversations:
-        ids = scope.over(conv.scope()).kwargs()
-        meta = {**conv.metadata, **(metadata or {})} or None
-        for chunk in _chunks(conv.messages, batch_size):
-            if inferring:
-                _add_inferred_once(memory, chunk, meta, ids, stats)
-            else:
-                outcome = import_verbatim(memory, chunk, metadata=meta, **ids)
-                stats.events.update(event.event for event in outcome.result.results)
-                stats.skipped += outcome.skipped
-            stats.messages += len(chunk)
-            if on_progress is not None:
-                on_progress(len(chunk))
-        stats.conversations += 1
+        given = zip(_SCOPE_KEYS, (full.user_id, full.agent_id, full.run_id), strict=True)
+        ids = {k: v for k, v in given if v is not None}
+        todo.append(ImportConversation(conv.messages, ids, meta))
+    run(memory, todo, infer=infer, batch_size=batch_size, tally=stats.tally, on_chunk=on_progress)
     return stats
-
-
-def _add_inferred_once(
-    memory: Memory,
-    chunk: list[dict[str, Any]],
-    meta: dict[str, Any] | None,
-    ids: ScopeKwargs,
-    stats: ImportStats,
-) -> None:
-    """One chunk through the model, unless a memory of its scope already carries its key.
-
-    The key goes into the metadata of what the chunk adds or updates; a chunk that changed
-    nothing (every fact already known) leaves no key and is sent again on a re-run, where
-    reconciliation finds its facts stored once more.
-    """
-    from azmem.memory.imports import IMPORT_KEY, chunk_key
-
-    key = chunk_key(chunk, **ids)
-    if memory.get_all(filters={IMPORT_KEY: key}, limit=1, **ids).results:
-        stats.skipped += len(chunk)
-        return
-    result = memory.add(chunk, metadata={**(meta or {}), IMPORT_KEY: key}, infer=True, **ids)
-    stats.events.update(event.event for event in result.results)
 
 
 def import_(
@@ -191,7 +149,7 @@ def import_(
     ] = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Messages per add (one transaction, one LLM round).")
-    ] = 20,
+    ] = 20,  # azmem.memory.imports.DEFAULT_CHUNK_MESSAGES, the server's default too
     json_: JsonOpt = False,
     config: ConfigOpt = None,
     store: StoreOpt = None,

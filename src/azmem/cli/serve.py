@@ -33,6 +33,56 @@ ReadOnly = Annotated[bool, typer.Option("--read-only", help="Refuse every write 
 LogLevel = Annotated[
     str, typer.Option("--log-level", help="debug, info, warning or error (logs go to stderr).")
 ]
+# The local model's batching under load (docs/server.md, "Embedding under load"). Unset, each
+# falls back to its environment variable, then to the default; an Azure embedder ignores them.
+_TUNING = "Embedding under load"
+EmbedBatch = Annotated[
+    int | None,
+    typer.Option(
+        "--embedding-batch",
+        min=0,
+        max=4096,
+        help="Texts of concurrent requests embedded in one local-model call, at most; 0 turns batching "
+        "off. [default: AZMEM_EMBEDDING_BATCH, else 64]",
+        rich_help_panel=_TUNING,
+        show_default=False,
+    ),
+]
+EmbedWait = Annotated[
+    float | None,
+    typer.Option(
+        "--embedding-batch-wait-ms",
+        min=0,
+        max=1000,
+        help="How long an idle model holds a first text for others to join. "
+        "[default: AZMEM_EMBEDDING_BATCH_WAIT_MS, else 2]",
+        rich_help_panel=_TUNING,
+        show_default=False,
+    ),
+]
+EmbedWorkers = Annotated[
+    int | None,
+    typer.Option(
+        "--embedding-workers",
+        min=1,
+        max=64,
+        help="Batches embedded at a time. [default: AZMEM_EMBEDDING_WORKERS, else one per two cores]",
+        rich_help_panel=_TUNING,
+        show_default=False,
+    ),
+]
+EmbedThreads = Annotated[
+    int | None,
+    typer.Option(
+        "--embedding-threads",
+        min=1,
+        max=256,
+        help="onnxruntime threads per model call. [default: AZMEM_EMBEDDING_THREADS, else 1 when "
+        "batching, onnxruntime's choice when not]",
+        rich_help_panel=_TUNING,
+        show_default=False,
+    ),
+]
 
 
 def _check_port(host: str, port: int) -> None:
@@ -69,6 +119,10 @@ def serve(
     run: Runs = None,
     read_only: ReadOnly = False,
     log_level: LogLevel = "info",
+    embedding_batch: EmbedBatch = None,
+    embedding_batch_wait_ms: EmbedWait = None,
+    embedding_workers: EmbedWorkers = None,
+    embedding_threads: EmbedThreads = None,
     config: ConfigOpt = None,
     store: StoreOpt = None,
 ) -> None:
@@ -97,6 +151,10 @@ def serve(
         agent_ids=tuple(agent or ()),
         run_ids=tuple(run or ()),
         read_only=read_only,
+        embedding_batch_size=embedding_batch,
+        embedding_batch_wait_ms=embedding_batch_wait_ms,
+        embedding_workers=embedding_workers,
+        embedding_threads=embedding_threads,
     )
     app = create_app(settings=settings, config=server_config)
     if no_auth:

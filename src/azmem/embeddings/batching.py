@@ -14,8 +14,10 @@ How a text travels:
    ``max_wait`` seconds after its first text arrived, whichever comes first; while
    every worker is busy it simply keeps filling, and goes as soon as one frees up
    (under load batches form by themselves, without waiting on the clock).
-3. The worker runs the wrapped embedder's ``embed`` once over every text of the batch,
-   and each caller gets the rows of its own texts, in its own order.
+3. The worker runs the wrapped embedder's ``embed`` over every text of the batch, once
+   per run of texts of similar length (`length_groups`: padding to the longest text of a
+   call is paid by every text in it), and each caller gets the rows of its own texts, in
+   its own order.
 
 Errors reach only the callers they belong to: when a batch of several callers fails,
 each caller's texts are embedded again on their own, so one caller's bad input fails
@@ -40,7 +42,7 @@ import numpy.typing as npt
 from azmem.embeddings.protocol import Embedder
 from azmem.errors import ConfigurationError
 
-__all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_WAIT", "AsyncBatchingEmbedder", "BatchingStats"]
+__all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_WAIT", "AsyncBatchingEmbedder", "BatchingStats", "length_groups"]
 
 Vectors = npt.NDArray[np.float32]
 
@@ -50,6 +52,11 @@ DEFAULT_MAX_BATCH = 64
 #: How long the first text of an idle embedder waits for company: short next to one
 #: inference (~3-5 ms on 2 cores), long enough for requests arriving together to meet.
 DEFAULT_MAX_WAIT = 0.002
+#: A batch is split into runs of similar length (`length_groups`): a text over this many
+#: times the run's shortest starts a new run...
+LENGTH_RATIO = 2.0
+#: ...once the run holds this many texts.
+MIN_GROUP = 4
 
 
 @dataclass
@@ -255,13 +262,16 @@ class AsyncBatchingEmbedder:
         return _rows(self.inner.embed(texts), len(texts), self.dimension)
 
     def _embed_many(self, requests: list[list[str]]) -> tuple[list[Vectors | BaseException], bool]:
-        """One ``embed`` over every caller's texts, split back per caller; per caller again on failure.
+        """``embed`` over every caller's texts (a call per length run), split back per caller;
+        per caller again on failure.
 
         Returns each caller's rows (or error), and whether the batch had to be re-run caller by caller.
         """
         flat = [text for texts in requests for text in texts]
         try:
-            vectors = _rows(self.inner.embed(flat), len(flat), self.dimension)
+            vectors = np.empty((len(flat), self.dimension), dtype=np.float32)
+            for group in length_groups(flat):
+                vectors[group] = _rows(self.inner.embed([flat[i] for i in group]), len(group), self.dimension)
         except Exception as exc:
             if len(requests) == 1:
                 return [exc], False
@@ -311,6 +321,29 @@ class AsyncBatchingEmbedder:
             lane.pending.clear()
             lane.pending_texts = 0
         self.close()
+
+
+def length_groups(texts: Sequence[str]) -> list[list[int]]:
+    """The batch's text indices in runs of similar length, each run one ``embed`` call.
+
+    Why: a model call pads every text to the longest of the call, and its cost grows
+    with that length, so a search query of 6 tokens batched with messages of 20 costs
+    as much as a message. Under a mixed server load (measured: 8 adds + 8 searches,
+    one onnxruntime thread) one call cost 4.2 ms of CPU per text, two calls by length
+    3.2 ms. A new run starts when a text is over :data:`LENGTH_RATIO` times the run's
+    shortest and the run already holds :data:`MIN_GROUP` texts (a call has a fixed
+    cost too: ~2 ms, so tiny runs are not worth it). Characters stand for tokens.
+    """
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and (
+            len(groups[-1]) < MIN_GROUP or len(texts[i]) <= LENGTH_RATIO * max(1, len(texts[groups[-1][0]]))
+        ):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return [sorted(group) for group in groups]  # each call in arrival order
 
 
 def _checked(texts: Sequence[str]) -> list[str]:

@@ -6,9 +6,14 @@ What is really asynchronous and what is not:
 * An Azure embedder is awaited natively when it offers ``aembed``.
 * The local embedder is CPU-bound: it runs in a worker thread (onnxruntime releases
   the GIL, so the event loop keeps serving).
-* SQLite is blocking: every store call runs on one dedicated worker thread owned by
-  this instance, which keeps the event loop free and this instance's store calls in
-  order (the store itself is thread-safe, so other threads may share it).
+* Store calls are blocking: they run on worker threads owned by this instance, which
+  keeps the event loop free. How many at once follows the store (`store_threads`):
+  SQLite gets one thread (one connection behind a lock: more threads would only queue
+  on the lock, and one thread keeps this instance's calls in order); PostgreSQL gets
+  one per pooled connection, so concurrent requests' round trips overlap instead of
+  queueing behind each other (a server on one `AsyncMemory` measured 114 req/s, store
+  bound, with a single thread: docs/benchmarks.md, "Server under load"). One
+  operation's own store calls still run one after the other (its flow awaits each).
 """
 
 from __future__ import annotations
@@ -50,7 +55,27 @@ if TYPE_CHECKING:
     from azmem.embeddings.protocol import AsyncEmbedder, Embedder
     from azmem.memory.prompts import Prompt, Prompts
 
-__all__ = ["AsyncMemory"]
+__all__ = ["MAX_STORE_THREADS", "AsyncMemory", "store_threads"]
+
+#: The most store threads one `AsyncMemory` runs, whatever the pool (threads cost memory,
+#: and beyond a few dozen concurrent round trips the database is the limit).
+MAX_STORE_THREADS = 32
+
+
+def store_threads(store: MemoryStore) -> int:
+    """How many store calls one `AsyncMemory` runs at once: 1, or a PostgreSQL store's pool size.
+
+    Only a store that holds a pool of connections and is safe to share between threads
+    gains from more: the PostgreSQL store (its ``_conns.pool_size``; no thread then waits
+    for a connection, which would fail with ``store_busy`` after the pool's timeout).
+    Anything else, SQLite and stores of other packages included, keeps one thread.
+    """
+    if not type(store).__module__.startswith("azmem.stores.postgres"):
+        return 1
+    size = getattr(getattr(store, "_conns", None), "pool_size", None)
+    if isinstance(size, int) and not isinstance(size, bool) and size > 1:
+        return min(size, MAX_STORE_THREADS)
+    return 1
 
 
 class AsyncMemory(MemoryBase):
@@ -74,8 +99,9 @@ class AsyncMemory(MemoryBase):
             settings, config=config, embedder=embedder, store=store, prompts=prompts, llm=llm, **overrides
         )
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="azmem-store"
+            max_workers=store_threads(self._store), thread_name_prefix="azmem-store"
         )
+        self._open_lock = asyncio.Lock()
 
     @classmethod
     def from_config(cls, config: ConfigInput = None, **overrides: Any) -> Self:
@@ -152,9 +178,11 @@ class AsyncMemory(MemoryBase):
             return result.parsed
         if isinstance(step, OpenStore):
             if not self._opened:
-                name, dim = self.embedder.name, self.embedder.dimension
-                await self._on_store_thread(self._store.open, name, dim)
-                self._opened = True
+                async with self._open_lock:  # with several store threads, concurrent first writes open once
+                    if not self._opened:
+                        name, dim = self.embedder.name, self.embedder.dimension
+                        await self._on_store_thread(self._store.open, name, dim)
+                        self._opened = True
             return None
         raise AssertionError(f"unknown step {step!r}")
 

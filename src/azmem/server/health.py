@@ -58,7 +58,8 @@ class StatusReport(BaseModel):
     embedding_batching: dict[str, Any] | None = Field(
         None,
         description="How concurrent requests' texts were batched for the local model since start "
-        "(calls, texts, batches, texts_per_batch, retries, largest, pending); null when not batching.",
+        "(calls, texts, batches, texts_per_batch, retries, largest, pending) and its set-up "
+        "(max_batch, max_wait_ms, workers); null when not batching.",
     )
 
 
@@ -167,6 +168,9 @@ def build_status(svc: Services, who: Principal) -> StatusReport:
             **asdict(stats),
             "texts_per_batch": round(stats.texts_per_batch, 2),
             "pending": memory.embedder.pending,
+            "max_batch": memory.embedder.max_batch,
+            "max_wait_ms": memory.embedder.max_wait * 1000,
+            "workers": memory.embedder.workers,
         }
     return StatusReport(
         version=__version__,

@@ -4,8 +4,13 @@ The accepted lines are those of ``azmem import``'s JSONL: a conversation
 (``{"messages": [...], "user_id": ..., "metadata": {...}}``) or a single message
 (``{"role", "content", "timestamp"?}``; consecutive message lines form one
 conversation). The whole upload is parsed and every scope checked against the key
-before the first write, so a bad line 900 or a foreign user id imports nothing. Each
-chunk is one ``add`` (one transaction): a job that fails half-way says how far it got.
+before the first write, so a bad line 900 or a foreign user id imports nothing.
+
+The import itself is the library's, as for ``azmem import`` (`azmem.memory.imports`):
+chunks of ``batch_size`` messages, each one transaction, and safe to repeat. Re-posting
+an upload (after a timeout, a failed job, or with lines appended) adds only what is
+missing and reports the rest as ``skipped``: verbatim message by message, inferred
+chunk by chunk without calling the model. A job that fails half-way says how far it got.
 
 Jobs live in this process (a restart forgets them) and are visible only to the key
 that started them.
@@ -17,23 +22,28 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
 from azmem.errors import InvalidInputError, MemoryNotFoundError
 from azmem.memory import AsyncMemory
+from azmem.memory.imports import (
+    DEFAULT_CHUNK_MESSAGES,
+    ImportConversation,
+    ImportTally,
+    aimport_conversations,
+)
 from azmem.memory.inputs import check_metadata, normalize_messages
-from azmem.memory.steps import MAX_ADD_BYTES
-from azmem.server.principal import Principal, ScopeArgs
+from azmem.server.principal import Principal
 from azmem.server.problems import Problem, problem_of
 from azmem.stores.models import utcnow
 
 __all__ = ["Conversation", "ImportReport", "Job", "JobBoard", "parse_jsonl", "run_import"]
 
-CHUNK_MESSAGES = 50
+#: The upload's conversations, checked: the library's import unit.
+Conversation = ImportConversation
 KEEP_FINISHED = 100
 _SCOPE_KEYS = ("user_id", "agent_id", "run_id")
 
@@ -41,7 +51,14 @@ _SCOPE_KEYS = ("user_id", "agent_id", "run_id")
 class ImportReport(BaseModel):
     conversations: int = 0
     messages: int = 0
+    skipped: int = Field(
+        0, description="Messages already stored (an earlier import of them) or repeated in the upload."
+    )
     events: dict[str, int] = Field(default_factory=lambda: {"ADD": 0, "UPDATE": 0, "DELETE": 0})
+
+    def copy_from(self, tally: ImportTally) -> None:
+        self.conversations, self.messages, self.skipped = tally.conversations, tally.messages, tally.skipped
+        self.events = tally.event_counts()
 
 
 class Job(BaseModel):
@@ -55,13 +72,6 @@ class Job(BaseModel):
     error: Problem | None = None
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
-
-
-@dataclass
-class Conversation:
-    messages: list[dict[str, Any]]
-    scope: ScopeArgs
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def _lines(body: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -102,7 +112,7 @@ def parse_jsonl(
                 f"{where}: {exc.message}", error_code=exc.error_code, suggestion=exc.suggestion
             ) from None
         assert isinstance(messages, list)
-        out.append(Conversation(list(messages), args, {**extra, **(metadata or {})}))
+        out.append(Conversation(list(messages), cast(dict[str, str], args), {**extra, **(metadata or {})}))
 
     last = 0
     for number, value in _lines(body):
@@ -123,34 +133,29 @@ def parse_jsonl(
     return out
 
 
-def _chunks(messages: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
-    size = 0
-    for message in messages:
-        n = len(str(message.get("content", "")).encode("utf-8", "surrogatepass"))
-        if chunk and (len(chunk) >= CHUNK_MESSAGES or size + n > MAX_ADD_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(message)
-        size += n
-    if chunk:
-        yield chunk
-
-
 async def run_import(
-    memory: AsyncMemory, conversations: list[Conversation], *, infer: bool | None, job: Job | None = None
+    memory: AsyncMemory,
+    conversations: list[Conversation],
+    *,
+    infer: bool | None,
+    batch_size: int = DEFAULT_CHUNK_MESSAGES,
+    job: Job | None = None,
 ) -> ImportReport:
+    """The library's idempotent import; a job's report and progress follow each chunk."""
     report = job.report if job is not None else ImportReport()
-    for conv in conversations:
-        for chunk in _chunks(conv.messages):
-            result = await memory.add(chunk, metadata=conv.metadata or None, infer=infer, **conv.scope)
-            report.messages += len(chunk)
-            for event in result.results:
-                if event.event in report.events:
-                    report.events[event.event] += 1
-        report.conversations += 1
+    tally = ImportTally()
+
+    def progress(_: int) -> None:
+        report.copy_from(tally)
         if job is not None:
-            job.done += 1
+            job.done = tally.conversations
+
+    try:
+        await aimport_conversations(
+            memory, conversations, infer=infer, batch_size=batch_size, tally=tally, on_chunk=progress
+        )
+    finally:
+        progress(0)
     return report
 
 
@@ -162,7 +167,13 @@ class JobBoard:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(
-        self, memory: AsyncMemory, conversations: list[Conversation], *, infer: bool | None, owner: Principal
+        self,
+        memory: AsyncMemory,
+        conversations: list[Conversation],
+        *,
+        infer: bool | None,
+        owner: Principal,
+        batch_size: int = DEFAULT_CHUNK_MESSAGES,
     ) -> Job:
         job = Job(id=uuid.uuid4().hex, total=len(conversations))
         self._jobs[job.id] = (job, owner.key_id)
@@ -170,7 +181,7 @@ class JobBoard:
 
         async def work() -> None:
             try:
-                await run_import(memory, conversations, infer=infer, job=job)
+                await run_import(memory, conversations, infer=infer, batch_size=batch_size, job=job)
                 job.status = "done"
             except asyncio.CancelledError:
                 job.status = "cancelled"

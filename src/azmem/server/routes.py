@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Security
 from fastapi.responses import JSONResponse
 
+from azmem.memory.imports import DEFAULT_CHUNK_MESSAGES
 from azmem.memory.results import AddResult, MemoryEvent, MemoryItem, MemoryList, QueryResult, SearchResult
 from azmem.server.deps import Svc, Who, bearer, json_query
 from azmem.server.imports import ImportReport, Job, parse_jsonl, run_import
@@ -219,15 +220,28 @@ def v1_router(*, auth: bool) -> APIRouter:
         agent_id: AgentQ = None,
         run_id: RunQ = None,
         infer: Annotated[bool | None, Query(description="As for POST /v1/memories.")] = None,
+        batch_size: Annotated[
+            int,
+            Query(
+                ge=1,
+                le=1000,
+                description="Messages per add (one transaction, one LLM round), as `azmem import "
+                "--batch-size`; keep it the same when re-posting an inferred import.",
+            ),
+        ] = DEFAULT_CHUNK_MESSAGES,
     ) -> JSONResponse | ImportReport:
-        """Everything is checked before the first write; large uploads run as a job."""
+        """Everything is checked before the first write; large uploads run as a job.
+
+        Safe to re-post: messages already imported (by this route or `azmem import`) are
+        skipped and counted in ``skipped``, so only what is missing is added.
+        """
         who.require_write()
         scope = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
         # Up to 64 MiB of JSON to parse and check: in a thread, so other requests keep being served.
         conversations = await asyncio.to_thread(parse_jsonl, await request.body(), who, scope)
         if len(conversations) <= svc.config.inline_import_conversations:
-            return await run_import(svc.memory, conversations, infer=infer)
-        job = svc.jobs.start(svc.memory, conversations, infer=infer, owner=who)
+            return await run_import(svc.memory, conversations, infer=infer, batch_size=batch_size)
+        job = svc.jobs.start(svc.memory, conversations, infer=infer, owner=who, batch_size=batch_size)
         return JSONResponse(
             job.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
         )
