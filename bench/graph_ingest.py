@@ -3,7 +3,7 @@
 Usage::
 
     python bench/graph_ingest.py [--episodes 50] [--latency 0.05] [--facts 10000] [--queries 200]
-                                 [--skip-graphiti]
+                                 [--skip-graphiti] [--fts-baseline]
 
 * Ingestion: the same episodes (a cast of people changing jobs, homes and partners,
   named by full name, first name and nickname) go through ``azmem.graph.Graph`` (SQLite,
@@ -24,8 +24,8 @@ Usage::
   that usage, so both clients see the numbers counted here.
 * Search: a 10k-fact group (synthetic entities and sentences, random unit vectors
   standing in for embeddings) filled through the store layer; latency is
-  ``Graph.search`` end to end (query embedding by the local model included), and the
-  store's three retrievers alone.
+  ``Graph.search`` end to end (query embedding by the local model included), the
+  store's three retrievers alone, and the query's embedding alone.
 
 Last line: ``azmem_calls_per_episode=… graphiti_calls_per_episode=… azmem_tokens_per_episode=…
 graphiti_tokens_per_episode=… search_p95_ms_10k=…``
@@ -421,7 +421,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def measure_search(graph: Graph, n_queries: int) -> tuple[list[float], list[float]]:
+def measure_search(graph: Graph, n_queries: int) -> tuple[list[float], list[float], list[float]]:
     from azmem.graph.queries import FactQuery, TimeView
     from azmem.stores.terms import query_terms
 
@@ -432,9 +432,12 @@ def measure_search(graph: Graph, n_queries: int) -> tuple[list[float], list[floa
     as_of = datetime(2022, 6, 1, tzinfo=UTC)
     for q in queries[:10]:  # warm the vector matrix and the embedder
         graph.search(q, group_ids=["search"])
-    whole, store_only = [], []
+    whole, store_only, embed_only = [], [], []
     vector = graph.embedder.embed(["warm"])[0]  # type: ignore[union-attr]
     for i, q in enumerate(queries):
+        began = time.perf_counter()
+        graph.embedder.embed([q])  # type: ignore[union-attr]
+        embed_only.append((time.perf_counter() - began) * 1000)
         began = time.perf_counter()
         graph.search(q, group_ids=["search"], as_of=as_of if i % 2 else None)
         whole.append((time.perf_counter() - began) * 1000)
@@ -442,7 +445,27 @@ def measure_search(graph: Graph, n_queries: int) -> tuple[list[float], list[floa
         began = time.perf_counter()
         graph.store.search_facts(FactQuery(["search"], query_terms(q), vector, view, None, [], 2, 50))
         store_only.append((time.perf_counter() - began) * 1000)
-    return whole, store_only
+    return whole, store_only, embed_only
+
+
+def compare_fts(graph: Graph, n_queries: int) -> tuple[list[float], list[float]]:
+    """Graph.search with the in-memory BM25 and with FTS5's ``bm25()`` (the SQLite store's
+    fallback, forced), interleaved query by query so both see the same machine."""
+    r = random.Random(13)
+    names = [e.name for e in graph.store.dump(["search"]).entities[:300]]
+    queries = [f"where does {r.choice(names).rsplit(' ', 1)[0]} work" for _ in range(n_queries)]
+    store: Any = graph.store
+    mirror = store._bm25_facts
+    fts: Any = lambda *_: None  # noqa: E731  (None: "let FTS5 answer")
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    for i, q in enumerate(queries):
+        for use_fts in (i % 2 == 0, i % 2 == 1):
+            store._bm25_facts = fts if use_fts else mirror
+            began = time.perf_counter()
+            graph.search(q, group_ids=["search"])
+            timings[use_fts].append((time.perf_counter() - began) * 1000)
+    store._bm25_facts = mirror
+    return timings[False], timings[True]
 
 
 # --------------------------------------------------------------------------- main
@@ -455,6 +478,11 @@ def main() -> None:
     parser.add_argument("--facts", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--skip-graphiti", action="store_true")
+    parser.add_argument(
+        "--fts-baseline",
+        action="store_true",
+        help="also time Graph.search with FTS5's bm25() (the previous path), interleaved (SQLite)",
+    )
     args = parser.parse_args()
 
     story = episodes(args.episodes)
@@ -483,13 +511,24 @@ def main() -> None:
 
         table(mine, theirs)
         fill(graph, args.facts)
-        whole, store_only = measure_search(graph, args.queries)
+        whole, store_only, embed_only = measure_search(graph, args.queries)
+        baseline = compare_fts(graph, args.queries) if args.fts_baseline else None
         graph.close()
     print(
         f"search over {args.facts} facts: Graph.search p50 {statistics.median(whole):.1f} ms, "
         f"p95 {percentile(whole, 95):.1f} ms; the store's retrievers alone p50 "
-        f"{statistics.median(store_only):.1f} ms, p95 {percentile(store_only, 95):.1f} ms"
+        f"{statistics.median(store_only):.1f} ms, p95 {percentile(store_only, 95):.1f} ms; "
+        f"the query's embedding alone p50 {statistics.median(embed_only):.1f} ms, "
+        f"p95 {percentile(embed_only, 95):.1f} ms"
     )
+    if baseline is not None:
+        mine_ms, fts_ms = baseline
+        print(
+            f"interleaved: Graph.search with the in-memory BM25 p50 {statistics.median(mine_ms):.1f} ms, "
+            f"p95 {percentile(mine_ms, 95):.1f} ms; with FTS5's bm25() "
+            f"p50 {statistics.median(fts_ms):.1f} ms, p95 {percentile(fts_ms, 95):.1f} ms"
+        )
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"azmem_calls_per_episode={per(mine, 'calls'):.2f} "
         f"graphiti_calls_per_episode={per(theirs, 'calls'):.2f} "

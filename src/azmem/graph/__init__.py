@@ -19,6 +19,7 @@ from azmem.graph.results import (
     EntityMerge,
     FactHit,
     GraphCounts,
+    GraphErasure,
 )
 from azmem.graph.store import GraphStore, open_graph_store
 
@@ -39,6 +40,7 @@ __all__ = [
     "Graph",
     "GraphConflictError",
     "GraphCounts",
+    "GraphErasure",
     "GraphItemNotFoundError",
     "GraphPrompts",
     "GraphStore",

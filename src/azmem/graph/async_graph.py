@@ -14,8 +14,9 @@ import concurrent.futures
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Concatenate, ParamSpec, Self
 
+from azmem.azure.cache import tagged
 from azmem.embeddings.protocol import aembed
-from azmem.graph.base import BulkRun, GraphBase, chat_kwargs, face_method, group_of, parsed_reply
+from azmem.graph.base import BulkRun, GraphBase, chat_kwargs, chat_tags, face_method, group_of, parsed_reply
 from azmem.graph.bulk import EpisodeInput, Progress
 from azmem.graph.results import AddEpisodeResult
 from azmem.graph.steps import Chat, Embed, Flow, OpenStore, R, Step, StoreCall
@@ -82,7 +83,8 @@ class AsyncGraph(GraphBase):
         if isinstance(step, Embed):
             return await aembed(self.embedder, step.texts)
         if isinstance(step, Chat):
-            return parsed_reply(step, await self._client().generate(step.messages, **chat_kwargs(step)))
+            with tagged(chat_tags(step)):
+                return parsed_reply(step, await self._client().generate(step.messages, **chat_kwargs(step)))
         if isinstance(step, OpenStore):
             if not self._opened:
                 await self._on_store_thread(self._bind)
@@ -130,6 +132,7 @@ class AsyncGraph(GraphBase):
     delete_episode = _awaitable(GraphBase._delete_episode_flow)
     delete_fact = _awaitable(GraphBase._delete_fact_flow)
     clear = _awaitable(GraphBase._clear_flow, per_group=True)
+    forget = _awaitable(GraphBase._forget_flow, per_group=True)
 
     # -- reads -----------------------------------------------------------------------
     search = _awaitable(GraphBase._search_flow)

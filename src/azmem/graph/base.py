@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from azmem.azure.cache import scope_tags
 from azmem.azure.request import ModelSize
 from azmem.azure.settings import AzmemSettings
 from azmem.embeddings.protocol import AsyncEmbedder, Embedder
@@ -29,7 +30,14 @@ from azmem.graph.model import Entity, Episode, EpisodeSource, Fact, utcnow
 from azmem.graph.prompts import GraphPrompts
 from azmem.graph.queries import SearchFilters
 from azmem.graph.ranking import Reranker
-from azmem.graph.results import AddEpisodeResult, DeleteEpisodeResult, EntityHit, FactHit, GraphCounts
+from azmem.graph.results import (
+    AddEpisodeResult,
+    DeleteEpisodeResult,
+    EntityHit,
+    FactHit,
+    GraphCounts,
+    GraphErasure,
+)
 from azmem.graph.state import DEFAULT_MODEL_SIZES, GraphState, LLMStep
 from azmem.graph.steps import Chat, Flow
 from azmem.graph.store import GraphStore, open_graph_store
@@ -73,6 +81,12 @@ def chat_kwargs(step: Chat) -> dict[str, Any]:
         "prompt_name": step.prompt.name,
         "group_id": step.group_id,
     }
+
+
+def chat_tags(step: Chat) -> tuple[str, ...]:
+    """The response cache's tags for a `Chat` step's answer: ``user_id=<group>`` (a group is
+    its user's graph), so `Memory.forget(user_id=...)` / `azmem forget` scrub it too."""
+    return scope_tags({"user_id": step.group_id}) if step.group_id else ()
 
 
 def parsed_reply(step: Chat, result: Any) -> Any:
@@ -319,6 +333,15 @@ class GraphBase:
     def _clear_flow(self, group_id: str) -> Flow[GraphCounts]:
         """Remove every episode, entity and fact of a group; returns how many there were."""
         return flows.clear_flow(group_id)
+
+    def _forget_flow(self, group_id: str, *, compact: bool = True) -> Flow[GraphErasure]:
+        """Erase a group for good, e.g. on a GDPR erasure request for the user it belongs to
+        (``group_id`` = user id, as the server binds keys to groups): like `clear`, and the
+        group's word-index entries and version row go too; ``compact`` rewrites the store's
+        freed space (SQLite: checkpoint + VACUUM) so the erased bytes are gone from the file.
+        `azmem forget --user U` calls it for group ``U``; `Memory.forget` does not reach the
+        graph (the memory layer sits below it): call both."""
+        return flows.forget_flow(group_id, compact=compact)
 
     def _search_flow(
         self,

@@ -22,7 +22,7 @@ from azmem.graph.model import Entity, Episode, Fact
 from azmem.graph.names import normalize, tokens
 from azmem.graph.queries import EntityQuery, FactQuery, SearchFilters, TimeView, parse_search_filters
 from azmem.graph.ranking import Reranker, mmr, rrf
-from azmem.graph.results import DeleteEpisodeResult, EntityHit, FactHit, GraphCounts
+from azmem.graph.results import DeleteEpisodeResult, EntityHit, FactHit, GraphCounts, GraphErasure
 from azmem.graph.state import GraphState
 from azmem.graph.steps import Embed, Flow, OpenStore, StoreCall
 from azmem.graph.store.protocol import GraphStore
@@ -35,6 +35,7 @@ __all__ = [
     "delete_fact_flow",
     "export_flow",
     "find_entity_flow",
+    "forget_flow",
     "get_entity_flow",
     "get_episodes_flow",
     "get_fact_flow",
@@ -263,6 +264,14 @@ def clear_flow(group_id: object) -> Flow[GraphCounts]:
     group = inputs.check_group_id(group_id)
     counts: GraphCounts = yield StoreCall(lambda s: s.clear(group))
     return counts
+
+
+def forget_flow(group_id: object, *, compact: object = True) -> Flow[GraphErasure]:
+    group = inputs.check_group_id(group_id)
+    if not isinstance(compact, bool):
+        raise InvalidInputError(f"compact must be True or False, got {type(compact).__name__}")
+    erased: GraphErasure = yield StoreCall(lambda s: s.forget(group, compact=compact))
+    return erased
 
 
 def export_flow(

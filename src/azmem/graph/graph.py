@@ -15,7 +15,8 @@ from typing import Any, Concatenate, ParamSpec, Self
 import numpy as np
 import numpy.typing as npt
 
-from azmem.graph.base import BulkRun, GraphBase, chat_kwargs, face_method, group_of, parsed_reply
+from azmem.azure.cache import tagged
+from azmem.graph.base import BulkRun, GraphBase, chat_kwargs, chat_tags, face_method, group_of, parsed_reply
 from azmem.graph.bulk import EpisodeInput, Progress
 from azmem.graph.results import AddEpisodeResult
 from azmem.graph.steps import Chat, Embed, Flow, OpenStore, R, Step, StoreCall
@@ -82,7 +83,8 @@ class Graph(GraphBase):
         if isinstance(step, Embed):
             return self._embed(step.texts)
         if isinstance(step, Chat):
-            return parsed_reply(step, self._client().generate(step.messages, **chat_kwargs(step)))
+            with tagged(chat_tags(step)):
+                return parsed_reply(step, self._client().generate(step.messages, **chat_kwargs(step)))
         if isinstance(step, OpenStore):
             self._bind()
             return None
@@ -147,6 +149,7 @@ class Graph(GraphBase):
     delete_episode = _blocking(GraphBase._delete_episode_flow)
     delete_fact = _blocking(GraphBase._delete_fact_flow)
     clear = _blocking(GraphBase._clear_flow, per_group=True)
+    forget = _blocking(GraphBase._forget_flow, per_group=True)
 
     # -- reads -----------------------------------------------------------------------
     search = _blocking(GraphBase._search_flow)

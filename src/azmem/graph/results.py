@@ -87,3 +87,11 @@ class GraphCounts(_Result):
     episodes: int = 0
     entities: int = 0
     facts: int = 0
+
+
+class GraphErasure(GraphCounts):
+    """What `Graph.forget` erased (counts only: the erased text is gone)."""
+
+    compacted: bool = True
+    """SQLite: the file was rewritten so no freed page keeps the erased bytes (False when
+    another connection kept the checkpoint or VACUUM from completing: run it again)."""

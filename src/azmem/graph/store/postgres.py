@@ -23,9 +23,10 @@ from azmem.errors import EmbedderMismatchError, InvalidInputError, SchemaVersion
 from azmem.graph.changes import Changes, EntityUpdate, NewEntity, NewFact, Vector
 from azmem.graph.errors import GraphConflictError
 from azmem.graph.names import normalize
-from azmem.graph.results import DeleteEpisodeResult, GraphCounts
+from azmem.graph.results import DeleteEpisodeResult, GraphCounts, GraphErasure
 from azmem.graph.store import postgres_schema as schema
 from azmem.graph.store.postgres_reads import PostgresReads
+from azmem.graph.store.postgres_vectors import EXACT_ROWS, VectorPlan, ensure_indexes, plan_for
 from azmem.stores.postgres import server
 from azmem.stores.postgres.connections import Conn, Connections, check_option, normalise_url
 from azmem.stores.postgres.errors import Where, translate
@@ -44,6 +45,10 @@ def _names(name: str, aliases: list[str]) -> list[str]:
 class PostgresGraphStore(PostgresReads):
     """`GraphStore` on PostgreSQL. ``url`` is a libpq URL (``postgresql://...``)."""
 
+    exact_rows: int = EXACT_ROWS
+    """Rows passing a search's filters at or below which cosine is an exact scan, not HNSW
+    (`postgres_vectors`); 0 sends every search through the index (tests)."""
+
     def __init__(
         self,
         url: str,
@@ -61,6 +66,7 @@ class PostgresGraphStore(PostgresReads):
         self.url = self.where.url
         self.read_only = read_only
         self._embedder: tuple[str, int] | None = None
+        self._vector_plan: VectorPlan | None = None
         self._conns = Connections(
             conninfo,
             self.where,
@@ -124,18 +130,32 @@ class PostgresGraphStore(PostgresReads):
                 f"but is used with {wanted[0]!r} (dimension {wanted[1]})",
                 suggestion="configure the embedder the graph was built with",
             )
-        if stored != wanted and not self.read_only:
+        if not self.read_only:
 
             def record(conn: Conn) -> None:
-                for key, value in (("embedder_name", wanted[0]), ("dimension", str(wanted[1]))):
-                    conn.execute(
-                        "INSERT INTO azmem_graph_meta (key, value) VALUES (%s, %s) "
-                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        (key, value),
-                    )
+                if stored != wanted:
+                    for key, value in (("embedder_name", wanted[0]), ("dimension", str(wanted[1]))):
+                        conn.execute(
+                            "INSERT INTO azmem_graph_meta (key, value) VALUES (%s, %s) "
+                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            (key, value),
+                        )
+                # the HNSW indexes for this dimension (once: a look at pg_indexes when present)
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [schema.LOCK_KEY])
+                ensure_indexes(conn, wanted[1])
 
             self._run("open", record, write=True)
+        self._vector_plan = self._run(
+            "open", lambda conn: plan_for(conn, wanted[1], exact_rows=self.exact_rows)
+        )
         self._embedder = wanted
+
+    def _plan(self) -> VectorPlan:
+        if self._vector_plan is None:
+            raise StoreError(
+                "the graph store has no embedder bound", suggestion="call open(name, dimension) first"
+            )
+        return self._vector_plan
 
     def _dim(self) -> int:
         if self._embedder is None:
@@ -154,13 +174,15 @@ class PostgresGraphStore(PostgresReads):
     @staticmethod
     def _bump(conn: Conn, group_id: str) -> int:
         """The group's version before this write; the upsert locks its row until commit."""
+        # A new row starts above ``version_floor`` (see `forget`); ``xmax = 0``: it was inserted.
         row = conn.execute(
-            "INSERT INTO azmem_graph_groups AS g (group_id, version) VALUES (%s, 1) "
-            "ON CONFLICT (group_id) DO UPDATE SET version = g.version + 1 RETURNING version",
+            "INSERT INTO azmem_graph_groups AS g (group_id, version) VALUES (%s, 1 + coalesce("
+            "(SELECT value::bigint FROM azmem_graph_meta WHERE key = 'version_floor'), 0)) "
+            "ON CONFLICT (group_id) DO UPDATE SET version = g.version + 1 RETURNING version, xmax = 0",
             (group_id,),
         ).fetchone()
         assert row is not None
-        return int(row[0]) - 1
+        return 0 if row[1] else int(row[0]) - 1
 
     def apply(self, changes: Changes) -> None:
         dim = self._dim()
@@ -356,3 +378,43 @@ class PostgresGraphStore(PostgresReads):
             return counts
 
         return self._run("clear", clear, write=True)
+
+    def forget(self, group_id: str, *, compact: bool = True) -> GraphErasure:
+        """`clear`, for good: the version row goes too (its id is the user's), and ``version_floor``
+        keeps the group's next version above the forgotten one; ``compact`` VACUUMs the tables
+        that held the rows, as the memory store's `forget` does (see docs/compliance.md for
+        what stays in WAL and backups)."""
+
+        def erase(conn: Conn) -> GraphCounts:
+            row = conn.execute(
+                "SELECT version FROM azmem_graph_groups WHERE group_id = %s FOR UPDATE", (group_id,)
+            ).fetchone()
+            counts = self._counts(conn, [group_id])
+            for table in ("azmem_graph_facts", "azmem_graph_entities", "azmem_graph_episodes"):
+                conn.execute(f"DELETE FROM {table} WHERE group_id = %s", (group_id,))
+            if row is not None:
+                conn.execute(
+                    "INSERT INTO azmem_graph_meta AS m (key, value) VALUES ('version_floor', %s) "
+                    "ON CONFLICT (key) DO UPDATE "
+                    "SET value = greatest(m.value::bigint, excluded.value::bigint)::text",
+                    (str(int(row[0]) + 1),),
+                )
+                conn.execute("DELETE FROM azmem_graph_groups WHERE group_id = %s", (group_id,))
+            return counts
+
+        counts = self._run("forget", erase, write=True)
+        clean = False
+        if compact:
+            conn = self._conns.direct("compact")
+            try:
+                conn.execute(
+                    "VACUUM azmem_graph_facts, azmem_graph_entities, azmem_graph_episodes, "
+                    "azmem_graph_entity_names, azmem_graph_fact_episodes, azmem_graph_mentions, "
+                    "azmem_graph_groups"
+                )
+                clean = True
+            except psycopg.Error:
+                clean = False
+            finally:
+                conn.close()
+        return GraphErasure(**counts.model_dump(), compacted=clean)

@@ -3,7 +3,8 @@
 * Words: ``tsvector`` / ``tsquery`` (``english``; query words ORed, each quoted by
   construction: they are letters and digits only), ranked by ``ts_rank_cd``: close to,
   not the same as, SQLite's BM25 (the fusion uses ranks only, so the scales never mix).
-* Cosine: pgvector's ``<=>`` over the rows the view and filters allow, exact.
+* Cosine: pgvector's ``<=>`` over the rows the view and filters allow: an exact scan for
+  a few thousand rows, else the HNSW index re-ranked exactly (`postgres_vectors`).
 * Graph distance: a recursive CTE over facts in both directions, as on SQLite.
 """
 
@@ -21,6 +22,7 @@ from azmem.graph.queries import EntityCandidates, EntityQuery, FactCandidates, F
 from azmem.graph.results import GraphCounts
 from azmem.graph.store.dump import Dump
 from azmem.graph.store.postgres_schema import TEXT_CONFIG
+from azmem.graph.store.postgres_vectors import VectorPlan
 from azmem.graph.store.rows import (
     ENTITY_COLUMNS,
     EPISODE_COLUMNS,
@@ -63,9 +65,12 @@ def _query(terms: Sequence[str], prefix: bool) -> str:
 
 
 class PostgresReads:
-    """Read half of `PostgresGraphStore`: needs its ``_run``."""
+    """Read half of `PostgresGraphStore`: needs its ``_run`` and ``_plan``."""
 
     def _run(self, action: str, fn: Callable[[Conn], T], *, write: bool = False) -> T:
+        raise NotImplementedError
+
+    def _plan(self) -> VectorPlan:
         raise NotImplementedError
 
     # -- helpers ---------------------------------------------------------------------
@@ -242,11 +247,9 @@ class PostgresReads:
             dense: list[Any] = []
             if query.vector is not None:
                 v = np.asarray(query.vector, dtype=np.float32)
-                dense = conn.execute(
-                    f"SELECT e.rid, 1 - (e.embedding <=> %s) FROM azmem_graph_entities e WHERE {where.sql} "
-                    "ORDER BY e.embedding <=> %s, e.rid LIMIT %s",
-                    (v, *where.params, v, query.limit),
-                ).fetchall()
+                dense = self._plan().dense(
+                    conn, "azmem_graph_entities", "e", "rid", where.sql, where.params, v, query.limit
+                )
             found = self._entities_where(conn, "rid", [*bm25, *(r for r, _ in dense)])
             return EntityCandidates(
                 bm25=[found[r] for r in bm25 if r in found],
@@ -271,9 +274,7 @@ class PostgresReads:
             dense: list[tuple[str, float]] = []
             if query.vector is not None:
                 v = np.asarray(query.vector, dtype=np.float32)
-                dense = [(r[0], float(r[1])) for r in conn.execute(
-                    f"SELECT f.id, 1 - (f.embedding <=> %s) FROM azmem_graph_facts f WHERE {w} "
-                    "ORDER BY f.embedding <=> %s, f.rid LIMIT %s", (v, *p, v, query.limit))]  # fmt: skip
+                dense = self._plan().dense(conn, "azmem_graph_facts", "f", "id", w, p, v, query.limit)
             graph: list[tuple[str, int]] = []
             if query.origins:
                 rows = conn.execute(

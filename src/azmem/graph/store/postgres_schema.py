@@ -7,9 +7,10 @@ under ``pg_advisory_xact_lock``: two processes opening a fresh database queue, a
 second finds nothing to do.
 
 Vectors are pgvector ``vector`` columns without a fixed dimension (the graph checks
-it against its bound embedder) and without an index: a group's facts are searched
-exactly, which is right at the sizes one group reaches (see docs/graph.md). Words are
-``tsvector`` columns (``english``), written with each row, behind GIN indexes.
+it against its bound embedder); their HNSW indexes (cosine) are on the cast to the
+bound dimension, made when a graph is bound (`postgres_vectors.ensure_indexes`) and,
+for graphs bound before they existed, by migration 002. Words are ``tsvector`` columns
+(``english``), written with each row, behind GIN indexes.
 """
 
 from __future__ import annotations
@@ -117,7 +118,18 @@ def _m001_graph(conn: Conn) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [("graph_001_initial", _m001_graph)]
+def _m002_vector_indexes(conn: Conn) -> None:
+    from azmem.graph.store.postgres_vectors import ensure_indexes
+
+    row = conn.execute("SELECT value FROM azmem_graph_meta WHERE key = 'dimension'").fetchone()
+    if row is not None:  # else the first `open` binds a dimension and makes them
+        ensure_indexes(conn, int(row[0]))
+
+
+MIGRATIONS: list[tuple[str, Callable[[Conn], None]]] = [
+    ("graph_001_initial", _m001_graph),
+    ("graph_002_vector_indexes", _m002_vector_indexes),
+]
 
 
 def _applied(conn: Conn) -> set[str]:

@@ -11,8 +11,8 @@ Guarantees every backend gives:
   ``changes.expected_version`` is set and the group's version moved since.
 * Every write to a group bumps its version (``group_version``).
 * Reads never cross groups: every query names its groups.
-* Nothing is ever physically deleted except by ``delete_episode``, ``delete_fact``
-  and ``clear``: invalidation only sets times.
+* Nothing is ever physically deleted except by ``delete_episode``, ``delete_fact``,
+  ``clear`` and ``forget``: invalidation only sets times.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 from azmem.graph.changes import Changes, Vector
 from azmem.graph.model import Entity, Episode, Fact
 from azmem.graph.queries import EntityCandidates, EntityQuery, FactCandidates, FactQuery
-from azmem.graph.results import DeleteEpisodeResult, GraphCounts
+from azmem.graph.results import DeleteEpisodeResult, GraphCounts, GraphErasure
 from azmem.graph.store.dump import Dump
 
 __all__ = ["Dump", "GraphStore"]
@@ -52,6 +52,13 @@ class GraphStore(Protocol):
 
     def clear(self, group_id: str) -> GraphCounts:
         """Remove a whole group; returns what it held."""
+        ...
+
+    def forget(self, group_id: str, *, compact: bool = True) -> GraphErasure:
+        """Erase a group for good (a GDPR erasure): its rows, its word-index entries and its
+        version row (the group id is the user's id), leaving no copy in the store's files
+        (``compact``: SQLite rewrites the file). A group forgotten and written again never
+        reuses a version another process may have cached."""
         ...
 
     # -- reads -------------------------------------------------------------------------

@@ -19,10 +19,11 @@ from azmem.errors import EmbedderMismatchError, StoreError
 from azmem.graph.changes import Changes, EntityUpdate, NewEntity, NewFact
 from azmem.graph.errors import GraphConflictError
 from azmem.graph.names import normalize
-from azmem.graph.results import DeleteEpisodeResult, GraphCounts
+from azmem.graph.results import DeleteEpisodeResult, GraphCounts, GraphErasure
 from azmem.graph.store.rows import format_time
 from azmem.graph.store.sqlite_connection import SQLiteConnection
 from azmem.graph.store.sqlite_reads import SQLiteReads
+from azmem.stores.sqlite.audit import compact as compact_file
 
 __all__ = ["SQLiteGraphStore"]
 
@@ -274,3 +275,33 @@ class SQLiteGraphStore(SQLiteConnection, SQLiteReads):
             for table in ("graph_facts", "graph_entities", "graph_episodes"):
                 conn.execute(f"DELETE FROM {table} WHERE group_id = ?", (group_id,))
         return counts
+
+    def forget(self, group_id: str, *, compact: bool = True) -> GraphErasure:
+        """`clear`, for good: freed cells zeroed (``secure_delete``), both FTS5 indexes merged
+        into fresh segments (a deletion only adds tombstones; the old segments would keep the
+        words), the version row gone; then, with ``compact``, checkpoint + VACUUM (the memory
+        store's `compact`), so no page of the file or the WAL keeps the group's text."""
+        with self._guard("forget") as conn:
+            conn.execute("PRAGMA secure_delete = ON")
+            try:
+                with self._write("forget", group_id, bump=False) as conn:
+                    counts = self._counts(conn, [group_id])
+                    for table in ("graph_facts", "graph_entities", "graph_episodes"):
+                        conn.execute(f"DELETE FROM {table} WHERE group_id = ?", (group_id,))
+                    conn.execute(
+                        "INSERT INTO graph_meta (key, value) "
+                        "SELECT 'version_floor', CAST(version + 1 AS TEXT) FROM graph_groups "
+                        "WHERE group_id = ? ON CONFLICT (key) DO UPDATE SET value = "
+                        "CAST(max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+                        (group_id,),
+                    )
+                    conn.execute("DELETE FROM graph_groups WHERE group_id = ?", (group_id,))
+                    for fts in ("graph_facts_fts", "graph_entities_fts"):
+                        conn.execute(f"INSERT INTO {fts} ({fts}) VALUES ('optimize')")
+            finally:
+                if self._conn is not None:
+                    self._conn.execute("PRAGMA secure_delete = OFF")
+            self._cache.drop(group_id)
+            self._lexical.clear()  # also the query words it remembers
+            clean = compact_file(conn) if compact else False
+        return GraphErasure(**counts.model_dump(), compacted=clean)

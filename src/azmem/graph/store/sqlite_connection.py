@@ -17,10 +17,32 @@ from pathlib import Path
 
 from azmem.config import create_private_file
 from azmem.errors import SchemaVersionError, StoreError
+from azmem.graph.store.lexical import LexicalCache
 from azmem.graph.store.sqlite_schema import migrate, pending
 from azmem.graph.store.vector_cache import VectorCache
 
-__all__ = ["SQLiteConnection"]
+__all__ = ["SQLiteConnection", "holds_graph"]
+
+
+def holds_graph(path: str | os.PathLike[str]) -> bool:
+    """Whether the SQLite file exists and has the graph's tables (read-only look: opening a
+    graph store would create them)."""
+    target = Path(path)
+    if not target.is_file():
+        return False
+    try:
+        probe = sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        found = probe.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'graph_groups'"
+        ).fetchone()
+    except sqlite3.Error:
+        return False
+    finally:
+        probe.close()
+    return found is not None
 
 
 class SQLiteConnection:
@@ -35,6 +57,7 @@ class SQLiteConnection:
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._cache = VectorCache()
+        self._lexical = LexicalCache()
         self._embedder: tuple[str, int] | None = None
         self._conn: sqlite3.Connection | None = self._connect()
 
@@ -132,7 +155,11 @@ class SQLiteConnection:
                     conn.execute("COMMIT")
 
     @contextmanager
-    def _write(self, action: str, group_id: str) -> Iterator[sqlite3.Connection]:
+    def _write(self, action: str, group_id: str, *, bump: bool = True) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction that bumps the group's version (unless ``bump``
+        is False: `forget` deletes the version row). A group's first version starts above
+        ``version_floor``, the highest version of any forgotten group, so a group forgotten
+        and written again never shows a version another process has a cached block for."""
         if self.read_only:
             raise StoreError(
                 f"graph store {self.path} is open read-only; cannot {action}", error_code="store_read_only"
@@ -141,11 +168,13 @@ class SQLiteConnection:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
-                conn.execute(
-                    "INSERT INTO graph_groups (group_id, version) VALUES (?, 1) "
-                    "ON CONFLICT (group_id) DO UPDATE SET version = version + 1",
-                    (group_id,),
-                )
+                if bump:
+                    conn.execute(
+                        "INSERT INTO graph_groups (group_id, version) VALUES (?, 1 + coalesce("
+                        "(SELECT CAST(value AS INTEGER) FROM graph_meta WHERE key = 'version_floor'), 0)) "
+                        "ON CONFLICT (group_id) DO UPDATE SET version = version + 1",
+                        (group_id,),
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -158,5 +187,6 @@ class SQLiteConnection:
                 self._conn.close()
                 self._conn = None
             self._cache.clear()
+            self._lexical.clear()
 
     # -- embedder ----------------------------------------------------------------------

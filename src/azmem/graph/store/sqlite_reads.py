@@ -2,6 +2,9 @@
 
 * BM25: FTS5's ``bm25()`` over fact sentences and relation names (entity names,
   aliases and summaries for entities), query words quoted, never parsed as syntax.
+  For facts, the same formula over each group's in-memory postings (`lexical`), with
+  the time view applied by the vector block's columns; FTS5 only for a query word it
+  would read as a phrase.
 * Cosine: the group's vectors in memory (`vector_cache`), restricted by SQL to the
   rows the time view and filters allow, so a selective filter never starves it.
 * Graph distance: a recursive CTE walking facts (both directions, the view's facts
@@ -21,12 +24,14 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from azmem.graph.changes import Vector
 from azmem.graph.model import Entity, Episode, Fact
 from azmem.graph.queries import EntityCandidates, EntityQuery, FactCandidates, FactQuery
 from azmem.graph.results import GraphCounts
 from azmem.graph.store.dump import Dump
+from azmem.graph.store.lexical import LexicalCache, PhraseQuery, bm25_top
 from azmem.graph.store.rows import (
     ENTITY_COLUMNS,
     EPISODE_COLUMNS,
@@ -83,6 +88,7 @@ class SQLiteReads:
     """Read half of `SQLiteGraphStore`: needs its ``_read``, ``_cache`` and ``_dim``."""
 
     _cache: VectorCache
+    _lexical: LexicalCache
 
     def _read(self, action: str = "read") -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
@@ -293,13 +299,13 @@ class SQLiteReads:
             dense=[(found[r], s) for r, s in dense if r in found],
         )
 
-    def _dense_facts(
+    def _visible(
         self, conn: sqlite3.Connection, query: FactQuery, where: str, params: list[Any]
-    ) -> list[Any]:
-        """(fact id, cosine), best first: the view applied in numpy, SQL only for label and date filters."""
-        assert query.vector is not None
+    ) -> list[tuple[str, Block, npt.NDArray[np.bool_]]]:
+        """Each group's fact block and the rows the view and filters allow (numpy, or SQL for
+        label and date filters)."""
         eligible = None
-        hits: list[tuple[float, int, str]] = []
+        out = []
         for group_id in query.group_ids:
             block = self._block(conn, "facts", group_id)
             mask = block.visible(query.view, query.filters)
@@ -308,11 +314,41 @@ class SQLiteReads:
                     sql = f"SELECT f.rid FROM graph_facts f WHERE {where}"
                     eligible = np.fromiter((r[0] for r in conn.execute(sql, params)), dtype=np.int64)
                 mask = np.isin(block.rids, eligible)
+            out.append((group_id, block, mask))
+        return out
+
+    def _dense_facts(
+        self, query: FactQuery, visible: list[tuple[str, Block, npt.NDArray[np.bool_]]]
+    ) -> list[Any]:
+        """(fact id, cosine), best first."""
+        assert query.vector is not None
+        hits: list[tuple[float, int, str]] = []
+        for _, block, mask in visible:
             hits += [
                 (s, int(block.rids[i]), block.ids[i])
                 for i, s in block.top(_unit(query.vector), mask, query.limit)
             ]
         return [(key, s) for s, _, key in sorted(hits, key=lambda h: (-h[0], h[1]))[: query.limit]]
+
+    def _bm25_facts(
+        self,
+        conn: sqlite3.Connection,
+        query: FactQuery,
+        visible: list[tuple[str, Block, npt.NDArray[np.bool_]]],
+    ) -> list[str] | None:
+        """Fact ids by BM25 from the in-memory postings; None when FTS5 must answer (a phrase)."""
+        try:
+            tokens = self._lexical.tokens(conn, query.terms)
+        except PhraseQuery:
+            return None
+        lexicons = []
+        for group_id, block, _ in visible:
+            lex = self._lexical.lexicon(conn, group_id, block.version)
+            if not np.array_equal(lex.rids, block.rids):  # one snapshot: cannot happen, but never guess
+                return None
+            lexicons.append(lex)
+        top = bm25_top(lexicons, tokens, [mask for _, _, mask in visible], query.limit)
+        return [visible[i][1].ids[row] for i, row in top]
 
     def search_facts(self, query: FactQuery) -> FactCandidates:
         where = fact_where(
@@ -320,11 +356,13 @@ class SQLiteReads:
         )
         w, p = where.sql, where.params
         with self._read() as conn:
-            bm25: list[str] = []
-            if query.terms:
+            visible = self._visible(conn, query, w, p) if query.terms or query.vector is not None else []
+            found = self._bm25_facts(conn, query, visible) if query.terms else []
+            if found is None:
                 sql = f"{_FACT_MATCH} AND {w} ORDER BY bm25(graph_facts_fts), f.rid LIMIT ?"
-                bm25 = [r[1] for r in conn.execute(sql, (_match(query.terms, False), *p, query.limit))]
-            dense = self._dense_facts(conn, query, w, p) if query.vector is not None else []
+                found = [r[1] for r in conn.execute(sql, (_match(query.terms, False), *p, query.limit))]
+            bm25: list[str] = found
+            dense = self._dense_facts(query, visible) if query.vector is not None else []
             graph: list[tuple[str, int]] = []
             if query.origins:
                 hops = query.depth - 1

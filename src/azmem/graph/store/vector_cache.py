@@ -132,6 +132,11 @@ class VectorCache:
                 self._blocks.popitem(last=False)
         return block
 
+    def drop(self, group_id: str) -> None:
+        with self._lock:
+            for kind in ("facts", "entities"):
+                self._blocks.pop((kind, group_id), None)
+
     def clear(self) -> None:
         with self._lock:
             self._blocks.clear()
