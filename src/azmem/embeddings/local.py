@@ -189,6 +189,12 @@ def _load_runtime(
         tokenizer.enable_padding(pad_id=0, pad_type_id=0, pad_token="[PAD]", direction="right")
 
         options = ort.SessionOptions()
+        # onnxruntime's intra-op threads busy-wait ("spin") after each run by default. One
+        # query at a time on a machine shared with a server, a database and other
+        # processes, that spinning took the CPU the next step needed: a one-query embedding
+        # cost 9.5-10.6 ms of CPU with it and 4.2-4.5 ms without on a loaded 2-core machine,
+        # and a 64-text batch 262-280 ms against 202-204 ms (docs/benchmarks.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
@@ -282,15 +288,20 @@ class LocalEmbedder:
         self.max_length = max_length
         #: Inputs cut at ``max_length`` tokens so far (their tail does not reach the vector).
         self.truncated = 0
+        # Locating the packaged files walks the installed distributions (~0.1 ms, more
+        # under load): done once per instance, not per query.
+        self._loaded: _Runtime | None = None
 
     def __repr__(self) -> str:
         return f"LocalEmbedder(name={self.name!r}, dimension={self.dimension}, batch_size={self.batch_size})"
 
     def _runtime(self) -> _Runtime:
+        if self._loaded is not None:
+            return self._loaded
         model_path = self._model_path or _locate(_MODEL_DIST, _MODEL_FILE, "model")
         tokenizer_path = self._tokenizer_path or _locate(_TOKENIZER_DIST, _TOKENIZER_FILE, "tokenizer")
         threads = self._threads if self._threads is not None else _threads_from_env()
-        return _load_runtime(
+        self._loaded = _load_runtime(
             model_path,
             tokenizer_path,
             verify_model=self._model_path is None,
@@ -298,6 +309,7 @@ class LocalEmbedder:
             threads=threads,
             max_length=self.max_length,
         )
+        return self._loaded
 
     def load(self) -> None:
         """Load (and verify) the model now, e.g. at server start-up or in ``azmem doctor``."""
