@@ -9,8 +9,9 @@ does not share our GIL. Reported:
 * throughput at concurrency 64 (async clients, ``asyncio.gather`` over one client each),
   rounds alternating, median of rounds, and the ratio azmem/raw.
 
-Targets: latency_ratio <= 1.05, throughput_ratio >= 0.95. The last line is
-``latency_ratio=... throughput_ratio=...`` for scripts.
+Targets (issue 11): cpu_ratio <= 1.02 (client CPU per call, this thread: the least noisy
+view on a shared machine), latency_ratio <= 1.03, throughput_ratio >= 0.97. The last line
+is ``latency_ratio=... throughput_ratio=... cpu_ratio=...`` for scripts.
 
     python bench/client_overhead.py [--calls 400] [--concurrency 64] [--rounds 11] [--per-round 512]
 """
@@ -206,13 +207,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  raw openai  {lat['raw_wall'] * 1e3:.3f} ms  cpu {lat['raw_cpu'] * 1e3:.3f} ms")
     print(
         f"  azmem       {lat['azmem_wall'] * 1e3:.3f} ms  cpu {lat['azmem_cpu'] * 1e3:.3f} ms"
-        f"  (latency ratio {latency_ratio:.3f}, target <= 1.05; cpu ratio {cpu_ratio:.3f})"
+        f"  (latency ratio {latency_ratio:.3f}, target <= 1.03; cpu ratio {cpu_ratio:.3f}, target <= 1.02)"
     )
     rounds = f"{args.rounds} rounds x {args.per_round} requests"
     print(f"concurrency {args.concurrency} (async), {rounds}, alternating, median round:")
     print(f"  raw openai  {raw_rps:.0f} req/s  ({raw_err} failed)")
     print(f"  azmem       {azmem_rps:.0f} req/s  ({azmem_err} failed)", end="")
-    print(f"  (ratio {throughput_ratio:.3f}, target >= 0.95)")
+    print(f"  (ratio {throughput_ratio:.3f}, target >= 0.97)")
     print(
         f"latency_ratio={latency_ratio:.3f} throughput_ratio={throughput_ratio:.3f} "
         f"cpu_ratio={cpu_ratio:.3f} "

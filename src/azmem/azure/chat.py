@@ -82,13 +82,18 @@ class Target:
     """The role's own retry policy; None: the client's."""
     responses_api: bool = False
     """Send through the Responses API instead of chat completions (the ``responses_api`` capability)."""
+    _chat_context: RequestContext | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_chat_context", _context(self, "chat"))
 
     def context(self, operation: str) -> RequestContext:
-        """The first attempt's context; cached because it is needed on every call and never changes."""
+        """The first attempt's context: made once, because every call needs it and it never changes."""
+        if operation == "chat" and self._chat_context is not None:
+            return self._chat_context
         return _context(self, operation)
 
 
-@functools.lru_cache(maxsize=256)
 def _context(target: Target, operation: str) -> RequestContext:
     return RequestContext(
         operation=operation,
@@ -327,13 +332,12 @@ def generate_flow(
         f"chat {target.deployment}",
         lambda: span_attributes(target, options, cache_enabled=env.cache is not None, operation="chat"),
     ) as span:
-        messages = _vision_ready(target, messages)
+        convo = _vision_ready(target, messages)  # a new list, never the caller's
         memory_key = (target.endpoint, target.deployment)
         mode = choose_mode(
             options, json_schema_supported=target.json_schema and memory_key not in env.no_json_schema
         )
         ctx = target.context("chat")
-        convo: list[Message] = list(messages)
         reasks = 0
         attempts = 0
         cache = env.cache

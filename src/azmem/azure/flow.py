@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from contextlib import AbstractContextManager, nullcontext
@@ -55,9 +56,13 @@ S = TypeVar("S")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
-    """Perform ``client.<resource>.with_raw_response.<method>(**kwargs)``; the outcome is the raw response."""
+    """Perform ``client.<resource>.with_raw_response.<method>(**kwargs)``; the outcome is the raw response.
+
+    Treated as immutable; not ``frozen`` because a frozen dataclass's ``__init__`` costs twice
+    as much, and a step and its :class:`Outcome` are built on every call.
+    """
 
     resource: Literal["chat", "embeddings", "responses"]
     method: Literal["create", "parse"]
@@ -98,9 +103,10 @@ class Offload:
     call: Callable[[], Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """What a driver hands back for a :class:`Send`: the value, or the exception it raised."""
+    """What a driver hands back for a :class:`Send`: the value, or the exception it raised (immutable
+    by convention, like :class:`Send`)."""
 
     value: Any = None
     error: Exception | None = None
@@ -130,6 +136,23 @@ _NULL_SPAN = _NullSpan()
 _NULL_CONTEXT = nullcontext(_NULL_SPAN)  # stateless, so one serves every call
 
 
+_MISSING = object()
+_TRACER_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+"""The variable names a provider for the API to load at its first use; read once, at import."""
+
+
+def _no_tracer_provider() -> bool:
+    """Whether no tracer provider is installed, without ``os.environ`` in the common case.
+
+    ``trace.get_tracer_provider()`` looks its environment variable up on every call while
+    none is set (a caught KeyError each time); the API's global, set by whatever installs
+    a provider, answers first (see :func:`azmem.azure.metrics.enabled`).
+    """
+    if getattr(trace, "_TRACER_PROVIDER", _MISSING) is None and not _TRACER_PROVIDER_FROM_ENV:
+        return True
+    return isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
+
+
 def call_span(
     tracer: Tracer | None, name: str, attributes: Callable[[], dict[str, Any]], *, current: bool = True
 ) -> AbstractContextManager[Any]:
@@ -143,12 +166,7 @@ def call_span(
     same: it carries the call's GenAI metrics. ``current=False`` is for generators
     (streams): see :func:`llm_span`.
     """
-    if (
-        tracer is None
-        and tracing._tracer is None
-        and isinstance(trace.get_tracer_provider(), _NO_PROVIDER)
-        and not metrics_enabled()
-    ):
+    if tracer is None and tracing._tracer is None and _no_tracer_provider() and not metrics_enabled():
         # The common case first, without making a (proxy) tracer per call to find it out.
         return _NULL_CONTEXT
     resolved = get_tracer(tracer)

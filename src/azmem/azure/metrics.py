@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 import weakref
@@ -38,6 +39,7 @@ from opentelemetry.metrics import (
     ObservableGauge,
     Observation,
 )
+from opentelemetry.metrics import _internal as _metrics_api
 
 __all__ = [
     "METER_NAME",
@@ -82,6 +84,10 @@ _CALL_KEYS = (
     "server.address",
     "server.port",
 )
+
+_UNKNOWN = object()
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_METER_PROVIDER" in os.environ
+"""The variable names a provider for the API to load at its first use; read once, at import."""
 
 try:  # the API's stand-in before an SDK is installed; private, hence the fallback
     from opentelemetry.metrics._internal import _ProxyMeterProvider
@@ -131,8 +137,19 @@ def _provider() -> MeterProvider:
 
 
 def enabled() -> bool:
-    """Whether an SDK meter provider would receive anything (checked per call: it may come later)."""
-    return _override is not None or not isinstance(metrics.get_meter_provider(), _NO_SDK)
+    """Whether an SDK meter provider would receive anything (checked per call: it may come later).
+
+    While no provider is set, ``metrics.get_meter_provider()`` looks its environment variable
+    up in ``os.environ`` on every call (a caught KeyError each time, a sizeable share of the
+    client's per-call work); when the API's global is still unset and the variable was not set
+    at start-up, the answer is known without that call. Anything that sets a provider, in code
+    or by a later ``get_meter_provider()`` reading the variable, sets the global.
+    """
+    if _override is not None:
+        return True
+    if getattr(_metrics_api, "_METER_PROVIDER", _UNKNOWN) is None and not _PROVIDER_FROM_ENV:
+        return False
+    return not isinstance(metrics.get_meter_provider(), _NO_SDK)
 
 
 def instruments() -> Instruments:

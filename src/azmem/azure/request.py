@@ -8,7 +8,7 @@ messages alone and served answers generated under other parameters).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -105,7 +105,8 @@ def choose_mode(options: ChatOptions, *, json_schema_supported: bool) -> OutputM
     return "json_object" if options.json else "text"
 
 
-def mentions_json(wire: Sequence[Mapping[str, Any]]) -> bool:
+def mentions_json(wire: Sequence[Mapping[str, Any]], *, text_type: str = "text") -> bool:
+    """Whether any message says "json"; ``text_type`` names a text part (``input_text`` on Responses)."""
     for item in wire:
         content = item.get("content")
         if isinstance(content, str):
@@ -113,9 +114,33 @@ def mentions_json(wire: Sequence[Mapping[str, Any]]) -> bool:
                 return True
         elif isinstance(content, list):
             for part in content:
-                if part.get("type") == "text" and "json" in str(part.get("text", "")).lower():
+                if part.get("type") == text_type and "json" in str(part.get("text", "")).lower():
                     return True
     return False
+
+
+def prompt_items(
+    messages: Sequence[Message],
+    options: ChatOptions,
+    mode: OutputMode,
+    convert: Callable[[Sequence[Message]], list[dict[str, Any]]],
+    *,
+    text_type: str = "text",
+) -> list[dict[str, Any]]:
+    """The messages in a wire protocol's shape (``convert``), with what the output mode adds.
+
+    Shared by chat completions and the Responses API: ``schema_in_prompt`` carries the schema
+    in a system message, and ``json_object``, which the service rejects unless the input
+    says "json", gets that said for the caller.
+    """
+    msgs = list(messages)
+    if mode == "schema_in_prompt":
+        assert options.response_model is not None
+        msgs = insert_system(msgs, schema_instruction(options.response_model))
+    items = convert(msgs)
+    if mode == "json_object" and not mentions_json(items, text_type=text_type):
+        items = convert(insert_system(msgs, "Respond with a JSON object."))
+    return items
 
 
 def insert_system(messages: list[Message], text: str) -> list[Message]:
@@ -151,15 +176,7 @@ def build_chat_kwargs(
     decision comes from the resolved capability, so a deployment named ``prod-chat``
     running o3-mini is handled right.
     """
-    msgs = list(messages)
-    if mode == "schema_in_prompt":
-        assert options.response_model is not None
-        msgs = insert_system(msgs, schema_instruction(options.response_model))
-    wire = to_wire(msgs)
-    if mode == "json_object" and not mentions_json(wire):
-        # The service rejects json_object unless a message says "json"; say it for the caller.
-        wire = to_wire(insert_system(msgs, "Respond with a JSON object."))
-
+    wire = prompt_items(messages, options, mode, to_wire)
     kwargs: dict[str, Any] = {"model": model, "messages": wire}
     if reasoning:
         if options.max_tokens is not None:

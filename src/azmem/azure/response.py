@@ -32,10 +32,14 @@ from azmem.errors import ContentFilterError, EmptyResponseError, OutputTruncated
 __all__ = [
     "LLMResult",
     "StreamState",
+    "StreamStateBase",
     "ValidationFailure",
+    "answer_result",
+    "error_info",
     "interpret_completion",
     "request_id_of",
     "shape_answer",
+    "token_usage",
     "usage_of",
     "validation_text",
 ]
@@ -109,19 +113,79 @@ class ValidationFailure:
     error: str
 
 
+def token_usage(
+    input_tokens: int, output_tokens: int, total_tokens: int | None, input_details: Any, output_details: Any
+) -> Usage:
+    """One call's :class:`Usage` from what either API reports, details included.
+
+    Chat completions say ``prompt``/``completion`` and the Responses API ``input``/``output``;
+    both nest cached prompt tokens and reasoning tokens (part of the output, as billed) in
+    detail objects that may be missing.
+    """
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=total_tokens or input_tokens + output_tokens,
+        cached_input_tokens=getattr(input_details, "cached_tokens", None) or 0,
+        reasoning_tokens=getattr(output_details, "reasoning_tokens", None) or 0,
+    )
+
+
 def usage_of(completion: ChatCompletion | ChatCompletionChunk) -> Usage:
     u = completion.usage
     if u is None:
-        return Usage(input_tokens=0, output_tokens=0, total_tokens=0)
-    prompt_details = u.prompt_tokens_details
-    completion_details = u.completion_tokens_details
-    return Usage(
-        input_tokens=u.prompt_tokens,
-        output_tokens=u.completion_tokens,
-        total_tokens=u.total_tokens,
-        cached_input_tokens=(prompt_details.cached_tokens or 0) if prompt_details else 0,
-        reasoning_tokens=(completion_details.reasoning_tokens or 0) if completion_details else 0,
+        return Usage()
+    return token_usage(
+        u.prompt_tokens,
+        u.completion_tokens,
+        u.total_tokens,
+        u.prompt_tokens_details,
+        u.completion_tokens_details,
     )
+
+
+def error_info(ctx: RequestContext, attempts: int, headers: Mapping[str, str] | None) -> dict[str, Any]:
+    """``debug_info`` for an exception raised while reading an answer (only error paths pay for it)."""
+    return {**ctx.debug_info(), "attempt": attempts, **debug_headers(headers)}
+
+
+def answer_result(
+    content: str | None,
+    *,
+    mode: OutputMode,
+    response_model: type[T] | None,
+    parsed: Any = None,
+    ctx: RequestContext,
+    headers: Mapping[str, str] | None,
+    answer_id: str | None,
+    tool_calls: tuple[ToolCall, ...],
+    usage: Usage,
+    model: str | None,
+    finish_reason: str | None,
+    attempts: int,
+    reasoning_summary: str | None = None,
+) -> LLMResult[T] | ValidationFailure:
+    """An answer that passed the API's own checks, as a result (or a failure to re-ask), for either API.
+
+    Neither text nor a tool call is :class:`EmptyResponseError`. The request id is the
+    service's ``apim-request-id``/``x-request-id`` header, else the answer's own id.
+    """
+    if content is None and not tool_calls:
+        raise EmptyResponseError(
+            f"Deployment '{ctx.deployment}' returned neither text nor tool calls.",
+            debug_info=error_info(ctx, attempts, headers),
+        )
+    common = {
+        "tool_calls": tool_calls,
+        "usage": usage,
+        "deployment": ctx.deployment,
+        "model": model or None,
+        "request_id": request_id_of(headers) or answer_id or None,
+        "finish_reason": finish_reason,
+        "attempts": attempts,
+        "reasoning_summary": reasoning_summary,
+    }
+    return shape_answer(content, mode=mode, response_model=response_model, common=common, parsed=parsed)
 
 
 def _extra(obj: BaseModel, name: str) -> Any:
@@ -158,8 +222,8 @@ def interpret_completion(
 ) -> LLMResult[T] | ValidationFailure:
     """Turn a completion into a result, an exception, or a validation failure to re-ask."""
 
-    def info() -> dict[str, Any]:  # only error paths pay for it
-        return {**ctx.debug_info(), "attempt": attempts, **debug_headers(headers)}
+    def info() -> dict[str, Any]:
+        return error_info(ctx, attempts, headers)
 
     if not completion.choices:
         raise EmptyResponseError(f"Deployment '{ctx.deployment}' returned no choices.", debug_info=info())
@@ -188,23 +252,21 @@ def interpret_completion(
         for c in (message.tool_calls or ())
         if c.type == "function"
     )
-    content = message.content
-    if content is None and not tool_calls:
-        raise EmptyResponseError(
-            f"Deployment '{ctx.deployment}' returned neither content nor tool calls.", debug_info=info()
-        )
-    common: dict[str, Any] = {
-        "tool_calls": tool_calls,
-        "usage": usage if usage is not None else usage_of(completion),
-        "deployment": ctx.deployment,
-        "model": completion.model or None,
-        "request_id": request_id_of(headers) or completion.id or None,
-        "finish_reason": finish,
-        "attempts": attempts,
-    }
     # Only parse() answers carry `parsed`; looking it up on others costs a pydantic attribute miss.
-    parsed = getattr(message, "parsed", None) if mode == "json_schema" else None
-    return shape_answer(content, mode=mode, response_model=response_model, common=common, parsed=parsed)
+    return answer_result(
+        message.content,
+        mode=mode,
+        response_model=response_model,
+        parsed=getattr(message, "parsed", None) if mode == "json_schema" else None,
+        ctx=ctx,
+        headers=headers,
+        answer_id=completion.id,
+        tool_calls=tool_calls,
+        usage=usage if usage is not None else usage_of(completion),
+        model=completion.model,
+        finish_reason=finish,
+        attempts=attempts,
+    )
 
 
 def shape_answer(
@@ -245,12 +307,8 @@ def validation_failure_from(exc: ValidationError | ValueError, content: str | No
     return ValidationFailure(content, validation_text(exc))
 
 
-class StreamState:
-    """Accumulates a streamed answer chunk by chunk; the drivers only move bytes.
-
-    Azure's first chunk has no choices (only prompt_filter_results) and, with
-    ``include_usage``, so does the last (it carries the usage): both are expected.
-    """
+class StreamStateBase:
+    """What a streamed answer accumulates on either API: text pieces, and how it ended."""
 
     __slots__ = ("ctx", "finish_reason", "max_tokens", "model", "parts", "request_id", "usage")
 
@@ -266,6 +324,16 @@ class StreamState:
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+
+class StreamState(StreamStateBase):
+    """Accumulates a streamed answer chunk by chunk; the drivers only move bytes.
+
+    Azure's first chunk has no choices (only prompt_filter_results) and, with
+    ``include_usage``, so does the last (it carries the usage): both are expected.
+    """
+
+    __slots__ = ()
 
     @property
     def reasoning_summary(self) -> str | None:

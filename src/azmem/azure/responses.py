@@ -29,7 +29,6 @@ from openai.types.responses import (
 )
 
 from azmem.azure.errors import RequestContext
-from azmem.azure.headers import debug_headers
 from azmem.azure.messages import (
     AssistantMessage,
     ImagePart,
@@ -40,12 +39,18 @@ from azmem.azure.messages import (
     UserMessage,
     clean_text,
 )
-from azmem.azure.request import ChatOptions, OutputMode, insert_system, schema_instruction
-from azmem.azure.response import LLMResult, ValidationFailure, request_id_of, shape_answer
+from azmem.azure.request import ChatOptions, OutputMode, prompt_items
+from azmem.azure.response import (
+    LLMResult,
+    StreamStateBase,
+    ValidationFailure,
+    answer_result,
+    error_info,
+    token_usage,
+)
 from azmem.azure.usage import Usage
 from azmem.errors import (
     ContentFilterError,
-    EmptyResponseError,
     InvalidInputError,
     OutputTruncatedError,
     RefusalError,
@@ -129,18 +134,6 @@ def _tool_choice(choice: str | Mapping[str, Any]) -> str | dict[str, Any]:
     return choice
 
 
-def _mentions_json(items: Sequence[Mapping[str, Any]]) -> bool:
-    for item in items:
-        content = item.get("content")
-        if isinstance(content, str) and "json" in content.lower():
-            return True
-        if isinstance(content, list) and any(
-            p.get("type") == "input_text" and "json" in str(p.get("text", "")).lower() for p in content
-        ):
-            return True
-    return False
-
-
 def _unsupported(option: str) -> InvalidInputError:
     return InvalidInputError(
         f"{option} is not a parameter of the Responses API, which this deployment uses",
@@ -170,14 +163,7 @@ def build_responses_kwargs(
         raise _unsupported("stop")
     if options.seed is not None:
         raise _unsupported("seed")
-    msgs = list(messages)
-    if mode == "schema_in_prompt":
-        assert options.response_model is not None
-        msgs = insert_system(msgs, schema_instruction(options.response_model))
-    items = to_input(msgs)
-    if mode == "json_object" and not _mentions_json(items):
-        # As with chat, json_object needs the word "json" in the input: say it for the caller.
-        items = to_input(insert_system(msgs, "Respond with a JSON object."))
+    items = prompt_items(messages, options, mode, to_input, text_type="input_text")
     kwargs: dict[str, Any] = {"model": model, "input": items, "store": False}
     if options.max_tokens is not None:
         kwargs["max_output_tokens"] = options.max_tokens
@@ -227,14 +213,8 @@ def response_usage(response: Response | None) -> Usage:
     u = response.usage if response is not None else None
     if u is None:
         return Usage()
-    cached = getattr(u.input_tokens_details, "cached_tokens", 0) if u.input_tokens_details else 0
-    reasoning = getattr(u.output_tokens_details, "reasoning_tokens", 0) if u.output_tokens_details else 0
-    return Usage(
-        input_tokens=u.input_tokens,
-        output_tokens=u.output_tokens,
-        total_tokens=u.total_tokens or u.input_tokens + u.output_tokens,
-        cached_input_tokens=cached or 0,
-        reasoning_tokens=reasoning or 0,
+    return token_usage(
+        u.input_tokens, u.output_tokens, u.total_tokens, u.input_tokens_details, u.output_tokens_details
     )
 
 
@@ -312,7 +292,7 @@ def interpret_response(
     """A response as a result, one of our exceptions, or a validation failure to re-ask (as for chat)."""
 
     def info() -> dict[str, Any]:
-        return {**ctx.debug_info(), "attempt": attempts, **debug_headers(headers)}
+        return error_info(ctx, attempts, headers)
 
     if response.error is not None or response.status == "failed":
         raise _failed(ctx, response.error, info())
@@ -326,24 +306,23 @@ def interpret_response(
         raise _truncated(ctx, max_tokens, "answer", info())
     if refusal:
         raise RefusalError(f"The model refused to answer: {refusal}", refusal=refusal, debug_info=info())
-    if text is None and not calls:
-        raise EmptyResponseError(
-            f"Deployment '{ctx.deployment}' returned neither text nor tool calls.", debug_info=info()
-        )
-    common: dict[str, Any] = {
-        "tool_calls": calls,
-        "usage": usage if usage is not None else response_usage(response),
-        "deployment": ctx.deployment,
-        "model": response.model or None,
-        "request_id": request_id_of(headers) or response.id or None,
-        "finish_reason": "tool_calls" if calls else "stop",
-        "attempts": attempts,
-        "reasoning_summary": summary,
-    }
-    return shape_answer(text, mode=mode, response_model=response_model, common=common)
+    return answer_result(
+        text,
+        mode=mode,
+        response_model=response_model,
+        ctx=ctx,
+        headers=headers,
+        answer_id=response.id,
+        tool_calls=calls,
+        usage=usage if usage is not None else response_usage(response),
+        model=response.model,
+        finish_reason="tool_calls" if calls else "stop",
+        attempts=attempts,
+        reasoning_summary=summary,
+    )
 
 
-class ResponsesStreamState:
+class ResponsesStreamState(StreamStateBase):
     """Accumulates a streamed response event by event: the Responses twin of ``StreamState``.
 
     Text arrives in ``response.output_text.delta`` events, the summary in
@@ -351,32 +330,12 @@ class ResponsesStreamState:
     ``.incomplete``) carries the usage. ``error`` and ``response.failed`` events end it.
     """
 
-    __slots__ = (
-        "ctx",
-        "finish_reason",
-        "max_tokens",
-        "model",
-        "parts",
-        "refusal",
-        "request_id",
-        "summary",
-        "usage",
-    )
+    __slots__ = ("refusal", "summary")
 
     def __init__(self, ctx: RequestContext, *, max_tokens: int | None) -> None:
-        self.ctx = ctx
-        self.max_tokens = max_tokens
-        self.parts: list[str] = []
+        super().__init__(ctx, max_tokens=max_tokens)
         self.summary: list[str] = []
         self.refusal: list[str] = []
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.model: str | None = None
-        self.request_id: str | None = None
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
 
     @property
     def reasoning_summary(self) -> str | None:

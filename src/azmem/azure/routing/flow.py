@@ -244,12 +244,18 @@ class RoutedChat:
         return flow, current
 
     def perform_sync(self, current: Current) -> Callable[[Send], Any]:
+        """Perform each step on the SDK client of the deployment the attempt went to.
+
+        Any resource a flow sends (chat completions, the Responses API, embeddings) goes
+        through the same performer as an unrouted client, so a routed deployment speaks
+        whichever wire protocol its target says.
+        """
+
         def perform(step: Send) -> Any:
             assert current.attempt is not None
-            sdk = self.providers.provider(current.attempt.deployment).sync_client()
-            resource = sdk.chat.completions if step.resource == "chat" else sdk.embeddings
+            send = self.providers.performer(current.attempt.deployment, asynchronous=False)
             try:
-                raw = getattr(resource.with_raw_response, step.method)(**step.kwargs)
+                raw = send(step)
             except openai.APIStatusError as exc:
                 current.headers = exc.response.headers
                 raise
@@ -261,10 +267,9 @@ class RoutedChat:
     def perform_async(self, current: Current) -> Callable[[Send], Awaitable[Any]]:
         async def perform(step: Send) -> Any:
             assert current.attempt is not None
-            sdk = self.providers.provider(current.attempt.deployment).async_client()
-            resource = sdk.chat.completions if step.resource == "chat" else sdk.embeddings
+            send = self.providers.performer(current.attempt.deployment, asynchronous=True)
             try:
-                raw = await getattr(resource.with_raw_response, step.method)(**step.kwargs)
+                raw = await send(step)
             except openai.APIStatusError as exc:
                 current.headers = exc.response.headers
                 raise

@@ -9,10 +9,11 @@ times, and the settings layer's env/file precedence still applies to the shared 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from azmem.azure.chat import Target
+from azmem.azure.flow import Send, performer
 from azmem.azure.provider import AzureProvider
 from azmem.azure.routing.pool import DeploymentSpec
 from azmem.azure.settings import AzureOpenAISettings
@@ -44,6 +45,7 @@ class DeploymentProviders:
         self._providers: dict[str, AzureProvider] = dict(overrides or {})
         self._own: set[str] = set()
         self._targets: dict[str, Target] = {}
+        self._performers: dict[tuple[str, bool], Callable[[Send], Any]] = {}
         self._lock = threading.Lock()
 
     def provider(self, spec: DeploymentSpec) -> AzureProvider:
@@ -79,9 +81,20 @@ class DeploymentProviders:
                 auth=provider.auth_kind,
                 vision=caps.vision,
                 vision_detail=provider.settings.vision_detail,
+                responses_api=caps.responses_api,
             )
             self._targets[key] = target
         return target
+
+    def performer(self, spec: DeploymentSpec, *, asynchronous: bool) -> Callable[[Send], Any]:
+        """How to send a step to this deployment (its sync or async SDK client), built once."""
+        key = (spec.limiter_key, asynchronous)
+        send = self._performers.get(key)
+        if send is None:
+            provider = self.provider(spec)
+            sdk = provider.async_client() if asynchronous else provider.sync_client()
+            send = self._performers[key] = performer(sdk)
+        return send
 
     def close(self) -> None:
         for key in list(self._own):
