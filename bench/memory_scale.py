@@ -166,7 +166,7 @@ def fill_postgres(
                 "USING hnsw (embedding vector_cosine_ops)"
             )
             built = time.perf_counter() - t0
-        conn.execute("VACUUM ANALYZE azmem_memories")
+        conn.execute("VACUUM ANALYZE azmem_memories, azmem_postings")
     print(
         f"[fill] {n} memories: inserts {filled:.1f} s"
         + (f", HNSW build after fill {built:.1f} s" if index_after_fill else " (HNSW maintained row by row)"),

@@ -228,7 +228,8 @@ def compact(conn: Conn) -> bool:
     versions leave the heap and the indexes (a plain VACUUM; see docs/compliance.md for what
     stays in WAL, backups and free space). False when the server refused."""
     try:
-        conn.execute("VACUUM azmem_memories, azmem_history, azmem_memory_owners, azmem_audit")
+        # azmem_postings holds the erased memories' words.
+        conn.execute("VACUUM azmem_memories, azmem_history, azmem_memory_owners, azmem_audit, azmem_postings")
     except Exception:
         return False
     return True

@@ -8,11 +8,13 @@ store of vectors made by another embedder raises `EmbedderMismatchError`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from azmem.errors import EmbedderMismatchError
 from azmem.stores.postgres import schema
 from azmem.stores.postgres.connections import Conn
 
-__all__ = ["bind", "is_empty", "mismatch", "record", "recorded"]
+__all__ = ["bind", "checker", "is_empty", "mismatch", "record", "recorded"]
 
 
 def recorded(conn: Conn, *, lock: bool = False) -> tuple[str, int] | None:
@@ -62,3 +64,18 @@ def bind(conn: Conn, url: str, wanted: tuple[str, int], pgvector: tuple[int, ...
         raise mismatch(url, current, wanted)
     schema.bind_vectors(conn, wanted[1], schema.vector_index(wanted[1], pgvector))
     record(conn, wanted)
+
+
+def checker(url: str, mine: Callable[[], tuple[str, int]]) -> Callable[[tuple[str, int] | None], bool]:
+    """For a search, given the embedder it finds recorded: raise if another process reindexed
+    since our open() (not `mine()`), False when none is recorded (no vector to compare)."""
+
+    def check(stored: tuple[str, int] | None) -> bool:
+        if stored is None:
+            return False
+        wanted = mine()
+        if stored != wanted:
+            raise mismatch(url, stored, wanted)
+        return True
+
+    return check

@@ -6,7 +6,9 @@
   connection; connections are retired after `max_lifetime` seconds, before a token
   they were opened with would matter again.
 * **Configured.** Autocommit (every transaction is explicit), pgvector's types
-  registered, and for a read-only store `default_transaction_read_only = on`.
+  registered, for a read-only store `default_transaction_read_only = on`, and the
+  store's `session` settings (HNSW search breadth): set once per connection, not per
+  search, which saves a round trip on every search.
 * **Typed, fast failure.** A pool hides why it cannot connect: its workers retry in the
   background, with backoff, while callers wait. So every connection attempt records its
   outcome; while the last one failed, a call connects directly instead of waiting, and
@@ -96,6 +98,8 @@ class Connections:
         self._closed = False
         self._pool: ConnectionPool[Conn] | None = None
         self._class = self._connection_class()
+        #: (name, value) set for the session on every new connection (`configure`).
+        self.session: list[tuple[str, str]] = []
 
     # -- making connections --------------------------------------------------------------------
     def _connection_class(self) -> type[Conn]:
@@ -123,8 +127,14 @@ class Connections:
 
     def configure(self, conn: Conn) -> None:
         """Session setup for every new connection (pool's `configure`)."""
+        settings = list(self.session)
         if self.read_only:
-            conn.execute("SET default_transaction_read_only = on")
+            settings.append(("default_transaction_read_only", "on"))
+        if settings:
+            conn.execute(
+                "SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
+                [x for pair in settings for x in pair],
+            )
         self.register(conn)
 
     @staticmethod
@@ -239,9 +249,13 @@ class Connections:
         write: bool = False,
         retry: bool = True,
         snapshot: bool = False,
+        atomic: bool = True,
     ) -> T:
         """`fn(conn)` in one transaction, with the retries described in the module docstring;
-        `snapshot`: REPEATABLE READ, so that every statement of `fn` sees the same data."""
+        `snapshot`: REPEATABLE READ, so that every statement of `fn` sees the same data (sent
+        with the BEGIN: no round trip of its own). `atomic=False` (reads only): no transaction,
+        each statement commits alone, for a read of one statement (saves BEGIN and COMMIT)."""
+        assert atomic or not write
         nested: Conn | None = getattr(self._local, "conn", None)
         if nested is not None:
             return fn(nested)
@@ -250,9 +264,9 @@ class Connections:
             conn, pool = self._acquire(action)
             committing = False
             try:
-                with conn.transaction():
-                    if snapshot:
-                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                if snapshot:
+                    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # client side only
+                with conn.transaction() if atomic else contextlib.nullcontext():
                     self._local.conn = conn
                     try:
                         result = fn(conn)
@@ -270,5 +284,8 @@ class Connections:
                     raise unavailable(self.where, action, exc) from exc
                 raise translate(exc, self.where, action) from exc
             finally:
+                if snapshot:
+                    with contextlib.suppress(psycopg.Error):  # a broken one is discarded anyway
+                        conn.isolation_level = None
                 self._release(conn, pool)
         raise AssertionError("unreachable")

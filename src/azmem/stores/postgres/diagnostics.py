@@ -49,7 +49,8 @@ def describe(conn: Conn) -> dict[str, Any]:
         r[0]
         for r in conn.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN "
-            "('azmem_memories', 'azmem_history') AND indexname LIKE 'azmem%%' ORDER BY indexname"
+            "('azmem_memories', 'azmem_history', 'azmem_postings') AND indexname LIKE 'azmem%%' "
+            "ORDER BY indexname"
         )
     ]
     kind = schema.vector_index(dimension or 0, _version(ext[0]) if ext else ())
@@ -111,6 +112,14 @@ def check(conn: Conn, embedder: tuple[str, int] | None) -> list[str]:
         problems.append(
             f"BM25 statistics ({stats[0]} memories, {stats[1]} words) differ from the table "
             f"({stats[2]} memories, {stats[3]} words)"
+        )
+    postings = conn.execute(
+        "SELECT (SELECT count(*) FROM azmem_postings), (SELECT coalesce(sum(length(lexemes)), 0) "
+        "FROM azmem_memories)"
+    ).fetchone()
+    if postings and postings[0] != postings[1]:
+        problems.append(
+            f"the BM25 postings hold {postings[0]} rows where the memories have {postings[1]} distinct words"
         )
     orphans = conn.execute(
         "SELECT count(*) FROM azmem_memories m WHERE NOT EXISTS "

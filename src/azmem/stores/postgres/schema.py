@@ -22,6 +22,7 @@ Tables (prefixed `azmem_`, so the store can live in an application's database):
                 outcome, details, content, content_hash, prev_hash, hash)   -- 003: hash chain
     azmem_audit_chain(id = 1, head_seq, head_hash, anchor_seq, anchor_hash)  -- 003
     azmem_memory_owners(memory_id PK, user_id, agent_id, run_id)            -- 003: for forget
+    azmem_postings(term, rid, tf, doc_len, user_id, agent_id, run_id)   -- 004: BM25, by triggers
 
 The `embedding` column is created when an embedder is first bound (`bind_vectors`): its
 dimension is only known then. Its HNSW index (cosine) is on the column itself up to
@@ -40,6 +41,7 @@ from psycopg import sql
 
 from azmem.errors import StoreError
 from azmem.stores.postgres.audit import create_tables as create_audit_tables
+from azmem.stores.postgres.lexical import create_postings
 
 __all__ = [
     "LOCK_KEY",
@@ -185,10 +187,16 @@ def _m003_audit(conn: Conn) -> None:
     create_audit_tables(conn)
 
 
+def _m004_postings(conn: Conn) -> None:
+    # BM25 from a postings table kept by triggers (stores/postgres/lexical.py), backfilled here.
+    create_postings(conn)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_lexical_stats", _m002_lexical_stats),
     ("003_audit", _m003_audit),
+    ("004_postings", _m004_postings),
 ]
 
 
@@ -288,9 +296,23 @@ def drop_vector_index(conn: Conn) -> None:
     conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(VECTOR_INDEX)))
 
 
-def create_vector_index(conn: Conn, dimension: int, kind: VectorIndex) -> None:
+#: maintenance_work_mem for an HNSW build: pgvector builds the graph in memory and slows down
+#: several times once it outgrows it (100k x 384-d needs about 200 MB; the server default is 64 MB).
+INDEX_BUILD_MEMORY = "1GB"
+
+
+def create_vector_index(
+    conn: Conn, dimension: int, kind: VectorIndex, build_memory: str = INDEX_BUILD_MEMORY
+) -> None:
+    """The HNSW index, built (in the caller's transaction) with at least `build_memory` of
+    maintenance_work_mem: raised for this transaction only, never lowered."""
     if kind is None:
         return
+    conn.execute(
+        "SELECT set_config('maintenance_work_mem', %s, true) "
+        "WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes(%s)",
+        [build_memory, build_memory],
+    )
     target: sql.Composable
     if kind == "vector":
         target = sql.SQL("embedding vector_cosine_ops")
@@ -331,5 +353,7 @@ def expected_indexes(kind: VectorIndex) -> list[str]:
         "azmem_memories_lexemes",
         "azmem_memories_metadata",
         "azmem_history_memory",
+        "azmem_postings_term",
+        "azmem_postings_rid",
     ]
     return [*names, VECTOR_INDEX] if kind is not None else names

@@ -1,18 +1,31 @@
-"""The candidate half of PostgreSQL search: dense and lexical candidate lists (fused in
-``stores/ranking.py``, exactly as for SQLite).
+"""PostgreSQL search: dense and lexical candidate lists (fused in ``stores/ranking.py``,
+exactly as for SQLite), in as few round trips as the steps' dependencies allow.
+
+**Round trips.** A dense search is one statement (the recorded embedder, the
+exact-scan probe, the candidates and their rows); a hybrid or BM25 one is two: (1) the
+embedder, the lexical statistics (N, total length, each word's capped document count)
+and the dense candidates; (2) the BM25 top, the BM25 of the dense candidates, the
+cosines of the BM25-only ones and the rows of all of them (`lexical.score`). Each
+statement reads one snapshot; there is no transaction around them (BEGIN and COMMIT
+would be two more round trips): a memory deleted between the two is left out of the
+hits, as it would be a moment later. ``hnsw.ef_search`` and ``hnsw.iterative_scan``
+are set once per connection (`Connections.session`); a search needing more depth than
+``ef_search``, or behind a transaction pooler (``prepare_threshold=None``, where session
+settings do not stick), raises them with ``SET LOCAL`` in a transaction of its own.
+Measured at 100k memories: 13 round trips -> 2 for hybrid, 9 -> 1 for dense.
 
 **Dense.** Cosine = ``1 - (embedding <=> q)`` on L2-normalised vectors. Scope and
 filters are SQL conditions on the same query, so they apply before ranking:
 
 * when at most `exact_rows` memories pass them (a capped count), the search is an exact
   scan of those memories (the HNSW index is kept out of the plan), so small scopes and
-  selective filters are exact;
-* otherwise the HNSW index (cosine) is used with ``hnsw.ef_search`` raised for the
-  transaction (``SET LOCAL``, default 200, at least the depth) and, on pgvector >= 0.8,
-  ``hnsw.iterative_scan = relaxed_order``, so a filtered scan keeps walking the graph
-  until it has enough rows; up to 100 candidates are fetched and re-ranked by exact
-  cosine. If it still returns fewer than wanted (pgvector's ``max_scan_tuples``), an
-  exact scan follows.
+  selective filters are exact; the count and both scans are one statement whose two
+  branches are gated on the count (``One-Time Filter``: only one of them runs);
+* otherwise the HNSW index (cosine) is used with ``hnsw.ef_search`` 200 (at least the
+  depth) and, on pgvector >= 0.8, ``hnsw.iterative_scan = relaxed_order``, so a filtered
+  scan keeps walking the graph until it has enough rows; up to 100 candidates are fetched
+  and re-ranked by exact cosine. If it still returns fewer than wanted (pgvector's
+  ``max_scan_tuples``), an exact scan follows.
 
 Measured (20,000 clustered 384-d vectors, 2 cores, pgvector 0.8, HNSW m 16 / ef_construction
 64): recall@10 against exact search 1.00 unscoped, 1.00 in a 10% scope and a 1% scope
@@ -20,61 +33,67 @@ Measured (20,000 clustered 384-d vectors, 2 cores, pgvector 0.8, HNSW m 16 / ef_
 about 3 ms per 1,000 memories at 384 dimensions and 10 ms at 1,536 (vectors read from
 TOAST); up to about 2,000 memories it is no slower than HNSW there: hence `exact_rows` 2,000.
 
-**Lexical (BM25).** Words are those of `query_terms`; each memory's words are stored
-by the store itself as a ``tsvector`` (``rows.document``: the same tokenizer, lower-cased,
-with positions), in a GIN index. Not ``to_tsvector('simple', memory)``: its parser keeps
-``alice@contoso.com`` or ``3.14`` as one word and its ``lower()`` follows the database
-locale (a C-locale database leaves "École" capitalised), so its words would not always
-be the query's. The score is BM25 computed in SQL with FTS5's constants and formula
-(k1 1.2, b 0.75, IDF ``log((N - n + 0.5) / (n + 0.5))`` floored at 1e-6, N and the
-average length over the whole store from ``azmem_lexical_stats``), so it follows the
-same shape as SQLite's. It differs from SQLite's exact FTS5 bm25 in the words: FTS5
-there uses the porter stemmer and folds diacritics ("likes" matches "like", "Zoë"
-matches "zoe"); here words match exactly after lower-casing (no stemming, no diacritic
-folding), so the two backends can score and even match differently; the contract
-(ordering, s / (1 + s), hybrid normalisation) is the same. The cost is bounded like
-SQLite's FTS5 fallback: each word's document count is probed (capped at RARE_DOCS),
-words above the cap are dropped when rarer words exist, and if every word is that
-common only the newest COMMON_SCAN matching memories are scored.
+**Lexical (BM25)**: `lexical.py` (a postings table). Words are those of `query_terms`;
+each memory's words are stored by the store itself as a ``tsvector`` (``rows.document``:
+the same tokenizer, lower-cased, with positions). Not ``to_tsvector('simple', memory)``:
+its parser keeps ``alice@contoso.com`` or ``3.14`` as one word and its ``lower()``
+follows the database locale, so its words would not always be the query's. The score is
+BM25 with FTS5's constants and formula. It differs from SQLite's exact FTS5 bm25 in the
+words: FTS5 there uses the porter stemmer and folds diacritics ("likes" matches "like",
+"Zoë" matches "zoe"); here words match exactly after lower-casing, so the two backends
+can score and even match differently; the contract (ordering, s / (1 + s), hybrid
+normalisation) is the same.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from azmem.stores import ranking
-from azmem.stores.models import SearchHit, SearchMode
+from azmem.stores.models import Scope, SearchHit, SearchMode
+from azmem.stores.postgres import lexical
 from azmem.stores.postgres import rows as codec
 from azmem.stores.postgres.connections import Conn
+from azmem.stores.postgres.filters import CompiledFilter, where_clause
 from azmem.stores.postgres.schema import VectorIndex
 from azmem.stores.ranking import Ranked
 
-__all__ = [
-    "VectorPlan",
-    "cosines",
-    "dense",
-    "fetch",
-    "lexical",
-    "run",
-]
+__all__ = ["LargeScopes", "Query", "VectorPlan", "fetch", "needs_transaction", "run", "session_settings"]
 
-K1 = 1.2
-B = 0.75
 CANDIDATES = 100  # HNSW candidates fetched for re-ranking (at most ef_search)
-RARE_DOCS, RARE_BUDGET, COMMON_SCAN = ranking.RARE_DOCS, ranking.RARE_BUDGET, ranking.COMMON_SCAN
+MAX_EF_SEARCH = 1000  # pgvector's limit
 
-# BM25 of the row `m` for the words (text[]) with their IDFs (float8[]); avgdl first.
-_SCORE = (
-    "(SELECT coalesce(sum(t.idf * (cardinality(u.positions) * 2.2::float8) / (cardinality(u.positions) "
-    "+ 1.2::float8 * (0.25::float8 + 0.75::float8 * m.doc_len / %s::float8))), 0) "
-    "FROM unnest(m.lexemes) AS u JOIN unnest(%s::text[], %s::float8[]) AS t(term, idf) ON t.term = u.lexeme)"
-)
+
+class LargeScopes:
+    """Scopes recently found to hold more than `exact_rows` memories, so the next searches in
+    them skip the exact-scan probe (a count of up to 2,001 rows: about 1 ms) for `ttl`
+    seconds. Only unfiltered scopes are remembered; the store forgets them all whenever it
+    writes (`clear`), so only another process's deletes can shrink a remembered scope, and
+    then a search takes the HNSW path (iterative scan, still filtered by scope) until the
+    entry expires."""
+
+    def __init__(self, ttl: float = 10.0, size: int = 1024) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._until: dict[tuple[str | None, ...], float] = {}
+
+    def __contains__(self, key: object) -> bool:
+        until = self._until.get(key)  # type: ignore[call-overload]
+        return until is not None and monotonic() < until
+
+    def add(self, key: tuple[str | None, ...]) -> None:
+        if len(self._until) >= self.size:
+            self._until = {}
+        self._until[key] = monotonic() + self.ttl
+
+    def clear(self) -> None:
+        self._until = {}
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,8 @@ class VectorPlan:
     iterative_scan: bool
     ef_search: int
     exact_rows: int
+    session: bool = False  # ef_search / iterative_scan already set on every connection
+    large: LargeScopes | None = None
 
     def distance(self) -> str:
         """The ORDER BY expression the HNSW index serves (one %s: the query vector)."""
@@ -94,131 +115,106 @@ class VectorPlan:
         return "m.embedding <=> %s"
 
 
-def dense(
-    conn: Conn,
+def session_settings(ef_search: int, iterative_scan: bool) -> list[tuple[str, str]]:
+    """The HNSW settings every connection gets (`Connections.session`)."""
+    settings = [("hnsw.ef_search", str(min(MAX_EF_SEARCH, ef_search)))]
+    if iterative_scan:
+        settings.append(("hnsw.iterative_scan", "relaxed_order"))
+    return settings
+
+
+def _exact(where: str) -> str:
+    # OFFSET 0 keeps the subquery whole, so the planner cannot answer it from the HNSW index.
+    return (
+        "SELECT rid, cos FROM (SELECT m.rid, 1 - (m.embedding <=> %s) AS cos FROM azmem_memories m "
+        f"WHERE {where} AND m.embedding IS NOT NULL OFFSET 0) AS e"
+    )
+
+
+def _hnsw(plan: VectorPlan, where: str) -> str:
+    return (
+        "SELECT rid, cos FROM (SELECT m.rid, 1 - (m.embedding <=> %s) AS cos FROM azmem_memories m "
+        f"WHERE {where} AND m.embedding IS NOT NULL ORDER BY {plan.distance()} LIMIT %s) AS h"
+    )
+
+
+def needs_transaction(q: Query, plan: VectorPlan | None) -> bool:
+    """Whether a search needs a transaction: only to raise the HNSW settings for it (`SET
+    LOCAL`); otherwise each of its (one or two) statements reads one consistent snapshot."""
+    return plan is not None and _settings(plan, _depth(q)) is not None
+
+
+def _depth(q: Query) -> int:
+    return q.limit if q.mode != "hybrid" else max(4 * q.limit, 40)
+
+
+def _settings(plan: VectorPlan, depth: int) -> tuple[str, list[Any]] | None:
+    """The statement raising the HNSW settings for this transaction, None when the session's do."""
+    if plan.index is None:
+        return None
+    ef = min(MAX_EF_SEARCH, max(plan.ef_search, depth))
+    if plan.session and ef == plan.ef_search:
+        return None
+    settings = "SELECT set_config('hnsw.ef_search', %s, true)"
+    if plan.iterative_scan:
+        settings += ", set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+    return settings, [str(ef)]
+
+
+_ORDER = " ORDER BY cos DESC, rid LIMIT %s"
+
+
+@dataclass(frozen=True)
+class _Dense:
+    """The dense candidates as SQL: an optional CTE ``n`` (the exact-scan probe) and a source of
+    (rid, cos) rows, best first; `probed`: the source is the gated HNSW-or-exact union."""
+
+    cte: str
+    cte_params: list[Any]
+    source: str
+    params: list[Any]
+    probed: bool
+
+
+def _dense(
     plan: VectorPlan,
     query: npt.NDArray[np.float32],
     depth: int,
     where: str,
     params: Sequence[Any],
-) -> Ranked:
-    """Top `depth` (rid, cosine) within scope and filters, best first (ties by rid)."""
-    exact = plan.index is None
-    if not exact and plan.exact_rows > 0:
-        (n,) = conn.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM azmem_memories m WHERE {where} "
-            "AND m.embedding IS NOT NULL LIMIT %s) AS x",
-            [*params, plan.exact_rows + 1],
-        ).fetchone() or (0,)
-        if n == 0:
-            return []
-        exact = n <= plan.exact_rows
-    if not exact:
-        settings = "SELECT set_config('hnsw.ef_search', %s, true)"
-        if plan.iterative_scan:
-            settings += ", set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-        conn.execute(settings, [str(min(1000, max(plan.ef_search, depth)))])
-        # More candidates than asked for, re-ranked by exact cosine: the relaxed iterative scan
-        # returns them only roughly in order (measured: recall@10 0.97 -> 1.00 in a 10% scope).
-        found = conn.execute(
-            "SELECT rid, cos FROM (SELECT m.rid, 1 - (m.embedding <=> %s) AS cos FROM azmem_memories m "
-            f"WHERE {where} AND m.embedding IS NOT NULL ORDER BY {plan.distance()} LIMIT %s) AS s "
-            "ORDER BY cos DESC, rid LIMIT %s",
-            [query, *params, query, max(depth, min(plan.ef_search, CANDIDATES)), depth],
-        ).fetchall()
-        if len(found) >= depth:
-            return [(int(rid), float(cos)) for rid, cos in found]
-    # OFFSET 0 keeps the subquery whole, so the planner cannot answer it from the HNSW index.
-    found = conn.execute(
-        "SELECT rid, cos FROM (SELECT m.rid, 1 - (m.embedding <=> %s) AS cos FROM azmem_memories m "
-        f"WHERE {where} AND m.embedding IS NOT NULL OFFSET 0) AS s ORDER BY cos DESC, rid LIMIT %s",
-        [query, *params, depth],
-    ).fetchall()
-    return [(int(rid), float(cos)) for rid, cos in found]
+    known: bool,
+) -> _Dense:
+    """Every scan is gated (a One-Time Filter: constant for the statement, so a false one keeps
+    the scan from running at all) on the recorded dimension being the plan's: after another
+    process reindexed to another dimension, comparing vectors would fail before the store
+    could say why (EmbedderMismatchError)."""
+    dimension = str(plan.dimension)
+    same = "(SELECT value FROM azmem_meta WHERE key = 'dimension') = %s"
+    exact = _exact(where)
+    if plan.index is None:
+        return _Dense("", [], f"{exact} WHERE {same}{_ORDER}", [query, *params, dimension, depth], False)
+    # More candidates than asked for, re-ranked by exact cosine: the relaxed iterative scan
+    # returns them only roughly in order (measured: recall@10 0.97 -> 1.00 in a 10% scope).
+    hnsw = _hnsw(plan, where)
+    hnsw_params = [query, *params, query, max(depth, min(plan.ef_search, CANDIDATES))]
+    if plan.exact_rows <= 0 or known:
+        return _Dense("", [], f"{hnsw} WHERE {same}{_ORDER}", [*hnsw_params, dimension, depth], False)
+    # The probe and both scans in one statement; the probe's count is NULL when the dimension
+    # differs, so that neither scan runs.
+    gate = [plan.exact_rows, depth]
+    return _Dense(
+        f"n AS MATERIALIZED (SELECT CASE WHEN {same} THEN (SELECT count(*) FROM (SELECT 1 "
+        f"FROM azmem_memories m WHERE {where} AND m.embedding IS NOT NULL LIMIT %s) AS x) END AS n)",
+        [dimension, *params, plan.exact_rows + 1],
+        f"({hnsw} WHERE (SELECT n FROM n) > %s{_ORDER}) UNION ALL "
+        f"({exact} WHERE (SELECT n FROM n) <= %s{_ORDER})",
+        [*hnsw_params, *gate, query, *params, *gate],
+        True,
+    )
 
 
-def _idf(n_docs: int, df: int) -> float:
-    idf = math.log((n_docs - df + 0.5) / (df + 0.5))
-    return idf if idf > 0.0 else 1e-6
-
-
-def lexical(
-    conn: Conn,
-    terms: list[str],
-    where: str,
-    params: Sequence[Any],
-    depth: int,
-    also: Sequence[int] = (),
-) -> tuple[Ranked, dict[int, float]]:
-    """BM25 top `depth` (rid, score) within scope and filters, and the score of the rows in
-    `also` (the dense candidates, for fusion; absent = matches no query word)."""
-    stats = conn.execute(
-        "SELECT (SELECT coalesce(sum(docs), 0) FROM azmem_lexical_stats), "
-        "(SELECT coalesce(sum(tokens), 0) FROM azmem_lexical_stats), "
-        "ARRAY(SELECT (SELECT count(*) FROM (SELECT 1 FROM azmem_memories m WHERE m.lexemes @@ q.t::tsquery "
-        "LIMIT %s) AS x) FROM unnest(%s::text[]) WITH ORDINALITY AS q(t, i) ORDER BY q.i)",
-        [RARE_DOCS + 1, [codec.tsquery([t]) for t in terms]],
-    ).fetchone()
-    assert stats is not None
-    n_docs, n_tokens, counts = int(stats[0]), int(stats[1]), [int(c) for c in stats[2]]
-    df = {t: c for t, c in zip(terms, counts, strict=True) if c}
-    if not df:
-        return [], {}
-    chosen = ranking.rare_terms(df, rare_docs=RARE_DOCS, budget=RARE_BUDGET)
-    newest: int | None = None
-    if not chosen:  # every word is common: exact counts for the IDF, and only the newest matches scored
-        chosen = list(df)
-        newest = COMMON_SCAN
-        for term in chosen:
-            row = conn.execute(
-                "SELECT count(*) FROM azmem_memories m WHERE m.lexemes @@ %s::tsquery",
-                [codec.tsquery([term])],
-            ).fetchone()
-            df[term] = int(row[0]) if row else df[term]
-    n_docs = max(n_docs, max(df[t] for t in chosen))
-    idfs = [_idf(n_docs, df[t]) for t in chosen]
-    avgdl = n_tokens / n_docs if n_docs and n_tokens > 0 else 1.0
-    tsq = codec.tsquery(chosen)
-    score_args: list[Any] = [avgdl, chosen, idfs]
-    recent = ""
-    recent_args: list[Any] = []
-    if newest is not None:
-        recent = (
-            " AND m.rid IN (SELECT n.rid FROM azmem_memories n WHERE n.lexemes @@ %s::tsquery "
-            "ORDER BY n.rid DESC LIMIT %s)"
-        )
-        recent_args = [tsq, newest]
-    found = conn.execute(
-        f"SELECT m.rid, {_SCORE} AS score FROM azmem_memories m "
-        f"WHERE m.lexemes @@ %s::tsquery AND {where}{recent} ORDER BY score DESC, m.rid LIMIT %s",
-        [*score_args, tsq, *params, *recent_args, depth],
-    ).fetchall()
-    ranked = [(int(rid), max(0.0, float(s))) for rid, s in found]
-    extra: dict[int, float] = {}
-    if also:
-        extra = {
-            int(rid): max(0.0, float(s))
-            for rid, s in conn.execute(
-                f"SELECT m.rid, {_SCORE} FROM azmem_memories m "
-                "WHERE m.rid = ANY(%s::bigint[]) AND m.lexemes @@ %s::tsquery",
-                [*score_args, list(also), tsq],
-            )
-        }
-    return ranked, extra
-
-
-def cosines(conn: Conn, query: npt.NDArray[np.float32], rids: list[int]) -> dict[int, float]:
-    """Exact cosine of each row with the query."""
-    if not rids:
-        return {}
-    return {
-        int(rid): float(cos)
-        for rid, cos in conn.execute(
-            "SELECT m.rid, 1 - (m.embedding <=> %s) FROM azmem_memories m "
-            "WHERE m.rid = ANY(%s::bigint[]) AND m.embedding IS NOT NULL",
-            [query, rids],
-        )
-    }
+def _ranked(rows: Any) -> Ranked:
+    return [(int(rid), float(cos)) for rid, cos in rows]
 
 
 def fetch(conn: Conn, rids: set[int]) -> dict[int, Sequence[Any]]:
@@ -233,37 +229,121 @@ def fetch(conn: Conn, rids: set[int]) -> dict[int, Sequence[Any]]:
     }
 
 
+@dataclass(frozen=True)
+class Query:
+    """One search, as the store hands it over (validated, filters compiled)."""
+
+    mode: SearchMode
+    vector: npt.NDArray[np.float32] | None
+    terms: list[str] | None
+    scope: Scope
+    where: str  # scope and filters, over the memory row `m`
+    params: Sequence[Any]
+    filters: tuple[str, Sequence[Any]] | None  # the filters alone (None: scope only)
+    limit: int
+    threshold: float | None
+
+    @classmethod
+    def of(
+        cls,
+        mode: SearchMode,
+        vector: npt.NDArray[np.float32] | None,
+        terms: list[str] | None,
+        scope: Scope,
+        compiled: CompiledFilter | None,
+        limit: int,
+        threshold: float | None,
+    ) -> Query:
+        where, params = where_clause(scope, compiled)
+        filters = None if compiled is None else (compiled.sql, compiled.params)
+        return cls(mode, vector, terms, scope, where, params, filters, limit, threshold)
+
+
 def run(
     conn: Conn,
-    mode: SearchMode,
+    q: Query,
     plan: VectorPlan | None,
-    query: npt.NDArray[np.float32] | None,
-    terms: list[str] | None,
-    where: str,
-    params: Sequence[Any],
-    limit: int,
-    threshold: float | None,
+    check: Callable[[tuple[str, int] | None], bool],
 ) -> list[SearchHit]:
-    """One search in the caller's (snapshot) transaction: candidates, fusion, the hits' rows."""
-    depth = limit if mode != "hybrid" else max(4 * limit, 40)
-    dense_hits: Ranked = []
+    """One search (in the caller's snapshot transaction when `needs_transaction`): candidates,
+    fusion, the hits' rows.
+
+    `check` gets the embedder recorded in the store when the search is dense or hybrid; it
+    raises on a mismatch and returns False when none is recorded (no vector to compare)."""
+    depth = _depth(q)
+    query = q.vector
+    head: list[str] = []
+    head_params: list[Any] = []
     if query is not None:
+        head += [
+            "(SELECT value FROM azmem_meta WHERE key = 'embedder_name')",
+            "(SELECT value FROM azmem_meta WHERE key = 'dimension')",
+        ]
+    if q.terms:
+        head.append(lexical.stats_sql())
+        head_params += [lexical.RARE_DOCS + 1, q.terms]
+    rows: dict[int, Sequence[Any]] = {}
+    dense_hits: Ranked = []
+    first: Sequence[Any] = ()
+    if query is None:
+        if head:
+            first = conn.execute("SELECT " + ", ".join(head), head_params).fetchone() or ()
+    else:
         assert plan is not None
-        dense_hits = dense(conn, plan, query, depth, where, params)
+        key = None if q.filters is not None else (q.scope.user_id, q.scope.agent_id, q.scope.run_id)
+        known = plan.large is not None and key is not None and key in plan.large
+        d = _dense(plan, query, depth, q.where, q.params, known)
+        settings = _settings(plan, depth)
+        if settings is not None:
+            conn.execute(*settings)
+        with_rows = q.mode == "dense"  # the candidates are the hits: their rows come along
+        # One statement: the embedder, the lexical statistics, the probe and the dense candidates.
+        found = conn.execute(
+            (f"WITH {d.cte} " if d.cte else "")
+            + "SELECT "
+            + ", ".join([*head, "(SELECT n FROM n)" if d.probed else "NULL::bigint", "s.rid", "s.cos"])
+            + (f", {codec.COLS}" if with_rows else "")
+            + f" FROM (SELECT 1) AS one LEFT JOIN ({d.source}) AS s ON true"
+            + (" LEFT JOIN azmem_memories m ON m.rid = s.rid" if with_rows else "")
+            + " ORDER BY s.cos DESC, s.rid",
+            [*d.cte_params, *head_params, *d.params],
+        ).fetchall()
+        first = found[0]
+        name, dimension = first[0], first[1]
+        if not check(None if name is None else (str(name), int(dimension))):
+            return []
+        at = 5 if q.terms else 2  # the probe's count: after the embedder and the 3 statistics
+        n = first[at]
+        for r in found:
+            if r[at + 1] is not None:
+                dense_hits.append((int(r[at + 1]), float(r[at + 2])))
+                if with_rows:
+                    rows[int(r[at + 1])] = r[at + 3 :]
+        large = d.probed and int(n) > plan.exact_rows
+        hnsw = plan.index is not None and (not d.probed or large)
+        if large and plan.large is not None and key is not None:
+            plan.large.add(key)
+        if hnsw and len(dense_hits) < depth:  # pgvector's max_scan_tuples reached: exact scan
+            dense_hits = _ranked(conn.execute(_exact(q.where) + _ORDER, [query, *q.params, depth]))
+        first = first[2:]
     lexical_hits: Ranked = []
     lexical_extra: dict[int, float] = {}
-    if terms:
-        also = [rid for rid, _ in dense_hits] if mode == "hybrid" else []
-        lexical_hits, lexical_extra = lexical(conn, terms, where, params, depth, also)
-    similarities: dict[int, float] | None = None
-    if query is not None:
-        similarities = dict(dense_hits)
-        missing = [rid for rid, _ in lexical_hits if rid not in similarities]
-        similarities.update(cosines(conn, query, missing))
-        for rid in missing:
-            similarities.setdefault(rid, 0.0)  # a row without a vector (only from a raw import)
+    similarities: dict[int, float] | None = None if query is None else dict(dense_hits)
+    lp = None
+    if q.terms:
+        lp = lexical.plan(conn, q.terms, int(first[0]), int(first[1]), [int(c) for c in first[2]])
+    if lp is not None:
+        also = [rid for rid, _ in dense_hits] if q.mode == "hybrid" else []
+        lexical_hits, lexical_extra, cosines, found_rows = lexical.score(
+            conn, lp, q.scope, q.filters, depth, also, query
+        )
+        rows.update(found_rows)
+        if similarities is not None:
+            for rid, _ in lexical_hits:
+                # 0.0: a row without a vector (only from a raw import)
+                similarities.setdefault(rid, cosines.get(rid, 0.0))
     scored = ranking.rank(
-        mode, similarities, dense_hits, lexical_hits, lexical_extra, bool(terms), threshold, limit
+        q.mode, similarities, dense_hits, lexical_hits, lexical_extra, bool(q.terms), q.threshold, q.limit
     )
-    rows = fetch(conn, {rid for _, _, rid in scored})
-    return ranking.hits(scored, rows, dense_hits, lexical_hits, lexical_extra, limit, record=codec.record)
+    rows.update(fetch(conn, {rid for _, _, rid in scored if rid not in rows}))
+    return ranking.hits(scored, rows, dense_hits, lexical_hits, lexical_extra, q.limit, record=codec.record)

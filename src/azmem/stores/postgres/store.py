@@ -5,7 +5,7 @@ behaviour follows the SQLite store unless said otherwise):
 
 * **Atomic writes.** `apply`, `delete_all`, `reset`, `replace_vectors` and the embedder
   binding each run in ONE transaction: rows, vectors, words (``lexemes``), history and
-  the BM25 statistics (triggers) commit together. Validation runs before it starts.
+  the BM25 postings and statistics (triggers) commit together. Validation runs before it starts.
 * **Concurrency.** Any number of processes; each store object holds a connection pool
   (`pool_size`, default 10) and is safe to share between threads. Writers serialise
   only on the rows they touch; an embedder rebind or reindex takes the `azmem_meta`
@@ -20,9 +20,10 @@ behaviour follows the SQLite store unless said otherwise):
   fresh connection, writes only when nothing can have been committed
   (`connections.py`). Bad credentials -> `StoreAuthError`.
 * **Search.** Scope and filters are SQL conditions applied before ranking; dense search
-  is exact on small candidate sets and HNSW otherwise, BM25 is computed in SQL, and
-  both are fused by `ranking.rank` exactly as on SQLite (`search.py` says how the
-  lexical score differs from SQLite's FTS5 bm25).
+  is exact on small candidate sets and HNSW otherwise, BM25 is summed in SQL over a
+  postings table kept by triggers (`lexical.py`), and both are fused by `ranking.rank`
+  exactly as on SQLite (`search.py` says how the lexical score differs from SQLite's
+  FTS5 bm25, and how a search makes do with one or two round trips).
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class PostgresStore:
         self.path = self.url  # what messages name, as SQLiteStore.path
         self.read_only = read_only
         self._embedder: tuple[str, int] | None = None
+        self._large = search.LargeScopes()
         self._conns = Connections(
             conninfo,
             self.where,
@@ -140,6 +142,8 @@ class PostgresStore:
             raise translate(exc, self.where, "open") from exc
         finally:
             conn.close()
+        if prepare_threshold is not None:  # not behind a transaction pooler: session settings stick
+            self._conns.session = search.session_settings(self._ef_search, self._server.pgvector >= (0, 8))
         self._conns.start()
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -152,6 +156,7 @@ class PostgresStore:
         retry: bool = True,
         ready: bool = True,
         snapshot: bool = False,
+        atomic: bool = True,
     ) -> T:
         """`fn(conn)` in one transaction (`connections.Connections.run`), on a migrated store."""
         if self._conns.closed:
@@ -168,7 +173,13 @@ class PostgresStore:
             return fn(conn)
 
         chosen = ready_then if ready and self._pending else fn
-        return self._conns.run(action, chosen, write=write, retry=retry, snapshot=snapshot)
+        if not write:
+            return self._conns.run(action, chosen, retry=retry, snapshot=snapshot, atomic=atomic)
+        self._large.clear()  # a write may shrink a scope below exact_scan_rows: probe again
+        try:
+            return self._conns.run(action, chosen, write=write, retry=retry, snapshot=snapshot)
+        finally:
+            self._large.clear()  # a search during the write may have seen the old size
 
     def _ready(self, conn: Conn) -> None:
         """Reads of a read-only store whose migrations are not (yet) applied cannot work."""
@@ -277,7 +288,10 @@ class PostgresStore:
             row = conn.execute(
                 "SELECT (SELECT count(*) FROM azmem_memories), (SELECT count(*) FROM azmem_history)"
             ).fetchone()
-            conn.execute("TRUNCATE azmem_memories, azmem_history, azmem_lexical_stats, azmem_memory_owners")
+            conn.execute(
+                "TRUNCATE azmem_memories, azmem_history, azmem_lexical_stats, azmem_memory_owners, "
+                "azmem_postings"
+            )
             details = {"memories": int(row[0]), "history": int(row[1])} if row else {}
             trail.append(conn, (audit or AuditContext()).entries("reset", details=details))
 
@@ -389,6 +403,8 @@ class PostgresStore:
             iterative_scan=self._server.pgvector >= (0, 8),
             ef_search=self._ef_search,
             exact_rows=self._exact_rows,
+            session=bool(self._conns.session),
+            large=self._large,
         )
 
     def search(
@@ -403,15 +419,15 @@ class PostgresStore:
     ) -> builtins.list[SearchHit]:
         limit = check_search(mode, scope, limit, threshold)
         query, terms = search_inputs(mode, query_text, query_vector, lambda: self._require_open()[1])
-        where, params = self._where(scope, filters)
+        compiled = compile_postgres(parse_filters(filters), self._server.fold)
+        q = search.Query.of(mode, query, terms, scope, compiled, limit, threshold)
+        plan = None if query is None else self._plan(self._require_open()[1])
+        check = binding.checker(self.url, self._require_open)  # used when there is a query vector
 
-        def run(conn: Conn) -> builtins.list[SearchHit]:
-            if query is not None and binding.recorded(conn) is None:
-                return []  # no embedder was ever recorded: there is no vector to compare
-            plan = None if query is None else self._plan(self._check_embedder(conn, lock=False)[1])
-            return search.run(conn, mode, plan, query, terms, where, params, limit, threshold)
-
-        return self._run("search", run, snapshot=True)  # one snapshot for every step
+        atomic = search.needs_transaction(q, plan)
+        return self._run(
+            "search", lambda conn: search.run(conn, q, plan, check), snapshot=atomic, atomic=atomic
+        )
 
     # -- reindex and copy -----------------------------------------------------------------------
     def replace_vectors(
