@@ -13,7 +13,11 @@ Targets (issue 11): cpu_ratio <= 1.02 (client CPU per call, this thread: the lea
 view on a shared machine), latency_ratio <= 1.03, throughput_ratio >= 0.97. The last line
 is ``latency_ratio=... throughput_ratio=... cpu_ratio=...`` for scripts.
 
+``--async-cpu N`` first measures the async clients' process CPU per call over N sequential
+calls each (blocks of 100, alternating), the view used for A/B comparisons of a change.
+
     python bench/client_overhead.py [--calls 400] [--concurrency 64] [--rounds 11] [--per-round 512]
+                                    [--async-cpu 2000]
 """
 
 from __future__ import annotations
@@ -125,6 +129,43 @@ def bench_latency(endpoint: str, calls: int) -> dict[str, float]:
     return out
 
 
+async def bench_async_cpu(endpoint: str, calls: int, block: int = 100) -> tuple[float, float]:
+    """Process CPU seconds per call (raw, azmem) of sequential async calls, in alternating blocks.
+
+    Process CPU (``time.process_time``), so that work a client moved to a worker thread would
+    count too; blocks of calls rather than single calls, so the clock's resolution does not matter.
+    """
+    raw = openai.AsyncAzureOpenAI(
+        azure_endpoint=endpoint, api_key=API_KEY, api_version=API_VERSION, max_retries=0
+    )
+    llm = AsyncLLMClient(chat=_settings(endpoint), retry=RetryPolicy(max_attempts=1))
+
+    async def raw_call() -> None:
+        out = await raw.chat.completions.create(model=DEPLOYMENT, messages=MESSAGES, max_tokens=MAX_TOKENS)  # type: ignore[arg-type]
+        assert out.choices[0].message.content
+
+    async def azmem_call() -> None:
+        assert (await llm.generate(MESSAGES, max_tokens=MAX_TOKENS)).text
+
+    for _ in range(100):
+        await raw_call()
+        await azmem_call()
+    spent = {"raw": 0.0, "azmem": 0.0}
+    for i in range(max(1, calls // block)):
+        order: list[tuple[str, Callable[[], Awaitable[None]]]] = [("raw", raw_call), ("azmem", azmem_call)]
+        if i % 2:
+            order.reverse()
+        for name, fn in order:
+            started = time.process_time()
+            for _ in range(block):
+                await fn()
+            spent[name] += time.process_time() - started
+    await raw.close()
+    await llm.aclose()
+    done = max(1, calls // block) * block
+    return spent["raw"] / done, spent["azmem"] / done
+
+
 async def _throughput_round(
     call: Callable[[], Awaitable[None]], concurrency: int, total: int, errors: list[BaseException]
 ) -> float:
@@ -194,8 +235,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=11, help="throughput rounds per client (median)")
     parser.add_argument("--per-round", type=int, default=512, help="requests per throughput round")
+    parser.add_argument(
+        "--async-cpu", type=int, default=0, help="also: sequential async calls each for process CPU (0: skip)"
+    )
     args = parser.parse_args(argv)
     with emulator_process() as endpoint:
+        if args.async_cpu:
+            raw_cpu, azmem_cpu = asyncio.run(bench_async_cpu(endpoint, args.async_cpu))
+            print(
+                f"async, sequential, {args.async_cpu} calls each (process CPU per call): raw openai "
+                f"{raw_cpu * 1e6:.1f} us, azmem {azmem_cpu * 1e6:.1f} us, ratio {azmem_cpu / raw_cpu:.3f}"
+            )
         lat = bench_latency(endpoint, args.calls)
         raw_rps, azmem_rps, raw_err, azmem_err = asyncio.run(
             bench_throughput(endpoint, args.concurrency, args.rounds, args.per_round)

@@ -9,13 +9,13 @@ only perform the steps it yields.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import openai
-from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
 from azmem.azure.cache import ResponseCache
@@ -34,6 +34,7 @@ from azmem.azure.request import (
 from azmem.azure.response import (
     LLMResult,
     ValidationFailure,
+    first_content,
     interpret_completion,
     usage_of,
     validation_failure_from,
@@ -234,30 +235,40 @@ def _from_cache(
         return None
 
 
-def _read_raw(raw: Any) -> tuple[ChatCompletion, ValidationFailure | None, Mapping[str, str]]:
-    """Parse a raw SDK response, keeping the completion even when ``parse``'s own checks throw.
+_Read = tuple[dict[str, Any], Any, ValidationFailure | None, Mapping[str, str]]
+"""What reading a raw SDK response gives: (body, the SDK's parsed model or None, a failure to re-ask
+with or None, headers)."""
 
-    ``chat.completions.parse`` raises on finish_reason length / content_filter and on a
-    model validation error; we want our own exceptions (with usage recorded) and a
-    re-ask for validation errors, so the completion is recovered from the exception or
-    from the body.
+
+def _read_body(raw: Any) -> _Read:
+    """The JSON body of a raw SDK response (chat ``create`` and the Responses API).
+
+    The body is all azmem reads: ``raw.parse()`` would first build the SDK's object tree,
+    which costs twenty times the JSON decoding (see :mod:`azmem.azure.response`). A body
+    that is valid JSON but not an object is as malformed as one that is not JSON at all.
     """
-    headers = raw.headers
+    body = raw.http_response.json()
+    if not isinstance(body, dict):
+        raise json.JSONDecodeError(f"expected a JSON object, got {type(body).__name__}", "", 0)
+    return body, None, None, raw.headers
+
+
+def _read_parsed(raw: Any) -> _Read:
+    """The body of a ``chat.completions.parse`` answer, with the model instance the SDK validated.
+
+    ``parse`` raises on finish_reason length / content_filter and on a model validation
+    error; we want our own exceptions (with usage recorded) and a re-ask for validation
+    errors, so those become a plain body (read into our exception) or a failure.
+    """
+    body, _, _, headers = _read_body(raw)
     try:
-        return raw.parse(), None, headers
-    except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
-        if exc.completion is None:
-            raise
-        return exc.completion, None, headers
+        completion = raw.parse()
+    except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError):
+        return body, None, None, headers
     except (ValidationError, ValueError) as exc:
-        completion = ChatCompletion.model_validate(raw.http_response.json())
-        content = completion.choices[0].message.content if completion.choices else None
-        return completion, validation_failure_from(exc, content), headers
-
-
-def _read_response(raw: Any) -> tuple[Any, ValidationFailure | None, Mapping[str, str]]:
-    """A Responses API answer: ``create`` never validates, so there is no exception to recover from."""
-    return raw.parse(), None, raw.headers
+        return body, None, validation_failure_from(exc, first_content(body)), headers
+    parsed = completion.choices[0].message.parsed if completion.choices else None
+    return body, parsed, None, headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,21 +277,20 @@ class _Wire:
 
     resource: Literal["chat", "responses"]
     build: Callable[..., dict[str, Any]]
-    read: Callable[[Any], tuple[Any, ValidationFailure | None, Mapping[str, str]]]
-    usage: Callable[[Any], Usage]
+    usage: Callable[[Mapping[str, Any]], Usage]
     interpret: Callable[..., LLMResult[Any] | ValidationFailure]
 
-    def step(self, mode: OutputMode, kwargs: dict[str, Any]) -> Send:
+    def step(self, mode: OutputMode, kwargs: dict[str, Any]) -> tuple[Send, Callable[[Any], _Read]]:
+        """The request to send, and how to read its answer."""
         # chat.completions.parse turns a pydantic response_format into a strict json_schema;
         # the Responses request already carries the schema (text.format), so create suffices.
-        method: Literal["create", "parse"] = (
-            "parse" if self.resource == "chat" and mode == "json_schema" else "create"
-        )
-        return Send(self.resource, method, kwargs)
+        if self.resource == "chat" and mode == "json_schema":
+            return Send(self.resource, "parse", kwargs), _read_parsed
+        return Send(self.resource, "create", kwargs), _read_body
 
 
-_CHAT = _Wire("chat", build_chat_kwargs, _read_raw, usage_of, interpret_completion)
-_RESPONSES = _Wire("responses", build_responses_kwargs, _read_response, response_usage, interpret_response)
+_CHAT = _Wire("chat", build_chat_kwargs, usage_of, interpret_completion)
+_RESPONSES = _Wire("responses", build_responses_kwargs, response_usage, interpret_response)
 
 
 def _wire(target: Target) -> _Wire:
@@ -364,10 +374,10 @@ def generate_flow(
                         _record_result(span, cached, mode)
                         record_usage(env, target, options, cached.usage, cached=True)
                         return cached
-            step = wire.step(mode, kwargs)
+            step, read = wire.step(mode, kwargs)
             try:
-                (answer, failure, headers), used = yield from send_with_retries(
-                    step, ctx=ctx, policy=target.retry or env.policy, span=span, read=wire.read
+                (body, parsed, failure, headers), used = yield from send_with_retries(
+                    step, ctx=ctx, policy=target.retry or env.policy, span=span, read=read
                 )
             except JsonSchemaUnsupportedError:
                 if mode != "json_schema":
@@ -378,7 +388,7 @@ def generate_flow(
                 attempts += 1
                 continue
             attempts += used
-            usage = wire.usage(answer)
+            usage = wire.usage(body)
             record_usage(env, target, options, usage, cached=False)
             outcome: LLMResult[Any] | ValidationFailure
             if failure is not None:
@@ -386,8 +396,9 @@ def generate_flow(
             else:
                 try:
                     outcome = wire.interpret(
-                        answer,
+                        body,
                         usage=usage,
+                        parsed=parsed,
                         mode=mode,
                         response_model=response_model,
                         ctx=ctx,

@@ -9,7 +9,9 @@ typed errors, usage, cache, spans) is the chat flow's, in :mod:`azmem.azure.chat
 module holds only what differs on the wire: building the request from our messages and
 options, and reading a response, or a stream of events, back into the same results.
 
-Pure functions, no I/O, shared by the sync and async clients.
+Pure functions, no I/O, shared by the sync and async clients. A response is read from its
+JSON body (a dict), as chat completions are (see :mod:`azmem.azure.response`); a stream's
+closing ``Response`` object is turned back into that dict, so both are read by one reader.
 """
 
 from __future__ import annotations
@@ -19,14 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openai.lib._pydantic import to_strict_json_schema
-from openai.types.responses import (
-    Response,
-    ResponseFunctionToolCall,
-    ResponseOutputMessage,
-    ResponseOutputRefusal,
-    ResponseOutputText,
-    ResponseReasoningItem,
-)
+from openai.types.responses import Response
 
 from azmem.azure.errors import RequestContext
 from azmem.azure.messages import (
@@ -208,20 +203,23 @@ def build_responses_kwargs(
     return kwargs
 
 
-def response_usage(response: Response | None) -> Usage:
-    """Usage of a response; reasoning tokens are part of ``output_tokens``, as billed."""
-    u = response.usage if response is not None else None
+def response_usage(body: Mapping[str, Any] | None) -> Usage:
+    """Usage of a response body; reasoning tokens are part of ``output_tokens``, as billed."""
+    u = body.get("usage") if body is not None else None
     if u is None:
         return Usage()
     return token_usage(
-        u.input_tokens, u.output_tokens, u.total_tokens, u.input_tokens_details, u.output_tokens_details
+        u.get("input_tokens") or 0,
+        u.get("output_tokens") or 0,
+        u.get("total_tokens"),
+        u.get("input_tokens_details"),
+        u.get("output_tokens_details"),
     )
 
 
-def _filter_results(response: Response) -> Mapping[str, Any] | None:
+def _filter_results(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """Azure's output content-filter results, where the response carries them."""
-    extra = response.model_extra or {}
-    for entry in extra.get("content_filters") or ():
+    for entry in body.get("content_filters") or ():
         if isinstance(entry, Mapping) and entry.get("source_type") != "prompt":
             results = entry.get("content_filter_results")
             if isinstance(results, Mapping):
@@ -229,23 +227,27 @@ def _filter_results(response: Response) -> Mapping[str, Any] | None:
     return None
 
 
-def _parts(response: Response) -> tuple[str | None, str | None, tuple[ToolCall, ...], str | None]:
+def _parts(body: Mapping[str, Any]) -> tuple[str | None, str | None, tuple[ToolCall, ...], str | None]:
     """(text, refusal, tool calls, reasoning summary) from the output items, in order."""
     texts: list[str] = []
     refusals: list[str] = []
     summaries: list[str] = []
     calls: list[ToolCall] = []
-    for item in response.output or ():
-        if isinstance(item, ResponseOutputMessage):
-            for part in item.content or ():
-                if isinstance(part, ResponseOutputText):
-                    texts.append(part.text)
-                elif isinstance(part, ResponseOutputRefusal):
-                    refusals.append(part.refusal)
-        elif isinstance(item, ResponseFunctionToolCall):
-            calls.append(ToolCall(id=item.call_id, name=item.name, arguments=item.arguments or "{}"))
-        elif isinstance(item, ResponseReasoningItem):
-            summaries.extend(s.text for s in item.summary or () if s.text)
+    for item in body.get("output") or ():
+        kind = item.get("type")
+        if kind == "message":
+            for part in item.get("content") or ():
+                part_kind = part.get("type")
+                if part_kind == "output_text":
+                    texts.append(part["text"])
+                elif part_kind == "refusal":
+                    refusals.append(part["refusal"])
+        elif kind == "function_call":
+            calls.append(
+                ToolCall(id=item["call_id"], name=item["name"], arguments=item.get("arguments") or "{}")
+            )
+        elif kind == "reasoning":
+            summaries.extend(s["text"] for s in item.get("summary") or () if s.get("text"))
     return (
         "".join(texts) if texts else None,
         "".join(refusals) if refusals else None,
@@ -268,9 +270,9 @@ def _truncated(
     )
 
 
-def _failed(ctx: RequestContext, error: Any, info: dict[str, Any]) -> ServiceError:
-    code = getattr(error, "code", None) or "server_error"
-    message = getattr(error, "message", None) or "the response failed"
+def _failed(ctx: RequestContext, error: Mapping[str, Any] | None, info: dict[str, Any]) -> ServiceError:
+    code = (error or {}).get("code") or "server_error"
+    message = (error or {}).get("message") or "the response failed"
     return ServiceError(
         f"Deployment '{ctx.deployment}' failed to answer: {message}",
         error_code=str(code),
@@ -279,9 +281,10 @@ def _failed(ctx: RequestContext, error: Any, info: dict[str, Any]) -> ServiceErr
 
 
 def interpret_response(
-    response: Response,
+    body: Mapping[str, Any],
     *,
     usage: Usage | None = None,
+    parsed: Any = None,
     mode: OutputMode,
     response_model: Any,
     ctx: RequestContext,
@@ -289,20 +292,26 @@ def interpret_response(
     max_tokens: int | None,
     attempts: int,
 ) -> LLMResult[Any] | ValidationFailure:
-    """A response as a result, one of our exceptions, or a validation failure to re-ask (as for chat)."""
+    """A response body as a result, one of our exceptions, or a validation failure to re-ask (as for chat).
+
+    ``parsed`` is always None here (``responses.create`` validates nothing) and is accepted so
+    that both APIs are interpreted through the same call.
+    """
 
     def info() -> dict[str, Any]:
         return error_info(ctx, attempts, headers)
 
-    if response.error is not None or response.status == "failed":
-        raise _failed(ctx, response.error, info())
-    text, refusal, calls, summary = _parts(response)
-    reason = response.incomplete_details.reason if response.incomplete_details else None
+    status = body.get("status")
+    error = body.get("error")
+    if error is not None or status == "failed":
+        raise _failed(ctx, error, info())
+    text, refusal, calls, summary = _parts(body)
+    reason = (body.get("incomplete_details") or {}).get("reason")
     if reason == "content_filter":
         raise ContentFilterError.from_results(
-            _filter_results(response), source="output", ctx=ctx, debug_info=info()
+            _filter_results(body), source="output", ctx=ctx, debug_info=info()
         )
-    if reason == "max_output_tokens" or (response.status == "incomplete" and reason is None):
+    if reason == "max_output_tokens" or (status == "incomplete" and reason is None):
         raise _truncated(ctx, max_tokens, "answer", info())
     if refusal:
         raise RefusalError(f"The model refused to answer: {refusal}", refusal=refusal, debug_info=info())
@@ -310,12 +319,13 @@ def interpret_response(
         text,
         mode=mode,
         response_model=response_model,
+        parsed=parsed,
         ctx=ctx,
         headers=headers,
-        answer_id=response.id,
+        answer_id=body.get("id"),
         tool_calls=calls,
-        usage=usage if usage is not None else response_usage(response),
-        model=response.model,
+        usage=usage if usage is not None else response_usage(body),
+        model=body.get("model"),
         finish_reason="tool_calls" if calls else "stop",
         attempts=attempts,
         reasoning_summary=summary,
@@ -364,7 +374,7 @@ class ResponsesStreamState(StreamStateBase):
         elif kind in ("response.completed", "response.incomplete"):
             self._close(event.response)
         elif kind == "response.failed":
-            raise _failed(self.ctx, event.response.error, self.ctx.debug_info())
+            raise _failed(self.ctx, event.response.to_dict().get("error"), self.ctx.debug_info())
         elif kind == "error":
             raise ServiceError(
                 f"The stream from '{self.ctx.deployment}' failed: {event.message}",
@@ -374,16 +384,18 @@ class ResponsesStreamState(StreamStateBase):
         return None
 
     def _close(self, response: Response) -> None:
-        self.usage = response_usage(response)
-        self.model = response.model or self.model
-        reason = response.incomplete_details.reason if response.incomplete_details else None
+        # Once per stream: the closing response, read by the same functions as a whole one.
+        body: dict[str, Any] = response.to_dict()
+        self.usage = response_usage(body)
+        self.model = body.get("model") or self.model
+        reason = (body.get("incomplete_details") or {}).get("reason")
         if reason == "content_filter":
             self.finish_reason = "content_filter"
-            raise ContentFilterError.from_results(_filter_results(response), source="output", ctx=self.ctx)
-        if response.status == "incomplete":
+            raise ContentFilterError.from_results(_filter_results(body), source="output", ctx=self.ctx)
+        if body.get("status") == "incomplete":
             self.finish_reason = "length"
         else:
-            _, _, calls, _ = _parts(response)
+            _, _, calls, _ = _parts(body)
             self.finish_reason = "tool_calls" if calls else "stop"
 
     def check_finish(self) -> None:
