@@ -30,7 +30,7 @@ import hashlib
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -321,6 +321,25 @@ async def aimport_chunk(
     return await memory._run(_chunk_flow(memory, chunk, infer, metadata, scope), ids)
 
 
+def _walk(
+    conversations: Iterable[ImportConversation],
+    batch_size: int,
+    tally: ImportTally | None,
+    on_chunk: Callable[[int], None] | None,
+) -> Generator[tuple[ImportConversation, list[dict[str, Any]]], ImportOutcome, ImportTally]:
+    """The import's order and counting, once for both faces: yields each chunk to import and
+    takes back its outcome, so the sync and async drivers differ only in how they import it."""
+    tally = tally if tally is not None else ImportTally()
+    for conv in conversations:
+        for chunk in chunk_messages(conv.messages, batch_size):
+            outcome = yield conv, chunk
+            tally.count(chunk, outcome)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+        tally.conversations += 1
+    return tally
+
+
 def import_conversations(
     memory: Memory,
     conversations: Iterable[ImportConversation],
@@ -335,17 +354,17 @@ def import_conversations(
     ``on_chunk`` hears the number of messages of each chunk done (progress bars). The
     caller checks its input first: a chunk that fails stops the import there.
     """
-    tally = tally if tally is not None else ImportTally()
-    for conv in conversations:
-        for chunk in chunk_messages(conv.messages, batch_size):
+    walk = _walk(conversations, batch_size, tally, on_chunk)
+    try:
+        conv, chunk = next(walk)
+        while True:
             outcome = import_chunk(
                 memory, chunk, infer=infer, metadata=conv.metadata or None, scope=conv.scope
             )
-            tally.count(chunk, outcome)
-            if on_chunk is not None:
-                on_chunk(len(chunk))
-        tally.conversations += 1
-    return tally
+            conv, chunk = walk.send(outcome)
+    except StopIteration as stop:
+        done: ImportTally = stop.value
+        return done
 
 
 async def aimport_conversations(
@@ -358,14 +377,14 @@ async def aimport_conversations(
     on_chunk: Callable[[int], None] | None = None,
 ) -> ImportTally:
     """The awaitable mirror of :func:`import_conversations`."""
-    tally = tally if tally is not None else ImportTally()
-    for conv in conversations:
-        for chunk in chunk_messages(conv.messages, batch_size):
+    walk = _walk(conversations, batch_size, tally, on_chunk)
+    try:
+        conv, chunk = next(walk)
+        while True:
             outcome = await aimport_chunk(
                 memory, chunk, infer=infer, metadata=conv.metadata or None, scope=conv.scope
             )
-            tally.count(chunk, outcome)
-            if on_chunk is not None:
-                on_chunk(len(chunk))
-        tally.conversations += 1
-    return tally
+            conv, chunk = walk.send(outcome)
+    except StopIteration as stop:
+        done: ImportTally = stop.value
+        return done
