@@ -37,7 +37,7 @@ from azmem.stores.postgres import rows as codec
 from azmem.stores.postgres.connections import Conn
 from azmem.stores.ranking import Ranked
 
-__all__ = ["LexicalPlan", "create_postings", "idf", "plan", "score", "stats_sql"]
+__all__ = ["BM25", "LexicalPlan", "create_postings", "idf", "plan", "score", "stats_sql", "top_sql"]
 
 RARE_DOCS, RARE_BUDGET, COMMON_SCAN = ranking.RARE_DOCS, ranking.RARE_BUDGET, ranking.COMMON_SCAN
 
@@ -174,7 +174,7 @@ def plan(
 
 # BM25 of one posting `p` against the word table `t(term, idf)`; %s is the average length.
 # The same arithmetic, in the same order, as the per-row formula of schema versions before 004.
-_BM25 = (
+BM25 = (
     "t.idf * (p.tf * 2.2::float8) "
     "/ (p.tf + 1.2::float8 * (0.25::float8 + 0.75::float8 * p.doc_len / %s::float8))"
 )
@@ -186,6 +186,30 @@ def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
         parts.append(f" AND p.{column} = %s")
         params.append(value)
     return "".join(parts), params
+
+
+def top_sql(
+    words: str,
+    bm25: str,
+    scope: Scope,
+    filtered: tuple[str, Sequence[Any]] | None,
+    recent: str = "",
+    recent_params: Sequence[Any] = (),
+) -> tuple[str, list[Any]]:
+    """Every in-scope (and `filtered`) match's BM25, unordered: `words` is the word table
+    ``t(term, idf)`` and `bm25` the score (both SQL, their parameters first, the caller's);
+    the parameters returned are the scope's, `recent_params`, then the filter's."""
+    scope_sql, scope_params = _scope_sql(scope)
+    top = (
+        f"SELECT p.rid, sum({bm25}) AS score FROM {words} JOIN azmem_postings p ON p.term = t.term "
+        f"WHERE true{scope_sql}{recent} GROUP BY p.rid"
+    )
+    params: list[Any] = [*scope_params, *recent_params]
+    if filtered is not None:
+        top = f"SELECT s.rid, s.score FROM ({top}) AS s JOIN azmem_memories m ON m.rid = s.rid"
+        top += f" WHERE {filtered[0]}"
+        params += filtered[1]
+    return top, params
 
 
 def score(
@@ -203,7 +227,6 @@ def score(
     (``rows.COLS``) of every one of these candidates, so that no statement has to follow.
 
     Returns (ranked, scores of `also` that match a word, cosines, rows by rid)."""
-    scope_sql, scope_params = _scope_sql(scope)
     recent, recent_params = "", []
     if lp.newest is not None:
         recent = (
@@ -212,17 +235,8 @@ def score(
         )
         recent_params = [lp.terms, lp.newest]
     words = "unnest(%s::text[], %s::float8[]) AS t(term, idf)"
-    top = (
-        f"SELECT p.rid, sum({_BM25}) AS score FROM {words} JOIN azmem_postings p ON p.term = t.term "
-        f"WHERE true{scope_sql}{recent} GROUP BY p.rid"
-    )
-    params: list[Any] = [lp.avgdl, lp.terms, lp.idfs, *scope_params, *recent_params]
-    if filtered is not None:
-        top = (
-            f"SELECT s.rid, s.score FROM ({top}) AS s "
-            f"JOIN azmem_memories m ON m.rid = s.rid WHERE {filtered[0]}"
-        )
-        params += filtered[1]
+    top, top_params = top_sql(words, BM25, scope, filtered, recent, recent_params)
+    params: list[Any] = [lp.avgdl, lp.terms, lp.idfs, *top_params]
     top += " ORDER BY score DESC, rid LIMIT %s"
     params.append(depth)
     others = list(also)
@@ -236,7 +250,7 @@ def score(
         params += [others, vector]
     sql = (
         f"WITH top AS ({top}), "
-        f"extra AS (SELECT p.rid, sum({_BM25}) AS score FROM {words} "
+        f"extra AS (SELECT p.rid, sum({BM25}) AS score FROM {words} "
         "JOIN azmem_postings p ON p.term = t.term WHERE p.rid = ANY(%s::bigint[]) GROUP BY p.rid), "
         "cand AS (SELECT rid FROM top UNION SELECT unnest(%s::bigint[])) "
         f"SELECT top.score, extra.score, {cos}, {codec.COLS} FROM cand "
