@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -342,6 +343,11 @@ def run(args: argparse.Namespace, home: Path) -> None:
             )
 
             # -- search --------------------------------------------------------------------------
+            # Both databases as autovacuum leaves them in steady state (planner statistics,
+            # visibility map), rather than whichever one autovacuum happened to reach first.
+            for url in (azmem_url, mem0_url):
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("VACUUM ANALYZE")
             m0_ids, m0_vecs = mem0_vectors(mem0_url)
             qvecs = [local.embed([q])[0] for q in queries]
             for q in queries[:10]:  # warm-up
