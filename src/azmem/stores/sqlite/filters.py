@@ -11,9 +11,11 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from azmem.stores.filters import And, Cmp, Field, Filter, MetaPath, Not, Or, Scalar
+from azmem.stores.filters import And, Cmp, Field, Filter, MetaPath, Not, Or, Scalar, parse_filters
+from azmem.stores.models import Scope
+from azmem.stores.protocol import Filters
 
-__all__ = ["CompiledFilter", "compile_sqlite", "register_sql_functions"]
+__all__ = ["CompiledFilter", "compile_sqlite", "register_sql_functions", "where_clause"]
 
 _CASEFOLD_FN = "azmem_casefold"
 _X = "json_extract(m.metadata, ?)"
@@ -44,6 +46,20 @@ def compile_sqlite(tree: Filter | None) -> CompiledFilter | None:
     params: list[Any] = []
     sql = _node(tree, params)
     return CompiledFilter(sql, tuple(params))
+
+
+def where_clause(scope: Scope, filters: Filters | CompiledFilter | None) -> tuple[str, list[Any]]:
+    """Scope and filters as one WHERE over `m`: every read and bulk delete narrows the same way."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for column, value in scope.as_dict().items():  # fixed column names only
+        parts.append(f"m.{column} = ?")
+        params.append(value)
+    compiled = filters if isinstance(filters, CompiledFilter) else compile_sqlite(parse_filters(filters))
+    if compiled is not None:
+        parts.append(compiled.sql)
+        params.extend(compiled.params)
+    return (" AND ".join(parts) or "1"), params
 
 
 def _join(op: str, parts: list[str]) -> str:

@@ -20,6 +20,11 @@ Guarantees and the choices behind them:
   (SQL), BM25 runs on an in-memory mirror of the FTS5 index with the same scope and
   filters (`_lexical.py`, exact FTS5 bm25), and the two are fused by a convex
   combination of the normalised scores (`_search.py`). See `MemoryStore.search`.
+
+This class holds the locking and transactions; the SQL lives beside it: opening the
+file (`connections.py`), the embedder binding (`binding.py`), writes and reindex
+(`writes.py`), copy (`transfer.py`), the audit trail (`audit.py`) and `check`
+(`diagnostics.py`).
 """
 
 from __future__ import annotations
@@ -29,21 +34,10 @@ import dataclasses
 import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from azmem.config import create_private_file
-from azmem.errors import (
-    EmbedderMismatchError,
-    InvalidInputError,
-    MemoryNotFoundError,
-    SchemaVersionError,
-    StoreError,
-)
+from azmem.errors import InvalidInputError, StoreError
 from azmem.stores import cursors, ranking
 from azmem.stores import validate as v
 from azmem.stores.audit import AuditContext, ForgetReport, import_entries, ops_entries
@@ -63,17 +57,15 @@ from azmem.stores.models import (
     StoredMemory,
     UpdateOp,
     Vector,
-    memory_hash,
     utcnow,
 )
-from azmem.stores.prepare import check_op, check_search, search_inputs
+from azmem.stores.prepare import check_search, search_inputs
 from azmem.stores.protocol import Filters
 from azmem.stores.sqlite import _rows as codec
-from azmem.stores.sqlite import _search, transfer
+from azmem.stores.sqlite import _search, binding, connections, diagnostics, transfer, writes
 from azmem.stores.sqlite import audit as trail
 from azmem.stores.sqlite._index_cache import IndexCache
-from azmem.stores.sqlite._schema import READ_OPTIONAL, migrate, pending
-from azmem.stores.sqlite.filters import CompiledFilter, compile_sqlite, register_sql_functions
+from azmem.stores.sqlite.filters import compile_sqlite, where_clause
 from azmem.stores.sqlite.keys import SQLiteKeyTable
 from azmem.stores.sqlite.vectors import IndexMode
 
@@ -82,22 +74,6 @@ __all__ = ["SQLiteStore"]
 MAX_LIST_LIMIT = 10_000
 _CHANGES_KEEP = 10_000
 _CHANGES_PRUNE_AT = 20_000
-
-_RECOVER = (
-    "move the file aside (azmem then starts a new, empty store there) or restore it from a backup; "
-    "`sqlite3 FILE 'PRAGMA integrity_check'` shows what is damaged"
-)
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """An op after validation: everything needed to write it without further checks."""
-
-    op: Op
-    text: str | None = None
-    metadata_json: str | None = None
-    vector: bytes | None = None
-    times: tuple[str, str] | None = None
 
 
 class SQLiteStore:
@@ -127,123 +103,11 @@ class SQLiteStore:
         self._embedder: tuple[str, int] | None = None
         self._cache = IndexCache(self.path, index_mode)
         self._conn: sqlite3.Connection | None = None
-        self._conn = self._connect()
+        self._conn = connections.connect(self.path, busy_timeout, read_only=read_only)
 
     # -- connection ------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        if self.read_only:
-            return self._connect_read_only()
-        if self.path != ":memory:":
-            target = Path(self.path)
-            if target.is_dir():
-                raise StoreError(
-                    f"store path {self.path} is a directory", suggestion="point the store at a file path"
-                )
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                create_private_file(target)  # memories are personal data: owner-only, like the cache
-            except OSError as exc:
-                raise StoreError(f"cannot create the directory for store {self.path}: {exc}") from exc
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            register_sql_functions(conn)
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if tables and "_migrations" not in tables:
-                raise StoreError(
-                    f"{self.path} is an SQLite database but not an azmem store "
-                    f"(it has tables {', '.join(sorted(tables)[:5])})",
-                    suggestion="choose another store path; azmem will not write into someone else's database",
-                )
-            migrate(conn)
-        except StoreError:
-            if conn is not None:
-                conn.close()
-            raise
-        except RuntimeError as exc:  # a newer schema
-            if conn is not None:
-                conn.close()
-            raise SchemaVersionError(f"{self.path} was written by a newer azmem: {exc}") from exc
-        except sqlite3.Error as exc:
-            if conn is not None:
-                conn.close()
-            raise self._translate(exc, "open") from exc
-        return conn
-
-    def _connect_read_only(self) -> sqlite3.Connection:
-        """`mode=ro` where SQLite can still share the WAL index; `immutable=1` where it cannot.
-
-        A WAL database opened read-only needs its -shm file, which SQLite cannot create in
-        a read-only directory; `immutable=1` then reads the file as it is, without locks
-        (right for a backup or snapshot, which nobody writes).
-        """
-        target = Path(self.path)
-        if not target.is_file():
-            raise StoreError(
-                f"store {self.path} does not exist (opened read-only, so it is not created)",
-                suggestion="check the path; open it read-write once to create an empty store",
-            )
-        uri = target.resolve().as_uri()
-        last: sqlite3.Error | None = None
-        for flags in ("mode=ro", "mode=ro&immutable=1"):
-            conn: sqlite3.Connection | None = None
-            try:
-                conn = sqlite3.connect(
-                    f"{uri}?{flags}",
-                    uri=True,
-                    timeout=self._busy_timeout,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-                register_sql_functions(conn)
-                todo = [name for name in pending(conn) if name not in READ_OPTIONAL]
-            except RuntimeError as exc:
-                if conn is not None:
-                    conn.close()
-                raise SchemaVersionError(f"{self.path} was written by a newer azmem: {exc}") from exc
-            except sqlite3.Error as exc:
-                if conn is not None:
-                    conn.close()
-                last = exc
-                continue
-            if todo:
-                conn.close()
-                raise StoreError(
-                    f"store {self.path} needs schema migrations ({', '.join(todo)}) that a read-only "
-                    "open cannot apply",
-                    error_code="store_needs_migration",
-                    suggestion="open it once read-write with this azmem version (or search a newer copy)",
-                )
-            return conn
-        assert last is not None
-        raise self._translate(last, "open read-only") from last
-
     def _translate(self, exc: sqlite3.Error, action: str) -> StoreError:
-        msg = str(exc)
-        if isinstance(exc, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg):
-            return StoreError(
-                f"store {self.path} stayed locked by another writer for {self._busy_timeout:g}s ({action})",
-                error_code="store_locked",
-                suggestion="retry; if it persists, look for a hung process holding the file",
-            )
-        if isinstance(exc, sqlite3.OperationalError) and "unable to open" in msg:
-            return StoreError(
-                f"cannot open store file {self.path}: {msg}",
-                suggestion="check that the directory exists and is writable",
-            )
-        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
-            return StoreError(
-                f"store file {self.path} is not a valid azmem store or is damaged: {msg}",
-                error_code="store_corrupt",
-                suggestion=_RECOVER,
-            )
-        return StoreError(f"store {self.path}: {action} failed: {msg}", suggestion=_RECOVER)
+        return connections.translate(exc, self.path, self._busy_timeout, action)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -315,52 +179,32 @@ class SQLiteStore:
         self.close()
 
     # -- embedder binding ---------------------------------------------------------------------
-    @staticmethod
-    def _meta_embedder(conn: sqlite3.Connection) -> tuple[str, int] | None:
-        rows = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('embedder_name', 'dimension')"))
-        if "embedder_name" not in rows:
-            return None
-        return rows["embedder_name"], int(rows["dimension"])
-
     @property
     def embedder(self) -> tuple[str, int] | None:
         with self._guard("read") as conn:
-            return self._meta_embedder(conn)
+            return binding.recorded(conn)
 
     def open(self, embedder_name: str, dimension: int) -> None:
         v.check_text(embedder_name, "embedder_name")
         dimension = v.check_limit(dimension, "dimension", maximum=65_536)
+        wanted = (embedder_name, dimension)
         with self._guard("open") as conn:
-            current = self._meta_embedder(conn)
-            if current == (embedder_name, dimension):  # the usual case: no write lock
-                self._embedder = (embedder_name, dimension)
+            current = binding.recorded(conn)
+            if current == wanted:  # the usual case: no write lock
+                self._embedder = wanted
                 return
             if self.read_only:  # nothing to record: only a store of other vectors refuses
-                empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM memories)").fetchone()[0]
-                if current is not None and not empty:
-                    raise self._mismatch(current, (embedder_name, dimension))
-                self._embedder = (embedder_name, dimension)
+                if current is not None and not binding.is_empty(conn):
+                    raise binding.mismatch(self.path, current, wanted)
+                self._embedder = wanted
                 return
         with self._write("open") as conn:
-            current = self._meta_embedder(conn)
-            empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM memories)").fetchone()[0]
-            if current is not None and current != (embedder_name, dimension) and not empty:
-                raise self._mismatch(current, (embedder_name, dimension))
-            if current != (embedder_name, dimension):
-                conn.executemany(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                    [("embedder_name", embedder_name), ("dimension", str(dimension))],
-                )
-        self._embedder = (embedder_name, dimension)
-
-    def _mismatch(self, stored: tuple[str, int], wanted: tuple[str, int]) -> EmbedderMismatchError:
-        return EmbedderMismatchError(
-            f"store {self.path} holds vectors from embedder {stored[0]!r} (dimension {stored[1]}), "
-            f"but it is being used with {wanted[0]!r} (dimension {wanted[1]})",
-            details={"store": self.path, "stored": list(stored), "requested": list(wanted)},
-            suggestion="run `azmem reindex` to re-embed every memory with the new embedder, "
-            "or configure the embedder the store was built with",
-        )
+            current = binding.recorded(conn)
+            if current is not None and current != wanted and not binding.is_empty(conn):
+                raise binding.mismatch(self.path, current, wanted)
+            if current != wanted:
+                binding.record(conn, embedder_name, dimension)
+        self._embedder = wanted
 
     def _require_open(self) -> tuple[str, int]:
         if self._embedder is None:
@@ -373,9 +217,9 @@ class SQLiteStore:
     def _check_embedder(self, conn: sqlite3.Connection) -> int:
         """Catch another process's reindex between our open() and this call."""
         mine = self._require_open()
-        stored = self._meta_embedder(conn)
+        stored = binding.recorded(conn)
         if stored is not None and stored != mine:
-            raise self._mismatch(stored, mine)
+            raise binding.mismatch(self.path, stored, mine)
         return mine[1]
 
     # -- writes -------------------------------------------------------------------------------
@@ -383,117 +227,21 @@ class SQLiteStore:
         _, dim = self._require_open()
         if isinstance(ops, AddOp | UpdateOp | DeleteOp) or not isinstance(ops, Sequence):
             raise InvalidInputError("apply() takes a sequence of AddOp / UpdateOp / DeleteOp")
-        prepared = [self._prepare(op, dim) for op in ops]
+        prepared = [writes.prepare(op, dim) for op in ops]
         if not prepared:
             return []
         now = format_time(utcnow())
         with self._write("write") as conn:
             self._check_embedder(conn)
             scopes = trail.scopes_of(conn, [p.op for p in prepared])
-            events = [self._apply_one(conn, p, now) for p in prepared]
+            events = [writes.apply_one(conn, p, now) for p in prepared]
             self._prune_changes(conn)
             trail.append(conn, ops_entries(audit, [p.op for p in prepared], scopes))
         return events
 
-    def _prepare(self, op: object, dim: int) -> _Prepared:
-        op = check_op(op)
-        if isinstance(op, AddOp):
-            rec = op.record
-            return _Prepared(
-                op,
-                text=v.check_text(rec.memory, "memory", max_bytes=v.MAX_MEMORY_BYTES),
-                metadata_json=v.encode_metadata(rec.metadata),
-                vector=codec.blob(v.check_vector(op.vector, dim)),
-                times=(format_time(rec.created_at), format_time(rec.updated_at)),
-            )
-        if isinstance(op, UpdateOp):
-            when = op.updated_at
-            return _Prepared(
-                op,
-                text=None
-                if op.memory is None
-                else v.check_text(op.memory, "memory", max_bytes=v.MAX_MEMORY_BYTES),
-                metadata_json=None if op.metadata is None else v.encode_metadata(op.metadata),
-                vector=None if op.vector is None else codec.blob(v.check_vector(op.vector, dim)),
-                times=None if when is None else (format_time(when), format_time(when)),
-            )
-        return _Prepared(op)
-
-    def _apply_one(self, conn: sqlite3.Connection, p: _Prepared, now: str) -> HistoryEvent:
-        op = p.op
-        if isinstance(op, AddOp):
-            rec = op.record
-            assert p.text is not None
-            assert p.times is not None
-            assert p.metadata_json is not None
-            try:
-                conn.execute(
-                    "INSERT INTO memories (id, memory, hash, user_id, agent_id, run_id, actor_id, role, "
-                    "metadata, created_at, updated_at, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        rec.id,
-                        p.text,
-                        memory_hash(p.text),
-                        rec.user_id,
-                        rec.agent_id,
-                        rec.run_id,
-                        rec.actor_id,
-                        rec.role,
-                        p.metadata_json,
-                        *p.times,
-                        p.vector,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise InvalidInputError(f"a memory with id {rec.id} already exists") from exc
-            return self._history(
-                conn, rec.id, "ADD", None, p.text, now, rec.actor_id, rec.role, p.metadata_json
-            )
-
-        row = conn.execute(
-            "SELECT rid, memory, metadata, actor_id, role FROM memories WHERE id = ?", (op.id,)
-        ).fetchone()
-        if row is None:
-            raise MemoryNotFoundError(f"no memory with id {op.id}", details={"memory_id": op.id})
-        rid, old_text, old_meta, actor_id, role = row
-        if isinstance(op, DeleteOp):
-            conn.execute("DELETE FROM memories WHERE rid = ?", (rid,))
-            return self._history(
-                conn, op.id, "DELETE", old_text, None, now, op.actor_id or actor_id, role, old_meta
-            )
-        assert isinstance(op, UpdateOp)
-        new_text = old_text if p.text is None else p.text
-        new_meta = old_meta if p.metadata_json is None else p.metadata_json
-        sets = ["memory = ?", "hash = ?", "metadata = ?", "updated_at = ?"]
-        params: list[Any] = [new_text, memory_hash(new_text), new_meta, p.times[1] if p.times else now]
-        if p.vector is not None:
-            sets.append("vector = ?")
-            params.append(p.vector)
-        if p.text is None:  # leave FTS alone when the text does not change
-            del sets[0], params[0]
-        conn.execute(f"UPDATE memories SET {', '.join(sets)} WHERE rid = ?", (*params, rid))
-        return self._history(
-            conn, op.id, "UPDATE", old_text, new_text, now, op.actor_id or actor_id, op.role or role, new_meta
-        )
-
-    @staticmethod
-    def _history(
-        conn: sqlite3.Connection,
-        memory_id: str,
-        event: str,
-        old: str | None,
-        new: str | None,
-        when: str,
-        actor_id: str | None,
-        role: str | None,
-        metadata_json: str,
-    ) -> HistoryEvent:
-        row = (str(uuid.uuid4()), memory_id, event, old, new, when, actor_id, role, metadata_json)
-        conn.execute(f"INSERT INTO history ({codec.HISTORY_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
-        return codec.event(row)
-
     @staticmethod
     def _prune_changes(conn: sqlite3.Connection, *, everything: bool = False) -> None:
+        """Keep the change log bounded; a process behind the cut rebuilds its index (module docstring)."""
         lo, hi = conn.execute(
             "SELECT (SELECT min(seq) FROM changes), (SELECT max(seq) FROM changes)"
         ).fetchone()
@@ -510,31 +258,19 @@ class SQLiteStore:
 
     def delete_all(self, scope: Scope, *, audit: AuditContext | None = None) -> int:
         v.check_scope(scope, for_write=True)
-        where, params = self._where(scope, None)
+        where, params = where_clause(scope, None)
         now = format_time(utcnow())
         with self._write("delete") as conn:
-            rows = conn.execute(
-                f"SELECT m.id, m.memory, m.metadata, m.actor_id, m.role FROM memories m WHERE {where}", params
-            ).fetchall()
-            conn.executemany(
-                f"INSERT INTO history ({codec.HISTORY_COLS}) VALUES (?, ?, 'DELETE', ?, NULL, ?, ?, ?, ?)",
-                [
-                    (str(uuid.uuid4()), mid, text, now, actor, role, meta)
-                    for mid, text, meta, actor, role in rows
-                ],
-            )
-            conn.execute(
-                f"DELETE FROM memories WHERE rid IN (SELECT m.rid FROM memories m WHERE {where})", params
-            )
+            deleted = writes.delete_scope(conn, where, params, now)
             self._prune_changes(conn)
             entries = (audit or AuditContext()).entries(
                 "delete_all",
                 scope=scope.as_dict(),
-                memory_ids=[r[0] for r in rows],
-                details={"deleted": len(rows)},
+                memory_ids=deleted,
+                details={"deleted": len(deleted)},
             )
             trail.append(conn, entries)
-        return len(rows)
+        return len(deleted)
 
     def reset(self, *, audit: AuditContext | None = None) -> None:
         with self._write("reset") as conn:
@@ -568,22 +304,9 @@ class SQLiteStore:
         return dataclasses.replace(report, compacted=clean)
 
     # -- reads ----------------------------------------------------------------------------------
-    @staticmethod
-    def _where(scope: Scope, filters: Filters | CompiledFilter | None) -> tuple[str, builtins.list[Any]]:
-        parts: builtins.list[str] = []
-        params: builtins.list[Any] = []
-        for column, value in scope.as_dict().items():  # fixed column names only
-            parts.append(f"m.{column} = ?")
-            params.append(value)
-        compiled = filters if isinstance(filters, CompiledFilter) else compile_sqlite(parse_filters(filters))
-        if compiled is not None:
-            parts.append(compiled.sql)
-            params.extend(compiled.params)
-        return (" AND ".join(parts) or "1"), params
-
     def get(self, memory_id: str, scope: Scope | None = None) -> MemoryRecord | None:
         v.check_text(memory_id, "memory id")
-        where, params = self._where(v.check_scope(scope or Scope(), for_write=False), None)
+        where, params = where_clause(v.check_scope(scope or Scope(), for_write=False), None)
         with self._guard("read") as conn:
             row = conn.execute(
                 f"SELECT {codec.COLS} FROM memories m WHERE m.id = ? AND {where}", (memory_id, *params)
@@ -599,7 +322,7 @@ class SQLiteStore:
     ) -> Page:
         v.check_scope(scope, for_write=False)
         limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
-        where, params = self._where(scope, filters)
+        where, params = where_clause(scope, filters)
         if cursor is not None:
             created, rid = codec.decode_cursor(cursor)
             where += " AND (m.created_at, m.rid) < (?, ?)"
@@ -614,7 +337,7 @@ class SQLiteStore:
 
     def count(self, scope: Scope | None = None, filters: Filters | None = None) -> int:
         scope = v.check_scope(scope or Scope(), for_write=False)
-        where, params = self._where(scope, filters)
+        where, params = where_clause(scope, filters)
         with self._guard("read") as conn:
             return int(conn.execute(f"SELECT count(*) FROM memories m WHERE {where}", params).fetchone()[0])
 
@@ -678,7 +401,7 @@ class SQLiteStore:
         limit = check_search(mode, scope, limit, threshold)
         query, terms = search_inputs(mode, query_text, query_vector, lambda: self._require_open()[1])
         compiled = compile_sqlite(parse_filters(filters))
-        where, params = self._where(scope, compiled)
+        where, params = where_clause(scope, compiled)
         depth = limit if mode != "hybrid" else max(4 * limit, 40)
 
         with self._read("search") as conn:
@@ -716,60 +439,18 @@ class SQLiteStore:
     ) -> int:
         v.check_text(embedder_name, "embedder_name")
         dimension = v.check_limit(dimension, "dimension", maximum=65_536)
-        seen: set[str] = set()
         with self._write("reindex") as conn:
-            for item in vectors:
-                memory_id, vector = item
-                blob = codec.blob(v.check_vector(vector, dimension, f"vector for {memory_id}"))
-                if memory_id in seen:
-                    raise StoreError(f"reindex gave memory {memory_id} two vectors; nothing was changed")
-                cur = conn.execute("UPDATE memories SET vector = ? WHERE id = ?", (blob, memory_id))
-                if cur.rowcount != 1:
-                    raise StoreError(
-                        f"reindex gave a vector for unknown memory {memory_id}; nothing was changed"
-                    )
-                seen.add(memory_id)
-            total = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
-            if total != len(seen):
-                raise StoreError(
-                    f"reindex covered {len(seen)} of {total} memories; nothing was changed",
-                    suggestion="the store changed during reindex (another process wrote): run it again",
-                )
-            conn.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [("embedder_name", embedder_name), ("dimension", str(dimension))],
-            )
+            replaced = writes.replace_vectors(conn, embedder_name, dimension, vectors)
             self._prune_changes(conn, everything=True)
-            details = {"memories": len(seen), "embedder": embedder_name, "dimension": dimension}
+            details = {"memories": replaced, "embedder": embedder_name, "dimension": dimension}
             trail.append(conn, (audit or AuditContext()).entries("reindex", details=details))
         self._embedder = (embedder_name, dimension)
         self._cache.invalidate()
-        return len(seen)
+        return replaced
 
     # -- diagnostics ----------------------------------------------------------------------------
     def check(self) -> builtins.list[str]:
         """Consistency problems found (empty when healthy): SQLite pages, FTS index vs rows,
         vector sizes, and every memory's ADD event. For `azmem doctor` and crash tests."""
-        problems: builtins.list[str] = []
         with self._read("check") as conn:
-            result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
-            if result != ["ok"]:
-                problems.extend(f"integrity_check: {r}" for r in result)
-            try:
-                conn.execute("INSERT INTO memories_fts (memories_fts, rank) VALUES ('integrity-check', 1)")
-            except sqlite3.DatabaseError as exc:
-                problems.append(f"full-text index: {exc}")
-            stored = self._meta_embedder(conn)
-            if stored is not None:
-                bad = conn.execute(
-                    "SELECT count(*) FROM memories WHERE length(vector) != ?", (stored[1] * 4,)
-                ).fetchone()[0]
-                if bad:
-                    problems.append(f"{bad} memories have vectors of the wrong size")
-            orphans = conn.execute(
-                "SELECT count(*) FROM memories m WHERE NOT EXISTS "
-                "(SELECT 1 FROM history h WHERE h.memory_id = m.id AND h.event = 'ADD')"
-            ).fetchone()[0]
-            if orphans:
-                problems.append(f"{orphans} memories have no ADD history event")
-        return problems
+            return diagnostics.problems(conn)
