@@ -149,6 +149,10 @@ def child_env(tmp_path: Path, proxy: Capture, **extra: str) -> dict[str, str]:
             # The Azure VM detector asks the instance metadata service: environment detector only.
             "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel",
             "OTEL_SERVICE_NAME": "azmem-test",
+            # The distro's default sampler keeps ~5 traces a second and may drop any span of a
+            # quick burst of calls: these tests check what is exported, so they keep every span.
+            "OTEL_TRACES_SAMPLER": "microsoft.fixed_percentage",
+            "OTEL_TRACES_SAMPLER_ARG": "1.0",
             "HTTP_PROXY": proxy.url,
             "HTTPS_PROXY": proxy.url,
             "http_proxy": proxy.url,

@@ -99,3 +99,16 @@ def test_checksum_sees_any_change(tmp_path: Path) -> None:
     rec = store.export_memories(None, 1)[0].record
     store.apply([UpdateOp(rec.id, metadata={"i": 99})])
     assert store_checksum(store) != before
+
+
+def test_a_copy_keeps_each_memorys_events_in_order(tmp_path: Path) -> None:
+    """History ids are random: exported by id, an UPDATE could arrive (and be numbered) before
+    its ADD. Many updated memories make that near-certain under the old order."""
+    src = open_store(tmp_path / "a.db")
+    records = [add(src, f"fact {i} about tea", user_id="u") for i in range(40)]
+    src.apply([UpdateOp(r.id, memory=f"changed {r.id}", vector=fake_embed(r.id)) for r in records])
+    src.apply([DeleteOp(r.id) for r in records[:20]])
+    dst = SQLiteStore(tmp_path / "b.db")
+    assert copy_store(src, dst, batch_size=7).verified
+    for r in records:
+        assert [e.event for e in dst.history(r.id)] == [e.event for e in src.history(r.id)]

@@ -1,6 +1,6 @@
 """``azmem copy``: a whole store into another (SQLite <-> PostgreSQL), resumable and verified.
 
-Memories go first, then history, each in id order and in batches of one transaction
+Memories go first in id order, then history in the order it happened, in batches of one transaction
 each on the target. An interrupted copy leaves whole batches behind, and running it
 again skips what is already there (the stores' imports ignore known ids), so it
 resumes where it stopped. At the end both stores are read again and compared by
@@ -93,7 +93,8 @@ def copy_store(
 
 
 def store_checksum(store: MemoryStore, batch_size: int = 500) -> tuple[str, tuple[int, int]]:
-    """sha256 over every memory and history event in id order, and the two counts.
+    """sha256 over every memory (in id order) and history event (in the order it happened), and the
+    two counts: a copy that reordered a memory's events does not verify.
 
     Vectors enter rounded to 6 decimals, so a backend that stores float4 and one that
     stores float32 bytes agree; times enter in the store's one text form (UTC, µs).

@@ -186,7 +186,8 @@ class MemoryStore(Protocol):
         ...
 
     def export_history(self, after_id: str | None, limit: int) -> builtins.list[HistoryEvent]:
-        """Up to `limit` history events (deleted memories' included) with id > `after_id`, in id order."""
+        """Up to `limit` history events (deleted memories' included) after the event `after_id`, in the
+        order they happened (a copy keeps each memory's events in order)."""
         ...
 
     def import_memories(self, items: Sequence[StoredMemory], *, audit: AuditContext | None = None) -> int:

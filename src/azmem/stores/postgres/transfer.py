@@ -40,8 +40,10 @@ def export_memories(conn: Conn, after_id: str | None, limit: int) -> list[Stored
 
 
 def export_history(conn: Conn, after_id: str | None, limit: int) -> list[HistoryEvent]:
+    # In the order the events happened (seq), as the SQLite store exports them (see there).
     rows = conn.execute(
-        f"SELECT {codec.HISTORY_COLS} FROM azmem_history WHERE id > %s ORDER BY id LIMIT %s",
+        f"SELECT {codec.HISTORY_COLS} FROM azmem_history "
+        "WHERE seq > coalesce((SELECT seq FROM azmem_history WHERE id = %s), 0) ORDER BY seq LIMIT %s",
         [after_id or "", limit],
     ).fetchall()
     return [codec.event(r) for r in rows]

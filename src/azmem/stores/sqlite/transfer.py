@@ -30,8 +30,13 @@ def export_memories(conn: sqlite3.Connection, after_id: str | None, limit: int) 
 
 
 def export_history(conn: sqlite3.Connection, after_id: str | None, limit: int) -> list[HistoryEvent]:
+    # In the order the events happened (seq), not by their random ids: the target numbers rows
+    # as they arrive, so this is what keeps a memory's ADD before its UPDATE in the copy.
+    # An unknown ``after_id`` restarts from the first event (the import skips known ids).
     rows = conn.execute(
-        f"SELECT {codec.HISTORY_COLS} FROM history WHERE id > ? ORDER BY id LIMIT ?", (after_id or "", limit)
+        f"SELECT {codec.HISTORY_COLS} FROM history "
+        "WHERE seq > coalesce((SELECT seq FROM history WHERE id = ?), 0) ORDER BY seq LIMIT ?",
+        (after_id or "", limit),
     ).fetchall()
     return [codec.event(r) for r in rows]
 
