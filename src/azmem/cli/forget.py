@@ -85,11 +85,11 @@ def forget(
 
 def _forget_graph(st: CliState, user: str, *, compact: bool) -> GraphErasure | None:
     """Erase graph group ``user``; None when the SQLite file has no graph (never creates one)."""
-    from azmem.graph import Graph
+    from azmem.cli.graph import open_graph
     from azmem.graph.store.sqlite_connection import holds_graph
 
     path = store_path(st)
     if path is not None and (str(path) == ":memory:" or not holds_graph(path)):
         return None
-    with Graph(config=st.config, store=st.store) as graph:
+    with open_graph(st) as graph:
         return graph.forget(user, compact=compact)

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
     from azmem.memory import Memory
 
 __all__ = ["ImportStats", "import_", "import_conversations"]
-
-_SCOPE_KEYS = ("user_id", "agent_id", "run_id")
 
 
 class ImportStats:
@@ -114,8 +112,7 @@ def import_conversations(
             raise fail(
                 f"{conv.where}: {exc.message}", suggestion=exc.suggestion, code=ExitCode.INPUT
             ) from None
-        given = zip(_SCOPE_KEYS, (full.user_id, full.agent_id, full.run_id), strict=True)
-        ids = {k: v for k, v in given if v is not None}
+        ids = cast(dict[str, str], full.kwargs())  # a TypedDict of str values: only the ids given
         todo.append(ImportConversation(conv.messages, ids, meta))
     run(memory, todo, infer=infer, batch_size=batch_size, tally=stats.tally, on_chunk=on_progress)
     return stats

@@ -20,11 +20,9 @@ from typing import Annotated
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import AwareDatetime, Field
 
-from azmem.errors import AzmemError
 from azmem.graph import (
     AddEpisodeResult,
     DeleteEpisodeResult,
@@ -36,7 +34,7 @@ from azmem.graph import (
 from azmem.server import graph_ops as ops
 from azmem.server.graph_schemas import EntityHitList, EpisodeList, FactDeleted, FactHitList, Reranker
 from azmem.server.principal import Principal
-from azmem.server.problems import tool_error_text
+from azmem.server.problems import tool_errors
 from azmem.server.runtime import Services
 
 __all__ = ["GRAPH_INSTRUCTIONS", "GRAPH_TOOLS", "add_graph_tools"]
@@ -81,6 +79,7 @@ def add_graph_tools(server: MCPServer, services: Services, who: Callable[[Contex
     @server.tool(
         annotations=ToolAnnotations(title="Add an episode", destructive_hint=False, open_world_hint=False)
     )
+    @tool_errors
     async def add_episode(
         ctx: Context,
         content: Annotated[str, Field(description="What happened: a message ('speaker: text') or a text.")],
@@ -98,21 +97,19 @@ def add_graph_tools(server: MCPServer, services: Services, who: Callable[[Contex
         Facts it contradicts are ended (given an invalid_at), never deleted. Returns the
         entities and facts added, merged and invalidated. Needs a chat model on the server.
         """
-        try:
-            return await ops.add_episode(
-                services,
-                who(ctx),
-                content,
-                group_id=group_id,
-                reference_time=reference_time,
-                source=source,
-                name=name,
-                source_description=source_description,
-            )
-        except AzmemError as exc:
-            raise ToolError(tool_error_text(exc)) from exc
+        return await ops.add_episode(
+            services,
+            who(ctx),
+            content,
+            group_id=group_id,
+            reference_time=reference_time,
+            source=source,
+            name=name,
+            source_description=source_description,
+        )
 
     @server.tool(annotations=_READ.model_copy(update={"title": "Search facts"}))
+    @tool_errors
     async def search_facts(
         ctx: Context,
         query: Annotated[str, Field(description="What to look for, in plain words.")],
@@ -137,23 +134,21 @@ def add_graph_tools(server: MCPServer, services: Services, who: Callable[[Contex
 
         Use as_of for questions about the past ("where did Alex live in 2022?").
         """
-        try:
-            return await ops.search_facts(
-                services,
-                who(ctx),
-                query,
-                group_ids=group_ids,
-                as_of=as_of,
-                known_at=known_at,
-                center_entity=center_entity,
-                filters=filters,
-                limit=limit,
-                reranker=reranker,
-            )
-        except AzmemError as exc:
-            raise ToolError(tool_error_text(exc)) from exc
+        return await ops.search_facts(
+            services,
+            who(ctx),
+            query,
+            group_ids=group_ids,
+            as_of=as_of,
+            known_at=known_at,
+            center_entity=center_entity,
+            filters=filters,
+            limit=limit,
+            reranker=reranker,
+        )
 
     @server.tool(annotations=_READ.model_copy(update={"title": "Search entities"}))
+    @tool_errors
     async def search_entities(
         ctx: Context,
         query: Annotated[str, Field(description="A name, nickname or description.")],
@@ -165,14 +160,12 @@ def add_graph_tools(server: MCPServer, services: Services, who: Callable[[Contex
         known_at: When = None,
     ) -> EntityHitList:
         """Find people, places, organisations and things in the graph by name, alias or summary."""
-        try:
-            return await ops.search_entities(
-                services, who(ctx), query, group_ids=group_ids, known_at=known_at, labels=labels, limit=limit
-            )
-        except AzmemError as exc:
-            raise ToolError(tool_error_text(exc)) from exc
+        return await ops.search_entities(
+            services, who(ctx), query, group_ids=group_ids, known_at=known_at, labels=labels, limit=limit
+        )
 
     @server.tool(annotations=_READ.model_copy(update={"title": "Latest episodes"}))
+    @tool_errors
     async def get_episodes(
         ctx: Context,
         group_ids: GroupsArg = None,
@@ -180,42 +173,34 @@ def add_graph_tools(server: MCPServer, services: Services, who: Callable[[Contex
         before: Annotated[AwareDatetime | None, Field(description="Only episodes before this time.")] = None,
     ) -> EpisodeList:
         """The latest episodes added to the graph (by when they happened), oldest first."""
-        try:
-            return await ops.get_episodes(services, who(ctx), group_ids, before=before, limit=limit)
-        except AzmemError as exc:
-            raise ToolError(tool_error_text(exc)) from exc
+        return await ops.get_episodes(services, who(ctx), group_ids, before=before, limit=limit)
 
     @server.tool(annotations=_DESTRUCTIVE.model_copy(update={"title": "Delete an episode"}))
+    @tool_errors
     async def delete_episode(
         ctx: Context, episode_id: Annotated[str, Field(description="The episode's id.")]
     ) -> DeleteEpisodeResult:
         """Remove an episode and what only it supported; facts it had ended become current again."""
-        try:
-            return await ops.delete_episode(services, who(ctx), episode_id)
-        except AzmemError as exc:
-            raise ToolError(tool_error_text(exc)) from exc
+        return await ops.delete_episode(services, who(ctx), episode_id)
 
     @server.tool(annotations=_READ.model_copy(update={"title": "Get a fact"}))
+    @tool_errors
     async def get_fact(ctx: Context, fact_id: Annotated[str, Field(description="The fact's id.")]) -> Fact:
         """One fact by id: its entities, sentence, the four times and the episodes that stated it."""
-        try:
-            return await ops.get_fact(services, who(ctx), fact_id)
-        except AzmemError as exc:
-            raise ToolError(tool_error_text(exc)) from exc
+        return await ops.get_fact(services, who(ctx), fact_id)
 
     @server.tool(annotations=_DESTRUCTIVE.model_copy(update={"title": "Delete a fact"}))
+    @tool_errors
     async def delete_fact(
         ctx: Context, fact_id: Annotated[str, Field(description="The fact's id.")]
     ) -> FactDeleted:
         """Delete a wrong fact outright (a fact that merely stopped being true is ended by an episode)."""
-        try:
-            return await ops.delete_fact(services, who(ctx), fact_id)
-        except AzmemError as exc:
-            raise ToolError(tool_error_text(exc)) from exc
+        return await ops.delete_fact(services, who(ctx), fact_id)
 
     @server.tool(
         annotations=ToolAnnotations(title="Add a fact", destructive_hint=False, open_world_hint=False)
     )
+    @tool_errors
     async def add_triplet(
         ctx: Context,
         source: Annotated[str, Field(description="The subject entity's name, e.g. 'Alex'.")],
@@ -230,23 +215,21 @@ def add_graph_tools(server: MCPServer, services: Services, who: Callable[[Contex
         ] = None,
     ) -> Fact:
         """Add a known fact (subject, relation, object) directly, without the language model."""
-        try:
-            return await ops.add_triplet(
-                services,
-                who(ctx),
-                source,
-                relation,
-                target,
-                fact,
-                group_id=group_id,
-                valid_at=valid_at,
-                invalid_at=invalid_at,
-                invalidates=invalidates or (),
-            )
-        except AzmemError as exc:
-            raise ToolError(tool_error_text(exc)) from exc
+        return await ops.add_triplet(
+            services,
+            who(ctx),
+            source,
+            relation,
+            target,
+            fact,
+            group_id=group_id,
+            valid_at=valid_at,
+            invalid_at=invalid_at,
+            invalidates=invalidates or (),
+        )
 
     @server.tool(annotations=_DESTRUCTIVE.model_copy(update={"title": "Clear a graph"}))
+    @tool_errors
     async def clear_graph(
         ctx: Context,
         group_id: Annotated[
@@ -254,7 +237,4 @@ def add_graph_tools(server: MCPServer, services: Services, who: Callable[[Contex
         ] = None,
     ) -> GraphCounts:
         """Erase one group's whole graph (episodes, entities, facts). Name the group; only on request."""
-        try:
-            return await ops.clear_graph(services, who(ctx), group_id)
-        except AzmemError as exc:
-            raise ToolError(tool_error_text(exc)) from exc
+        return await ops.clear_graph(services, who(ctx), group_id)

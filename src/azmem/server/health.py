@@ -92,12 +92,13 @@ def _endpoints(svc: Services) -> list[str]:
 
 
 async def _check_azure(svc: Services) -> str:
-    endpoints = _endpoints(svc)
-    if not endpoints:
-        return "skipped"
-    cached = svc.azure_cache(AZURE_CHECK_TTL)
+    cached = svc.azure_cache(AZURE_CHECK_TTL)  # only ever set when there are endpoints
     if cached is not None:
         return str(cached["verdict"])
+    # A routing snapshot reads its ledger (SQLite or PostgreSQL): not on the event loop.
+    endpoints = await asyncio.to_thread(_endpoints, svc)
+    if not endpoints:
+        return "skipped"
     verdict = "ok"
     async with httpx2.AsyncClient(timeout=3.0) as client:
         for endpoint in endpoints:

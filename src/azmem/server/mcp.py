@@ -30,7 +30,6 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from azmem import __version__
-from azmem.errors import AzmemError
 from azmem.memory.audit import set_principal
 from azmem.memory.results import AddResult, MemoryEvent, MemoryItem, MemoryList, SearchResult
 from azmem.server.gate import principal_of
@@ -38,8 +37,8 @@ from azmem.server.graph_tools import GRAPH_INSTRUCTIONS, add_graph_tools
 from azmem.server.health import StatusReport, build_status
 from azmem.server.logs import request_id_var
 from azmem.server.principal import Principal
-from azmem.server.problems import tool_error_text
-from azmem.server.routes import item_scope
+from azmem.server.problems import tool_errors
+from azmem.server.routes import delete_in_scope, find_in_scope, history_in_scope, update_in_scope
 from azmem.server.runtime import Services
 from azmem.server.schemas import ChatMessage, DeleteAllResult, HistoryList
 from azmem.stores.models import SearchMode
@@ -74,9 +73,6 @@ MemoryIdArg = Annotated[str, Field(description="The memory's id, as returned by 
 _READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
-_explain = tool_error_text
-
-
 def build_mcp(services: Services) -> MCPServer:
     """The MCP server over ``services``' memory; mount it over HTTP or run it on stdio."""
     server: MCPServer = MCPServer(
@@ -102,10 +98,8 @@ def build_mcp(services: Services) -> MCPServer:
             set_principal(f"key:{found.name}")
         return found
 
-    async def find(p: Principal, memory_id: str) -> MemoryItem:
-        return p.check_item(await memory.get(memory_id, **p.scope(required=False)))
-
     @server.tool(annotations=ToolAnnotations(title="Remember", destructive_hint=False, open_world_hint=False))
+    @tool_errors
     async def add_memory(
         ctx: Context,
         text: Annotated[str | None, Field(description="One thing to remember, in plain words.")] = None,
@@ -130,21 +124,17 @@ def build_mcp(services: Services) -> MCPServer:
         facts are extracted and reconciled with what is stored: a contradicted fact is
         updated or deleted (its history is kept). Returns the memories added or changed.
         """
-        try:
-            p = who(ctx)
-            p.require_write()
-            if (text is None) == (messages is None):
-                raise ToolError("Give either text or messages (exactly one).")
-            content: str | list[dict[str, Any]] = (
-                text if text is not None else [m.as_input() for m in messages or []]
-            )
-            return await memory.add(
-                content, metadata=metadata, infer=infer, **p.scope(user_id, agent_id, run_id)
-            )
-        except AzmemError as exc:
-            raise ToolError(_explain(exc)) from exc
+        p = who(ctx)
+        p.require_write()
+        if (text is None) == (messages is None):
+            raise ToolError("Give either text or messages (exactly one).")
+        content: str | list[dict[str, Any]] = (
+            text if text is not None else [m.as_input() for m in messages or []]
+        )
+        return await memory.add(content, metadata=metadata, infer=infer, **p.scope(user_id, agent_id, run_id))
 
     @server.tool(annotations=_READ.model_copy(update={"title": "Search memories"}))
+    @tool_errors
     async def search_memories(
         ctx: Context,
         query: Annotated[str, Field(description="What to look for, in plain words (a topic or a question).")],
@@ -161,15 +151,13 @@ def build_mcp(services: Services) -> MCPServer:
 
         Call this before answering questions about the user, their preferences or past work.
         """
-        try:
-            p = who(ctx)
-            return await memory.search(
-                query, filters=filters, limit=limit, mode=mode, **p.scope(user_id, agent_id, run_id)
-            )
-        except AzmemError as exc:
-            raise ToolError(_explain(exc)) from exc
+        p = who(ctx)
+        return await memory.search(
+            query, filters=filters, limit=limit, mode=mode, **p.scope(user_id, agent_id, run_id)
+        )
 
     @server.tool(annotations=_READ.model_copy(update={"title": "List memories"}))
+    @tool_errors
     async def list_memories(
         ctx: Context,
         user_id: User = None,
@@ -180,27 +168,23 @@ def build_mcp(services: Services) -> MCPServer:
         cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
     ) -> MemoryList:
         """List the memories of a scope, newest first, a page at a time (pass next_cursor back for more)."""
-        try:
-            p = who(ctx)
-            return await memory.get_all(
-                filters=filters, limit=limit, cursor=cursor, **p.scope(user_id, agent_id, run_id)
-            )
-        except AzmemError as exc:
-            raise ToolError(_explain(exc)) from exc
+        p = who(ctx)
+        return await memory.get_all(
+            filters=filters, limit=limit, cursor=cursor, **p.scope(user_id, agent_id, run_id)
+        )
 
     @server.tool(annotations=_READ.model_copy(update={"title": "Get a memory"}))
+    @tool_errors
     async def get_memory(ctx: Context, memory_id: MemoryIdArg) -> MemoryItem:
         """One memory by id, with its scope, metadata and times."""
-        try:
-            return await find(who(ctx), memory_id)
-        except AzmemError as exc:
-            raise ToolError(_explain(exc)) from exc
+        return await find_in_scope(services, who(ctx), memory_id)
 
     @server.tool(
         annotations=ToolAnnotations(
             title="Update a memory", destructive_hint=True, idempotent_hint=True, open_world_hint=False
         )
     )
+    @tool_errors
     async def update_memory(
         ctx: Context,
         memory_id: MemoryIdArg,
@@ -210,28 +194,17 @@ def build_mcp(services: Services) -> MCPServer:
         ] = None,
     ) -> MemoryItem:
         """Correct a memory's text and/or metadata (the old text stays in its history)."""
-        try:
-            p = who(ctx)
-            p.require_write()
-            item = await find(p, memory_id)
-            return await memory.update(memory_id, text, metadata, **item_scope(item))
-        except AzmemError as exc:
-            raise ToolError(_explain(exc)) from exc
+        return await update_in_scope(services, who(ctx), memory_id, text, metadata)
 
     @server.tool(
         annotations=ToolAnnotations(
             title="Delete a memory", destructive_hint=True, idempotent_hint=True, open_world_hint=False
         )
     )
+    @tool_errors
     async def delete_memory(ctx: Context, memory_id: MemoryIdArg) -> MemoryEvent:
         """Forget one memory (when the user asks to, or it is wrong and cannot be corrected)."""
-        try:
-            p = who(ctx)
-            p.require_write()
-            item = await find(p, memory_id)
-            return await memory.delete(memory_id, **item_scope(item))
-        except AzmemError as exc:
-            raise ToolError(_explain(exc)) from exc
+        return await delete_in_scope(services, who(ctx), memory_id)
 
     @server.tool(
         annotations=ToolAnnotations(
@@ -241,6 +214,7 @@ def build_mcp(services: Services) -> MCPServer:
             open_world_hint=False,
         )
     )
+    @tool_errors
     async def delete_all_memories(
         ctx: Context,
         user_id: Annotated[str | None, Field(description="Delete this user's memories.")] = None,
@@ -248,33 +222,21 @@ def build_mcp(services: Services) -> MCPServer:
         run_id: Annotated[str | None, Field(description="Delete this run's memories.")] = None,
     ) -> DeleteAllResult:
         """Erase every memory of a scope. Name the scope explicitly (no default applies); only on request."""
-        try:
-            p = who(ctx)
-            p.require_write()
-            return DeleteAllResult(
-                deleted=await memory.delete_all(**p.explicit_scope(user_id, agent_id, run_id))
-            )
-        except AzmemError as exc:
-            raise ToolError(_explain(exc)) from exc
+        p = who(ctx)
+        p.require_write()
+        return DeleteAllResult(deleted=await memory.delete_all(**p.explicit_scope(user_id, agent_id, run_id)))
 
     @server.tool(annotations=_READ.model_copy(update={"title": "Memory history"}))
+    @tool_errors
     async def memory_history(ctx: Context, memory_id: MemoryIdArg) -> HistoryList:
         """How a memory changed over time: ADD / UPDATE / DELETE events with the text before and after."""
-        try:
-            p = who(ctx)
-            if not p.unbound:
-                await find(p, memory_id)
-            return HistoryList(results=await memory.history(memory_id))
-        except AzmemError as exc:
-            raise ToolError(_explain(exc)) from exc
+        return HistoryList(results=await history_in_scope(services, who(ctx), memory_id))
 
     @server.tool(annotations=_READ.model_copy(update={"title": "Memory server status"}))
+    @tool_errors
     async def get_status(ctx: Context) -> StatusReport:
         """The memory server's store, embedder, model deployments and usage; and who you are to it."""
-        try:
-            return await asyncio.to_thread(build_status, services, who(ctx))
-        except AzmemError as exc:
-            raise ToolError(_explain(exc)) from exc
+        return await asyncio.to_thread(build_status, services, who(ctx))
 
     add_graph_tools(server, services, who)
     return server

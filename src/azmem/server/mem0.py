@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from azmem.memory.results import AddResult, HistoryEntry, MemoryItem, MemoryList, SearchResult
 from azmem.server.deps import Svc, Who, bearer
 from azmem.server.problems import COMMON, error_responses
-from azmem.server.routes import find_in_scope, item_scope
+from azmem.server.routes import delete_in_scope, find_in_scope, history_in_scope, update_in_scope
 from azmem.server.schemas import ChatMessage
 
 __all__ = ["Mem0Message", "mem0_router"]
@@ -108,7 +108,7 @@ def mem0_router(*, auth: bool) -> APIRouter:
 
     @router.get("/memories/{memory_id}", responses=by_id, summary="Get a memory (mem0)")
     async def get(memory_id: MemoryId, svc: Svc, who: Who) -> MemoryItem:
-        return await find_in_scope(svc, who, memory_id, None, None, None)
+        return await find_in_scope(svc, who, memory_id)
 
     @router.post("/search", responses=error_responses(*COMMON), summary="Search memories (mem0)")
     async def search(body: Mem0Search, svc: Svc, who: Who) -> SearchResult:
@@ -121,22 +121,16 @@ def mem0_router(*, auth: bool) -> APIRouter:
 
     @router.put("/memories/{memory_id}", responses=write_by_id, summary="Update a memory (mem0)")
     async def update(memory_id: MemoryId, body: Mem0Update, svc: Svc, who: Who) -> Mem0Message:
-        who.require_write()
-        item = await find_in_scope(svc, who, memory_id, None, None, None)
-        await svc.memory.update(memory_id, body.new_text, body.metadata, **item_scope(item))
+        await update_in_scope(svc, who, memory_id, body.new_text, body.metadata)
         return Mem0Message(message="Memory updated successfully!")
 
     @router.get("/memories/{memory_id}/history", responses=by_id, summary="Memory history (mem0)")
     async def history(memory_id: MemoryId, svc: Svc, who: Who) -> list[HistoryEntry]:
-        if not who.unbound:
-            await find_in_scope(svc, who, memory_id, None, None, None)
-        return await svc.memory.history(memory_id)
+        return await history_in_scope(svc, who, memory_id)
 
     @router.delete("/memories/{memory_id}", responses=write_by_id, summary="Delete a memory (mem0)")
     async def delete(memory_id: MemoryId, svc: Svc, who: Who) -> Mem0Message:
-        who.require_write()
-        item = await find_in_scope(svc, who, memory_id, None, None, None)
-        await svc.memory.delete(memory_id, **item_scope(item))
+        await delete_in_scope(svc, who, memory_id)
         return Mem0Message(message="Memory deleted successfully")
 
     @router.delete("/memories", responses=write, summary="Delete all memories of a scope (mem0)")

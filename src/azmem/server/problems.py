@@ -13,13 +13,16 @@ the rejected values: those are the caller's memories.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
@@ -36,6 +39,7 @@ __all__ = [
     "problem_of",
     "problem_response",
     "tool_error_text",
+    "tool_errors",
 ]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -147,6 +151,27 @@ def tool_error_text(exc: AzmemError) -> str:
     """An error as an MCP tool error's text: what a model needs to correct its next call."""
     text = f"{exc.message} (code {exc.code}, HTTP {http_status_for(exc)})"
     return f"{text}\nSuggestion: {exc.suggestion}" if exc.suggestion else text
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def tool_errors(fn: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]:
+    """An MCP tool whose library errors reach the model as tool errors (`tool_error_text`).
+
+    Put it under ``@server.tool(...)``: the wrapper keeps the tool's name, docstring and
+    signature (``__wrapped__``), from which the SDK builds the tool's schema.
+    """
+
+    @functools.wraps(fn)
+    async def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await fn(*args, **kwargs)
+        except AzmemError as exc:
+            raise ToolError(tool_error_text(exc)) from exc
+
+    return run
 
 
 def problem_response(problem: Problem) -> Response:

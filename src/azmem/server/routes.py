@@ -3,19 +3,28 @@
 Each handler is the same three steps: check the principal (write? which scope?), call
 one `AsyncMemory` method, return its result. Calls by memory id look the memory up
 in the principal's scope first, then act in the memory's own scope, so no call can
-touch a memory outside the key's binding.
+touch a memory outside the key's binding: the ``*_in_scope`` helpers hold that rule,
+for the mem0-compatible routes and the MCP tools too.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Security
 from fastapi.responses import JSONResponse
 
 from azmem.memory.imports import DEFAULT_CHUNK_MESSAGES
-from azmem.memory.results import AddResult, MemoryEvent, MemoryItem, MemoryList, QueryResult, SearchResult
+from azmem.memory.results import (
+    AddResult,
+    HistoryEntry,
+    MemoryEvent,
+    MemoryItem,
+    MemoryList,
+    QueryResult,
+    SearchResult,
+)
 from azmem.server.deps import Svc, Who, bearer, json_query
 from azmem.server.imports import ImportReport, Job, parse_jsonl, run_import
 from azmem.server.principal import Principal, ScopeArgs
@@ -30,7 +39,14 @@ from azmem.server.schemas import (
     UpdateRequest,
 )
 
-__all__ = ["find_in_scope", "item_scope", "v1_router"]
+__all__ = [
+    "delete_in_scope",
+    "find_in_scope",
+    "history_in_scope",
+    "item_scope",
+    "update_in_scope",
+    "v1_router",
+]
 
 UserQ = Annotated[str | None, Query(description="User id (defaults to the key's, when it is bound to one).")]
 AgentQ = Annotated[
@@ -61,13 +77,60 @@ async def find_in_scope(
     svc: Services,
     who: Principal,
     memory_id: str,
-    user_id: str | None,
-    agent_id: str | None,
-    run_id: str | None,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
 ) -> MemoryItem:
     """The memory, when it is in the requested scope and the principal's binding (else 403 / 404)."""
     item = await svc.memory.get(memory_id, **who.scope(user_id, agent_id, run_id, required=False))
     return who.check_item(item)
+
+
+async def update_in_scope(
+    svc: Services,
+    who: Principal,
+    memory_id: str,
+    text: str | None,
+    metadata: dict[str, Any] | None,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+) -> MemoryItem:
+    """Change a memory `find_in_scope` finds, in its own scope; needs a writable principal."""
+    who.require_write()
+    item = await find_in_scope(svc, who, memory_id, user_id, agent_id, run_id)
+    return await svc.memory.update(memory_id, text, metadata, **item_scope(item))
+
+
+async def delete_in_scope(
+    svc: Services,
+    who: Principal,
+    memory_id: str,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+) -> MemoryEvent:
+    """Delete a memory `find_in_scope` finds, in its own scope; needs a writable principal."""
+    who.require_write()
+    item = await find_in_scope(svc, who, memory_id, user_id, agent_id, run_id)
+    return await svc.memory.delete(memory_id, **item_scope(item))
+
+
+async def history_in_scope(
+    svc: Services,
+    who: Principal,
+    memory_id: str,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    run_id: str | None = None,
+) -> list[HistoryEntry]:
+    """A memory's history: of a memory `find_in_scope` finds, or of any id for an unbound principal.
+
+    An unbound principal naming no scope also sees the history of deleted memories.
+    """
+    if not who.unbound or any(v is not None for v in (user_id, agent_id, run_id)):
+        await find_in_scope(svc, who, memory_id, user_id, agent_id, run_id)
+    return await svc.memory.history(memory_id)
 
 
 def v1_router(*, auth: bool) -> APIRouter:
@@ -123,9 +186,7 @@ def v1_router(*, auth: bool) -> APIRouter:
         run_id: RunQ = None,
     ) -> MemoryItem:
         """New text (re-embedded) and/or new metadata; history keeps the old text."""
-        who.require_write()
-        item = await find_in_scope(svc, who, memory_id, user_id, agent_id, run_id)
-        return await svc.memory.update(memory_id, body.text, body.metadata, **item_scope(item))
+        return await update_in_scope(svc, who, memory_id, body.text, body.metadata, user_id, agent_id, run_id)
 
     @router.delete(
         "/memories/{memory_id}", tags=["memories"], responses=_WRITE_BY_ID, summary="Delete a memory"
@@ -138,9 +199,7 @@ def v1_router(*, auth: bool) -> APIRouter:
         agent_id: AgentQ = None,
         run_id: RunQ = None,
     ) -> MemoryEvent:
-        who.require_write()
-        item = await find_in_scope(svc, who, memory_id, user_id, agent_id, run_id)
-        return await svc.memory.delete(memory_id, **item_scope(item))
+        return await delete_in_scope(svc, who, memory_id, user_id, agent_id, run_id)
 
     @router.delete("/memories", tags=["memories"], responses=_WRITE, summary="Delete every memory of a scope")
     async def delete_all_memories(
@@ -168,9 +227,7 @@ def v1_router(*, auth: bool) -> APIRouter:
         A key bound to a scope sees the history of the memories it can read; an unbound
         key also that of deleted memories.
         """
-        if not who.unbound or any(v is not None for v in (user_id, agent_id, run_id)):
-            await find_in_scope(svc, who, memory_id, user_id, agent_id, run_id)
-        return HistoryList(results=await svc.memory.history(memory_id))
+        return HistoryList(results=await history_in_scope(svc, who, memory_id, user_id, agent_id, run_id))
 
     @router.post("/search", tags=["search"], responses=_READ, summary="Search a scope's memories")
     async def search(body: SearchRequest, svc: Svc, who: Who) -> SearchResult:
