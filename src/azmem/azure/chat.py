@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import openai
 from pydantic import BaseModel, ValidationError
@@ -60,6 +60,10 @@ __all__ = [
     "span_attributes",
 ]
 
+if TYPE_CHECKING:
+    from azmem.azure.capabilities import Capabilities
+    from azmem.azure.provider import AzureProvider
+
 T = TypeVar("T", bound=BaseModel)
 logger = logging.getLogger("azmem.azure.llm")
 
@@ -87,6 +91,25 @@ class Target:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_chat_context", _context(self, "chat"))
+
+    @classmethod
+    def of(cls, provider: AzureProvider, caps: Capabilities, *, retry: RetryPolicy | None = None) -> Target:
+        """The target of ``provider``'s deployment, with ``caps`` (its own, or a pool entry's overrides)."""
+        cfg = provider.settings
+        return cls(
+            deployment=provider.deployment,
+            endpoint=provider.endpoint,
+            api_version=provider.api_version,
+            model_arg=provider.model_arg(),
+            model_name=cfg.model_name,
+            reasoning=caps.reasoning,
+            json_schema=caps.json_schema,
+            auth=provider.auth_kind,
+            vision=caps.vision,
+            vision_detail=cfg.vision_detail,
+            retry=retry,
+            responses_api=caps.responses_api,
+        )
 
     def context(self, operation: str) -> RequestContext:
         """The first attempt's context: made once, because every call needs it and it never changes."""

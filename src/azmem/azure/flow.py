@@ -263,14 +263,10 @@ async def _run(
             outcome: Outcome | None = None
             if isinstance(step, Sleep):
                 await sleep(step.seconds)
-            elif isinstance(step, Offload):
-                try:
-                    outcome = Outcome(value=await offload(step))
-                except Exception as exc:
-                    outcome = Outcome(error=exc)
             else:
                 try:
-                    outcome = Outcome(value=await perform(step))
+                    done = offload(step) if isinstance(step, Offload) else perform(step)
+                    outcome = Outcome(value=await done)
                 except Exception as exc:
                     outcome = Outcome(error=exc)
             step = flow.send(outcome)

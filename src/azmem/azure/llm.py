@@ -224,23 +224,8 @@ class _BaseLLMClient(Generic[ClientT]):
         target = self._targets.get(size)
         if target is None:
             provider = self._provider_for(size)
-            caps = provider.capabilities
-            cfg = provider.settings
-            target = Target(
-                deployment=provider.deployment,
-                endpoint=provider.endpoint,
-                api_version=provider.api_version,
-                model_arg=provider.model_arg(),
-                model_name=cfg.model_name,
-                reasoning=caps.reasoning,
-                json_schema=caps.json_schema,
-                auth=provider.auth_kind,
-                vision=caps.vision,
-                vision_detail=cfg.vision_detail,
-                retry=cfg.retry if self._role_retry else None,
-                responses_api=caps.responses_api,
-            )
-            self._targets[size] = target
+            retry = provider.settings.retry if self._role_retry else None
+            target = self._targets[size] = Target.of(provider, provider.capabilities, retry=retry)
         return target
 
     def _deployment_sizes(self) -> dict[str, str]:

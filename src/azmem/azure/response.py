@@ -43,7 +43,6 @@ __all__ = [
     "interpret_completion",
     "request_id_of",
     "shape_answer",
-    "token_usage",
     "usage_of",
     "validation_text",
 ]
@@ -115,28 +114,6 @@ class ValidationFailure:
 
     content: str | None
     error: str
-
-
-def token_usage(
-    input_tokens: int,
-    output_tokens: int,
-    total_tokens: int | None,
-    input_details: Mapping[str, Any] | None,
-    output_details: Mapping[str, Any] | None,
-) -> Usage:
-    """One Responses API call's :class:`Usage` from its body's ``usage``, details included.
-
-    Cached prompt tokens and reasoning tokens (part of the output, as billed) are nested in
-    detail objects that may be missing. Chat completions say ``prompt``/``completion``
-    instead and are read by :meth:`Usage.from_sdk`.
-    """
-    return Usage(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        total_tokens=total_tokens or input_tokens + output_tokens,
-        cached_input_tokens=(input_details or {}).get("cached_tokens") or 0,
-        reasoning_tokens=(output_details or {}).get("reasoning_tokens") or 0,
-    )
 
 
 def usage_of(body: Mapping[str, Any]) -> Usage:

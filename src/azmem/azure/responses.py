@@ -41,7 +41,6 @@ from azmem.azure.response import (
     ValidationFailure,
     answer_result,
     error_info,
-    token_usage,
 )
 from azmem.azure.usage import Usage
 from azmem.errors import (
@@ -208,12 +207,14 @@ def response_usage(body: Mapping[str, Any] | None) -> Usage:
     u = body.get("usage") if body is not None else None
     if u is None:
         return Usage()
-    return token_usage(
-        u.get("input_tokens") or 0,
-        u.get("output_tokens") or 0,
-        u.get("total_tokens"),
-        u.get("input_tokens_details"),
-        u.get("output_tokens_details"),
+    input_tokens = u.get("input_tokens") or 0
+    output_tokens = u.get("output_tokens") or 0
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=u.get("total_tokens") or input_tokens + output_tokens,
+        cached_input_tokens=(u.get("input_tokens_details") or {}).get("cached_tokens") or 0,
+        reasoning_tokens=(u.get("output_tokens_details") or {}).get("reasoning_tokens") or 0,
     )
 
 

@@ -224,6 +224,28 @@ class UsageTracker:
         self._total = _Bucket()
         self._by: dict[str, dict[str, _Bucket]] = {"deployment": {}, "prompt_name": {}, "group_id": {}}
 
+    def priced(
+        self,
+        *,
+        deployment: str,
+        usage: Usage,
+        model: str | None = None,
+        prompt_name: str | None = None,
+        group_id: str | None = None,
+        cached: bool | None = None,
+    ) -> UsageRecord:
+        """The record :meth:`record` would add, priced from this tracker's table, without adding it."""
+        is_cached = usage.cached if cached is None else cached
+        return UsageRecord(
+            deployment=deployment,
+            model=model,
+            prompt_name=prompt_name,
+            group_id=group_id,
+            usage=usage,
+            cached=is_cached,
+            cost=0.0 if is_cached else self.prices.cost(model or deployment, usage),
+        )
+
     def record(
         self,
         *,
@@ -235,15 +257,13 @@ class UsageTracker:
         cached: bool | None = None,
     ) -> UsageRecord:
         """Add one call. ``cached`` defaults to ``usage.cached``; the cost also goes to the metrics."""
-        is_cached = usage.cached if cached is None else cached
-        rec = UsageRecord(
+        rec = self.priced(
             deployment=deployment,
+            usage=usage,
             model=model,
             prompt_name=prompt_name,
             group_id=group_id,
-            usage=usage,
-            cached=is_cached,
-            cost=0.0 if is_cached else self.prices.cost(model or deployment, usage),
+            cached=cached,
         )
         with self._lock:
             self._records.append(rec)

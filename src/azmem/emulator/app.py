@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -271,6 +271,21 @@ async def _scripted(call: _Call, dep: Deployment) -> tuple[bool, Any]:
     return found, reply
 
 
+async def _reply(
+    call: _Call, dep: Deployment, filtered: chat.ChatReply | None, view: dict[str, Any]
+) -> chat.ChatReply | Response:
+    """The chat reply (filtered, scripted or generated) within the deployment's limits, or a
+    scripted raw body already sent back as it is."""
+    if filtered is not None:
+        reply: chat.ChatReply | dict[str, Any] = filtered
+    else:
+        found, scripted = await _scripted(call, dep)
+        reply = chat.coerce_reply(scripted, view) if found else chat.default_reply(view, dep)
+    if isinstance(reply, dict):
+        return _json(200, reply, call.headers)
+    return chat.apply_limits(reply, view, dep)
+
+
 async def _chat(call: _Call, dep: Deployment, filtered: chat.ChatReply | None) -> Response:
     body = call.body
     try:
@@ -278,14 +293,9 @@ async def _chat(call: _Call, dep: Deployment, filtered: chat.ChatReply | None) -
     except chat.RequestRejected as exc:
         raise call.error(exc.status, exc.body) from None
     await _admit(call, dep, chat.quota_tokens(body, prompt_tokens))
-    if filtered is not None:
-        reply: chat.ChatReply | dict[str, Any] = filtered
-    else:
-        found, scripted = await _scripted(call, dep)
-        reply = chat.coerce_reply(scripted, body) if found else chat.default_reply(body, dep)
-    if isinstance(reply, dict):
-        return _json(200, reply, call.headers)
-    reply = chat.apply_limits(reply, body, dep)
+    reply = await _reply(call, dep, filtered, body)
+    if isinstance(reply, Response):
+        return reply
     if body.get("stream"):
         return _stream(call, reply, prompt_tokens, dep)
     n = body.get("n") or 1
@@ -297,27 +307,40 @@ _STREAM_FAULT_AFTER = 3  # chunks sent before a mid-stream fault: the filter chu
 
 
 def _stream(call: _Call, reply: chat.ChatReply, prompt_tokens: int, dep: Deployment) -> Response:
-    async def events() -> AsyncIterator[str]:
-        for sent, piece in enumerate(chat.stream_chunks(reply, prompt_tokens, dep, call.body)):
-            if call.stream_fault and sent == _STREAM_FAULT_AFTER:
+    chunks = map(chat.sse, chat.stream_chunks(reply, prompt_tokens, dep, call.body))
+    error = lambda _: chat.sse(protocol.server_error(500))  # noqa: E731
+    return _event_stream(call, chunks, _STREAM_FAULT_AFTER, error, done=chat.sse("[DONE]"))
+
+
+def _event_stream(
+    call: _Call,
+    events: Iterable[str],
+    fault_after: int,
+    error: Callable[[int], str],
+    *,
+    done: str | None = None,
+) -> Response:
+    """``events``, then ``done``; a scripted mid-stream fault cuts them after ``fault_after``:
+    ``error(sent)`` as the last event, or the connection dropped."""
+
+    async def sending() -> AsyncIterator[str]:
+        for sent, event in enumerate(events):
+            if call.stream_fault and sent == fault_after:
                 if call.stream_fault == "stream_error":
-                    yield chat.sse(protocol.server_error(500))
+                    yield error(sent)
                     return
                 transport = call.request.scope.get(TRANSPORT_KEY)
                 if transport is not None:
                     transport.abort()
                 return
-            yield chat.sse(piece)
+            yield event
             await asyncio.sleep(0)
-        yield chat.sse("[DONE]")
+        if done is not None:
+            yield done
 
-    return _event_stream(call, events())
-
-
-def _event_stream(call: _Call, events: AsyncIterator[str]) -> Response:
     headers = dict(call.headers)
     headers["cache-control"] = "no-cache"
-    return StreamingResponse(events, media_type="text/event-stream; charset=utf-8", headers=headers)
+    return StreamingResponse(sending(), media_type="text/event-stream; charset=utf-8", headers=headers)
 
 
 async def _responses(call: _Call, dep: Deployment, filtered: chat.ChatReply | None) -> Response:
@@ -328,37 +351,18 @@ async def _responses(call: _Call, dep: Deployment, filtered: chat.ChatReply | No
     except chat.RequestRejected as exc:
         raise call.error(exc.status, exc.body) from None
     await _admit(call, dep, responses.quota_tokens(body, input_tokens))
-    view = responses.chat_view(body)
-    if filtered is not None:
-        reply: chat.ChatReply | dict[str, Any] = filtered
-    else:
-        found, scripted = await _scripted(call, dep)
-        reply = chat.coerce_reply(scripted, view) if found else chat.default_reply(view, dep)
-    if isinstance(reply, dict):
-        return _json(200, reply, call.headers)
-    reply = chat.apply_limits(reply, view, dep)
+    reply = await _reply(call, dep, filtered, responses.chat_view(body))
+    if isinstance(reply, Response):
+        return reply
     if body.get("stream"):
-        return _event_stream(call, _response_events(call, reply, input_tokens, dep))
+        events = map(responses.sse, responses.stream_events(reply, input_tokens, dep, body))
+        return _event_stream(
+            call, events, _EVENT_FAULT_AFTER, lambda n: responses.sse(responses.error_event(n))
+        )
     return _json(200, responses.response_body(reply, input_tokens, dep, body), call.headers)
 
 
 _EVENT_FAULT_AFTER = 5  # events before a mid-stream fault: created, in_progress, an item, a part, a delta
-
-
-async def _response_events(
-    call: _Call, reply: chat.ChatReply, input_tokens: int, dep: Deployment
-) -> AsyncIterator[str]:
-    for sent, event in enumerate(responses.stream_events(reply, input_tokens, dep, call.body)):
-        if call.stream_fault and sent == _EVENT_FAULT_AFTER:
-            if call.stream_fault == "stream_error":
-                yield responses.sse(responses.error_event(sent))
-                return
-            transport = call.request.scope.get(TRANSPORT_KEY)
-            if transport is not None:
-                transport.abort()
-            return
-        yield responses.sse(event)
-        await asyncio.sleep(0)
 
 
 async def _embeddings(call: _Call, dep: Deployment) -> Response:

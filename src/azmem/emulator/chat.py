@@ -360,14 +360,20 @@ def apply_limits(reply: ChatReply, body: dict[str, Any], dep: Deployment | None 
     return reply
 
 
+def output_tokens(reply: ChatReply, dep: Deployment, body: dict[str, Any]) -> tuple[int, int]:
+    """The reply's estimated output tokens (reasoning included) and their reasoning share;
+    ``body`` in chat-completions words."""
+    reasoning = reasoning_tokens(dep, body)
+    output = estimate_text(reply.content or "") + estimate_text(reply.refusal or "") + reasoning
+    for call in reply.tool_calls:
+        output += estimate_text(json.dumps(call["function"]))
+    return output, reasoning
+
+
 def _usage(reply: ChatReply, prompt_tokens: int, dep: Deployment, body: dict[str, Any]) -> dict[str, Any]:
     if reply.usage is not None:
         return dict(reply.usage)
-    completion = estimate_text(reply.content or "") + estimate_text(reply.refusal or "")
-    for call in reply.tool_calls:
-        completion += estimate_text(json.dumps(call["function"]))
-    reasoning = reasoning_tokens(dep, body)
-    completion += reasoning
+    completion, reasoning = output_tokens(reply, dep, body)
     return {
         "completion_tokens": completion,
         "completion_tokens_details": {

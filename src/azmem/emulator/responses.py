@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import protocol, schema
-from .chat import ChatReply, RequestRejected, api_version_date, reasoning_tokens
+from .chat import ChatReply, RequestRejected, api_version_date, output_tokens
 from .config import Deployment
-from .tokens import estimate_messages, estimate_text
+from .tokens import estimate_messages
 
 MIN_VERSION = "2025-03-01"
 MSG_VERSION = "Azure OpenAI Responses API is enabled only for api-version 2025-03-01-preview and later"
@@ -242,11 +242,7 @@ def _summary(reply: ChatReply, dep: Deployment, body: dict[str, Any]) -> str | N
 def _usage(reply: ChatReply, input_tokens: int, dep: Deployment, body: dict[str, Any]) -> dict[str, Any]:
     if reply.usage is not None:
         return dict(reply.usage)
-    view = chat_view(body)
-    reasoning = reasoning_tokens(dep, view)
-    output = estimate_text(reply.content or "") + estimate_text(reply.refusal or "") + reasoning
-    for call in reply.tool_calls:
-        output += estimate_text(json.dumps(call["function"]))
+    output, reasoning = output_tokens(reply, dep, chat_view(body))
     return {
         "input_tokens": input_tokens,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},

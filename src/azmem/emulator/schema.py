@@ -151,62 +151,55 @@ class _Gen:
         return min(limits) if limits else None
 
     def gen(self, schema: Any, name: str, depth: int, index: int) -> Any:
-        return _gen(schema, self.root, name, depth, self, index)
-
-
-def _gen(
-    schema: Any, root: dict[str, Any], name: str, depth: int, g: _Gen | None = None, index: int = 0
-) -> Any:
-    g = g or _Gen(root, ())
-    if schema is True or not isinstance(schema, dict):
-        return f"example {name}"
-    schema = _resolve(schema, root)
-    if depth > MAX_DEPTH:
-        return _shallow(schema)
-    if "const" in schema:
-        return schema["const"]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        values = schema["enum"]
-        if g.texts and schema.get("type") == "integer":
-            return values[index % len(values)]
-        return values[0]
-    if "default" in schema and schema["default"] is not None:
-        return schema["default"]
-    for key in ("anyOf", "oneOf"):
-        options = schema.get(key)
-        if isinstance(options, list) and options:
-            non_null = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")]
-            # Deep recursion: prefer null to end the structure, else the first real option.
-            if depth > MAX_DEPTH // 2 and len(non_null) < len(options):
+        if schema is True or not isinstance(schema, dict):
+            return f"example {name}"
+        schema = _resolve(schema, self.root)
+        if depth > MAX_DEPTH:
+            return _shallow(schema)
+        if "const" in schema:
+            return schema["const"]
+        if isinstance(schema.get("enum"), list) and schema["enum"]:
+            values = schema["enum"]
+            if self.texts and schema.get("type") == "integer":
+                return values[index % len(values)]
+            return values[0]
+        if "default" in schema and schema["default"] is not None:
+            return schema["default"]
+        for key in ("anyOf", "oneOf"):
+            options = schema.get(key)
+            if isinstance(options, list) and options:
+                non_null = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")]
+                # Deep recursion: prefer null to end the structure, else the first real option.
+                if depth > MAX_DEPTH // 2 and len(non_null) < len(options):
+                    return None
+                return self.gen(non_null[0] if non_null else options[0], name, depth + 1, index)
+        if isinstance(schema.get("allOf"), list) and schema["allOf"]:
+            return self.gen(schema["allOf"][0], name, depth + 1, index)
+        types = schema.get("type")
+        if isinstance(types, list):
+            non_null_types = [t for t in types if t != "null"]
+            if not non_null_types or depth > MAX_DEPTH // 2:
                 return None
-            return _gen(non_null[0] if non_null else options[0], root, name, depth + 1, g, index)
-    if isinstance(schema.get("allOf"), list) and schema["allOf"]:
-        return _gen(schema["allOf"][0], root, name, depth + 1, g, index)
-    types = schema.get("type")
-    if isinstance(types, list):
-        non_null_types = [t for t in types if t != "null"]
-        if not non_null_types or depth > MAX_DEPTH // 2:
+            types = non_null_types[0]
+        if types is None:
+            types = "object" if "properties" in schema else "string"
+        if types == "object":
+            props = schema.get("properties") or {}
+            return {key: self.gen(sub, key, depth + 1, index) for key, sub in props.items()}
+        if types == "array":
+            items = schema.get("items", {})
+            return [self.gen(items, name, depth + 1, i) for i in range(self.count(items, schema, depth))]
+        if types == "string":
+            return self.string(schema, name, index)
+        if types == "integer":
+            return int(_number(schema, 1, integer=True))
+        if types == "number":
+            return float(_number(schema, 1.5, integer=False))
+        if types == "boolean":
+            return True
+        if types == "null":
             return None
-        types = non_null_types[0]
-    if types is None:
-        types = "object" if "properties" in schema else "string"
-    if types == "object":
-        props = schema.get("properties") or {}
-        return {key: _gen(sub, root, key, depth + 1, g, index) for key, sub in props.items()}
-    if types == "array":
-        items = schema.get("items", {})
-        return [_gen(items, root, name, depth + 1, g, i) for i in range(g.count(items, schema, depth))]
-    if types == "string":
-        return g.string(schema, name, index)
-    if types == "integer":
-        return int(_number(schema, 1, integer=True))
-    if types == "number":
-        return float(_number(schema, 1.5, integer=False))
-    if types == "boolean":
-        return True
-    if types == "null":
         return None
-    return None
 
 
 _FORMATS = {

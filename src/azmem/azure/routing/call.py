@@ -81,11 +81,6 @@ logger = logging.getLogger("azmem.routing")
 _OUT_ERRORS = (AuthenticationError, PermissionDeniedError, DeploymentNotFoundError)
 
 
-def _deployment_name(e: _Entry) -> str:
-    """The Azure deployment name of a pool entry, as the metrics name it (``azmem.deployment``)."""
-    return str(e.spec.settings.get("deployment") or e.spec.name)
-
-
 def _describe(error: AzmemError) -> str:
     parts = [type(error).__name__]
     if error.status_code:
@@ -244,7 +239,7 @@ class Call:
                     if not isinstance(got, Grant):
                         skipped[e.label] = f"full for {got:.1f}s (client-side TPM/RPM limit)"
                         full.append(e)
-                        record_limiter_full(deployment=_deployment_name(e), route=e.label)
+                        record_limiter_full(deployment=e.spec.deployment_name, route=e.label)
                         continue
                     grant = got
                 return self._start(e, grant, skipped, now)
@@ -337,7 +332,7 @@ class Call:
         if before is not None:  # an attempt before this one failed: a retry
             last = self._last_error
             record_retry(
-                deployment=_deployment_name(before),
+                deployment=before.spec.deployment_name,
                 route=before.label,
                 pool=self.model,
                 error=type(last).__name__ if last is not None else None,

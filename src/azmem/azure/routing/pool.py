@@ -98,10 +98,15 @@ class DeploymentSpec(BaseModel):
         return self
 
     @property
+    def deployment_name(self) -> str:
+        """The Azure deployment's name (our name for it when the settings give none)."""
+        return str(self.settings.get("deployment") or self.name)
+
+    @property
     def limiter_key(self) -> str:
         """Quota belongs to the Azure deployment, not to our name for it: key on endpoint+deployment."""
         endpoint = str(self.settings.get("endpoint") or "").rstrip("/")
-        return f"{endpoint}|{self.settings.get('deployment') or self.name}"
+        return f"{endpoint}|{self.deployment_name}"
 
 
 class PoolSpec(BaseModel):

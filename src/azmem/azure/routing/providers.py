@@ -70,20 +70,7 @@ class DeploymentProviders:
             if spec.json_schema is not None or spec.reasoning is not None:
                 own = {k: getattr(spec, k) for k in ("json_schema", "reasoning")}
                 caps = caps.model_copy(update={k: v for k, v in own.items() if v is not None})
-            target = Target(
-                deployment=provider.deployment,
-                endpoint=provider.endpoint,
-                api_version=provider.api_version,
-                model_arg=provider.model_arg(),
-                model_name=provider.settings.model_name,
-                reasoning=caps.reasoning,
-                json_schema=caps.json_schema,
-                auth=provider.auth_kind,
-                vision=caps.vision,
-                vision_detail=provider.settings.vision_detail,
-                responses_api=caps.responses_api,
-            )
-            self._targets[key] = target
+            target = self._targets[key] = Target.of(provider, caps)
         return target
 
     def performer(self, spec: DeploymentSpec, *, asynchronous: bool) -> Callable[[Send], Any]:

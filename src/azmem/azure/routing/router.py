@@ -130,16 +130,11 @@ class Router:
         for model, pool in self.config.pools.items():
             entries = []
             for spec in pool.deployments:
-                entries.append(_Entry(model, spec, capabilities(spec)))
+                entry = _Entry(model, spec, capabilities(spec))
+                entries.append(entry)
                 if spec.limiter_key not in self.stats_by_key:
-                    self.stats_by_key[spec.limiter_key] = DeploymentStats(
-                        spec.limiter_key,
-                        Health(
-                            self.config.breaker,
-                            name=str(spec.settings.get("deployment") or spec.name),
-                            route=f"{model}/{spec.name}",
-                        ),
-                    )
+                    health = Health(self.config.breaker, name=spec.deployment_name, route=entry.label)
+                    self.stats_by_key[spec.limiter_key] = DeploymentStats(spec.limiter_key, health)
             self._entries[model] = entries
 
     @classmethod
