@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from azmem.embeddings.protocol import Embedder
+from azmem.embeddings.protocol import Embedder, check_texts
 from azmem.errors import ConfigurationError
 
 __all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_WAIT", "AsyncBatchingEmbedder", "BatchingStats", "length_groups"]
@@ -171,7 +171,7 @@ class AsyncBatchingEmbedder:
             raise ConfigurationError(
                 "This AsyncBatchingEmbedder is closed.", suggestion="Create a new one for further embedding."
             )
-        items = _checked(texts)
+        items = check_texts(texts, "aembed")  # here, so a wrong type fails its caller, not a batch
         if not items:
             return np.empty((0, self.dimension), dtype=np.float32)
         loop = asyncio.get_running_loop()
@@ -259,7 +259,7 @@ class AsyncBatchingEmbedder:
     # -- on the worker thread -------------------------------------------------------------
 
     def _embed_one(self, texts: list[str]) -> Vectors:
-        return _rows(self.inner.embed(texts), len(texts), self.dimension)
+        return _rows(self.inner.embed(texts), len(texts))
 
     def _embed_many(self, requests: list[list[str]]) -> tuple[list[Vectors | BaseException], bool]:
         """``embed`` over every caller's texts (a call per length run), split back per caller;
@@ -271,7 +271,7 @@ class AsyncBatchingEmbedder:
         try:
             vectors = np.empty((len(flat), self.dimension), dtype=np.float32)
             for group in length_groups(flat):
-                vectors[group] = _rows(self.inner.embed([flat[i] for i in group]), len(group), self.dimension)
+                vectors[group] = _rows(self.inner.embed([flat[i] for i in group]), len(group))
         except Exception as exc:
             if len(requests) == 1:
                 return [exc], False
@@ -346,18 +346,7 @@ def length_groups(texts: Sequence[str]) -> list[list[int]]:
     return [sorted(group) for group in groups]  # each call in arrival order
 
 
-def _checked(texts: Sequence[str]) -> list[str]:
-    """The caller's texts, type-checked here so a wrong type fails its caller before it joins a batch."""
-    if isinstance(texts, str):
-        raise TypeError("aembed() takes a sequence of strings, not a single string: wrap it in a list")
-    items = list(texts)
-    for i, text in enumerate(items):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
-    return items
-
-
-def _rows(value: Any, n: int, dimension: int) -> Vectors:
+def _rows(value: Any, n: int) -> Vectors:
     arr = np.asarray(value, dtype=np.float32)
     if arr.ndim != 2 or arr.shape[0] != n:
         raise RuntimeError(f"embedder returned shape {arr.shape} for {n} texts")

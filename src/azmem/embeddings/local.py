@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from azmem.embeddings.protocol import check_texts
 from azmem.errors import ConfigurationError
 
 __all__ = [
@@ -321,12 +322,7 @@ class LocalEmbedder:
         Texts are processed in length-sorted batches so padding stays small; the empty
         string is valid (it embeds the bare ``[CLS] [SEP]`` sequence).
         """
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of strings, not a single string: wrap it in a list")
-        items = list(texts)
-        for i, text in enumerate(items):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+        items = check_texts(texts, "embed")
         out = np.empty((len(items), self.dimension), dtype=np.float32)
         if not items:
             return out

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["AsyncEmbedder", "Embedder", "aembed"]
+__all__ = ["AsyncEmbedder", "Embedder", "aembed", "check_texts"]
 
 
 @runtime_checkable
@@ -66,3 +66,15 @@ async def aembed(embedder: Embedder | AsyncEmbedder, texts: Sequence[str]) -> np
         result: npt.NDArray[np.float32] = await native(texts)
         return result
     return await asyncio.to_thread(embedder.embed, list(texts))  # type: ignore[union-attr]
+
+
+def check_texts(texts: Sequence[str], method: str) -> list[str]:
+    """The texts given to `method` (``embed`` / ``aembed``) as a list, once each is a string
+    (a single string is refused: it is a sequence of characters)."""
+    if isinstance(texts, str):
+        raise TypeError(f"{method}() takes a sequence of strings, not a single string: wrap it in a list")
+    items = list(texts)
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+    return items

@@ -95,26 +95,15 @@ class AuditSink(UsageTracker):
         group_id: str | None = None,
         cached: bool | None = None,
     ) -> UsageRecord:
-        if self._report:
-            rec = super().record(
-                deployment=deployment,
-                usage=usage,
-                model=model,
-                prompt_name=prompt_name,
-                group_id=group_id,
-                cached=cached,
-            )
-        else:
-            is_cached = usage.cached if cached is None else cached
-            rec = UsageRecord(
-                deployment=deployment,
-                model=model,
-                prompt_name=prompt_name,
-                group_id=group_id,
-                usage=usage,
-                cached=is_cached,
-                cost=0.0 if is_cached else self.prices.cost(model or deployment, usage),
-            )
+        make = super().record if self._report else self.priced
+        rec = make(
+            deployment=deployment,
+            usage=usage,
+            model=model,
+            prompt_name=prompt_name,
+            group_id=group_id,
+            cached=cached,
+        )
         collected = _USAGE.get()
         if collected is not None:
             collected.append(rec)

@@ -42,6 +42,7 @@ from azmem.stores.models import AddOp, DeleteOp, Op, Scope, StoredMemory, Update
 __all__ = [
     "AUDIT_COLS",
     "AUDIT_VERSION",
+    "CONTENT_OWNERS",
     "GENESIS",
     "MAX_IDS",
     "AuditContext",
@@ -53,6 +54,7 @@ __all__ = [
     "canonical",
     "common_scope",
     "default_principal",
+    "erasable",
     "ops_entries",
     "prune_entry",
     "record_from_row",
@@ -387,6 +389,22 @@ class ForgetReport:
     compacted: bool = False
     """The file (SQLite) or tables (PostgreSQL) were compacted so freed space holds no old bytes."""
     texts: tuple[str, ...] = field(default=(), repr=False)
+
+
+#: The columns `erasable` reads, for the records whose content is still kept.
+CONTENT_OWNERS = "seq, user_id, agent_id, run_id, memory_ids"
+
+
+def erasable(rows: Iterable[Sequence[Any]], scope: Scope, ids: set[str]) -> list[int]:
+    """The seqs of the records (rows of `CONTENT_OWNERS`) about `scope` or naming one of `ids`:
+    those whose kept content `forget` blanks (the chain keeps their hash)."""
+    wanted = scope.as_dict()
+    return [
+        int(seq)
+        for seq, user, agent, run, memory_ids in rows
+        if all({"user_id": user, "agent_id": agent, "run_id": run}[k] == v for k, v in wanted.items())
+        or ids.intersection(json.loads(memory_ids))
+    ]
 
 
 def prune_entry(

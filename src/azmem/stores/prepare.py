@@ -12,12 +12,12 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from azmem.errors import InvalidInputError
+from azmem.errors import EmbedderMismatchError, InvalidInputError
 from azmem.stores import validate as v
 from azmem.stores.models import AddOp, DeleteOp, MemoryRecord, UpdateOp
 from azmem.stores.terms import query_terms
 
-__all__ = ["MAX_SEARCH_LIMIT", "check_op", "check_search", "search_inputs"]
+__all__ = ["MAX_SEARCH_LIMIT", "check_op", "check_search", "embedder_mismatch", "search_inputs"]
 
 MAX_SEARCH_LIMIT = 1000
 
@@ -81,3 +81,14 @@ def search_inputs(
             raise InvalidInputError(f"{mode} search needs query_text (a string)")
         terms = query_terms(query_text)
     return query, terms
+
+
+def embedder_mismatch(store: str, stored: tuple[str, int], wanted: tuple[str, int]) -> EmbedderMismatchError:
+    """The error of a store (its path or URL) holding vectors of another embedder than `wanted`."""
+    return EmbedderMismatchError(
+        f"store {store} holds vectors from embedder {stored[0]!r} (dimension {stored[1]}), "
+        f"but it is being used with {wanted[0]!r} (dimension {wanted[1]})",
+        details={"store": store, "stored": list(stored), "requested": list(wanted)},
+        suggestion="run `azmem reindex` to re-embed every memory with the new embedder, "
+        "or configure the embedder the store was built with",
+    )

@@ -21,6 +21,7 @@ __all__ = [
     "RARE_DOCS",
     "Ranked",
     "Scored",
+    "depth",
     "fuse",
     "hits",
     "rank",
@@ -42,6 +43,12 @@ Ranked: TypeAlias = list[tuple[int, float]]
 
 #: (score, cosine or None, rowid) of a ranked candidate.
 Scored: TypeAlias = list[tuple[float, float | None, int]]
+
+
+def depth(mode: SearchMode, limit: int) -> int:
+    """How many candidates each list (dense, lexical) brings: the hits asked for, or for
+    hybrid, which fuses two lists, four times as many and at least 40."""
+    return limit if mode != "hybrid" else max(4 * limit, 40)
 
 
 def rank(

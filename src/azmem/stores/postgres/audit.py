@@ -15,13 +15,13 @@ must find them.
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from azmem.stores.audit import (
     AUDIT_COLS,
+    CONTENT_OWNERS,
     GENESIS,
     AuditContext,
     AuditEntry,
@@ -29,6 +29,7 @@ from azmem.stores.audit import (
     ChainState,
     ForgetReport,
     chain_rows,
+    erasable,
     prune_entry,
     record_from_row,
 )
@@ -180,15 +181,8 @@ def scopes_of(conn: Conn, ops: Sequence[Op]) -> builtins.list[dict[str, str | No
 
 
 def _erase_content(conn: Conn, scope: Scope, ids: set[str]) -> int:
-    wanted = scope.as_dict()
-    seqs = [
-        seq
-        for seq, user, agent, run, memory_ids in conn.execute(
-            "SELECT seq, user_id, agent_id, run_id, memory_ids FROM azmem_audit WHERE content IS NOT NULL"
-        ).fetchall()
-        if all({"user_id": user, "agent_id": agent, "run_id": run}[k] == v for k, v in wanted.items())
-        or ids.intersection(json.loads(memory_ids))
-    ]
+    rows = conn.execute(f"SELECT {CONTENT_OWNERS} FROM azmem_audit WHERE content IS NOT NULL").fetchall()
+    seqs = erasable(rows, scope, ids)
     if seqs:
         conn.execute("UPDATE azmem_audit SET content = NULL WHERE seq = ANY(%s)", [seqs])
     return len(seqs)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from azmem.errors import EmbedderMismatchError
 from azmem.stores.postgres import schema
 from azmem.stores.postgres.connections import Conn
+from azmem.stores.prepare import embedder_mismatch as mismatch
 
 __all__ = ["bind", "checker", "is_empty", "mismatch", "record", "recorded"]
 
@@ -41,16 +41,6 @@ def record(conn: Conn, embedder: tuple[str, int]) -> None:
 def is_empty(conn: Conn) -> bool:
     row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM azmem_memories)").fetchone()
     return bool(row and row[0])
-
-
-def mismatch(url: str, stored: tuple[str, int], wanted: tuple[str, int]) -> EmbedderMismatchError:
-    return EmbedderMismatchError(
-        f"store {url} holds vectors from embedder {stored[0]!r} (dimension {stored[1]}), "
-        f"but it is being used with {wanted[0]!r} (dimension {wanted[1]})",
-        details={"store": url, "stored": list(stored), "requested": list(wanted)},
-        suggestion="run `azmem reindex` to re-embed every memory with the new embedder, "
-        "or configure the embedder the store was built with",
-    )
 
 
 def bind(conn: Conn, url: str, wanted: tuple[str, int], pgvector: tuple[int, ...]) -> None:

@@ -76,8 +76,8 @@ def statement(
     )
     params.append(terms)
     ctes.append(
-        "st AS MATERIALIZED (SELECT (SELECT coalesce(sum(docs), 0) FROM azmem_lexical_stats) AS docs, "
-        "(SELECT coalesce(sum(tokens), 0) FROM azmem_lexical_stats) AS tokens)"
+        "st AS MATERIALIZED (SELECT coalesce(sum(docs), 0) AS docs, coalesce(sum(tokens), 0) AS tokens "
+        "FROM azmem_lexical_stats)"
     )
     # ranking.rare_terms: rarest first (ties in query order), within the budget, the first always.
     ctes.append(

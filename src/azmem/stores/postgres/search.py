@@ -143,11 +143,7 @@ def _hnsw(plan: VectorPlan, where: str, limit: str = "%s") -> str:
 def needs_transaction(q: Query, plan: VectorPlan | None) -> bool:
     """Whether a search needs a transaction: only to raise the HNSW settings for it (`SET
     LOCAL`); otherwise each of its (one or two) statements reads one consistent snapshot."""
-    return plan is not None and _settings(plan, _depth(q)) is not None
-
-
-def _depth(q: Query) -> int:
-    return q.limit if q.mode != "hybrid" else max(4 * q.limit, 40)
+    return plan is not None and _settings(plan, ranking.depth(q.mode, q.limit)) is not None
 
 
 def _settings(plan: VectorPlan, depth: int) -> tuple[str, list[Any]] | None:
@@ -287,7 +283,7 @@ def run(
 
     `check` gets the embedder recorded in the store when the search is dense or hybrid; it
     raises on a mismatch and returns False when none is recorded (no vector to compare)."""
-    depth = _depth(q)
+    depth = ranking.depth(q.mode, q.limit)
     query = q.vector
     head: list[str] = []
     head_params: list[Any] = []
@@ -333,22 +329,19 @@ def run(
         if not check(None if name is None else (str(name), int(dimension))):
             return []
         at = 5 if q.terms else 2  # the probe's count: after the embedder and the 3 statistics
-        n = first[at]
         for r in found:
             if r[at + 1] is not None:
                 dense_hits.append((int(r[at + 1]), float(r[at + 2])))
                 if with_rows:
                     rows[int(r[at + 1])] = r[at + 3 :]
-        large = d.probed and int(n) > plan.exact_rows
-        hnsw = plan.index is not None and (not d.probed or large)
-        if large and plan.large is not None and key is not None:
-            plan.large.add(key)
-        if hnsw and len(dense_hits) < depth:  # pgvector's max_scan_tuples reached: exact scan
-            dense_hits = _ranked(conn.execute(_exact(q.where) + _ORDER, [query, *q.params, depth]))
+        n = first[at]
+        rescanned = _rescan(conn, q, plan, d, depth, key, None if n is None else int(n), dense_hits)
+        if rescanned is not None:
+            dense_hits = rescanned
         first = first[2:]
     lexical_hits: Ranked = []
     lexical_extra: dict[int, float] = {}
-    similarities: dict[int, float] | None = None if query is None else dict(dense_hits)
+    cosines: dict[int, float] = {}
     lp = None
     if q.terms:
         lp = lexical.plan(conn, q.terms, int(first[0]), int(first[1]), [int(c) for c in first[2]])
@@ -358,10 +351,45 @@ def run(
             conn, lp, q.scope, q.filters, depth, also, query
         )
         rows.update(found_rows)
-        if similarities is not None:
-            for rid, _ in lexical_hits:
-                # 0.0: a row without a vector (only from a raw import)
-                similarities.setdefault(rid, cosines.get(rid, 0.0))
+    return _finish(conn, q, dense_hits, lexical_hits, lexical_extra, cosines, rows)
+
+
+def _rescan(
+    conn: Conn,
+    q: Query,
+    plan: VectorPlan,
+    d: _Dense,
+    depth: int,
+    key: tuple[str | None, ...] | None,
+    probe: int | None,
+    dense_hits: Ranked,
+) -> Ranked | None:
+    """Remember a scope the probe (`probe`: its count) found large; the exact scan's candidates
+    when the HNSW scan returned fewer than `depth` (pgvector's max_scan_tuples), else None."""
+    large = d.probed and probe is not None and probe > plan.exact_rows
+    if large and plan.large is not None and key is not None:
+        plan.large.add(key)
+    if plan.index is None or (d.probed and not large) or len(dense_hits) >= depth:
+        return None
+    return _ranked(conn.execute(_exact(q.where) + _ORDER, [q.vector, *q.params, depth]))
+
+
+def _finish(
+    conn: Conn,
+    q: Query,
+    dense_hits: Ranked,
+    lexical_hits: Ranked,
+    lexical_extra: dict[int, float],
+    cosines: dict[int, float],
+    rows: dict[int, Sequence[Any]],
+) -> list[SearchHit]:
+    """Fusion (`ranking.rank`) and the hits, with the rows of any not already in `rows`;
+    `cosines`: those of the lexical candidates that are not dense ones."""
+    similarities: dict[int, float] | None = None
+    if q.vector is not None:
+        similarities = dict(dense_hits)
+        for rid, _ in lexical_hits:
+            similarities.setdefault(rid, cosines.get(rid, 0.0))  # 0.0: a row without a vector
     scored = ranking.rank(
         q.mode, similarities, dense_hits, lexical_hits, lexical_extra, bool(q.terms), q.threshold, q.limit
     )
@@ -405,15 +433,12 @@ def _hybrid(
     if not check(found.embedder):
         return []
     dense_hits, rows = found.dense, found.rows
-    large = d.probed and found.probe is not None and found.probe > plan.exact_rows
-    if large and plan.large is not None and key is not None:
-        plan.large.add(key)
-    again = plan.index is not None and (not d.probed or large) and len(dense_hits) < depth
-    if again:  # pgvector's max_scan_tuples reached: exact scan
-        dense_hits = _ranked(conn.execute(_exact(q.where) + _ORDER, [q.vector, *q.params, depth]))
+    rescanned = _rescan(conn, q, plan, d, depth, key, found.probe, dense_hits)
+    if rescanned is not None:
+        dense_hits = rescanned
     lp = lexical.plan(conn, q.terms, found.n_docs, found.n_tokens, found.counts)
     lexical_hits, lexical_extra, cosines = found.ranked, found.extra, found.cosines
-    if again or not found.agrees(lp):
+    if rescanned is not None or not found.agrees(lp):
         lexical_hits, lexical_extra, cosines = [], {}, {}
         if lp is not None:
             also = [rid for rid, _ in dense_hits]
@@ -421,11 +446,4 @@ def _hybrid(
                 conn, lp, q.scope, q.filters, depth, also, q.vector
             )
             rows.update(more)
-    similarities = dict(dense_hits)
-    for rid, _ in lexical_hits:
-        similarities.setdefault(rid, cosines.get(rid, 0.0))  # 0.0: a row without a vector
-    scored = ranking.rank(
-        q.mode, similarities, dense_hits, lexical_hits, lexical_extra, True, q.threshold, q.limit
-    )
-    rows.update(fetch(conn, {rid for _, _, rid in scored if rid not in rows}))
-    return ranking.hits(scored, rows, dense_hits, lexical_hits, lexical_extra, q.limit, record=codec.record)
+    return _finish(conn, q, dense_hits, lexical_hits, lexical_extra, cosines, rows)

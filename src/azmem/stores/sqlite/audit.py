@@ -13,7 +13,6 @@ insert), because history rows carry no scope and outlive their memory: without i
 from __future__ import annotations
 
 import builtins
-import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -21,6 +20,7 @@ from datetime import datetime
 
 from azmem.stores.audit import (
     AUDIT_COLS,
+    CONTENT_OWNERS,
     GENESIS,
     AuditContext,
     AuditEntry,
@@ -28,6 +28,7 @@ from azmem.stores.audit import (
     ChainState,
     ForgetReport,
     chain_rows,
+    erasable,
     prune_entry,
     record_from_row,
 )
@@ -162,15 +163,7 @@ def _scope_sql(scope: Scope) -> tuple[str, builtins.list[str]]:
 
 def _erase_content(conn: sqlite3.Connection, scope: Scope, ids: set[str]) -> int:
     """Blank kept content of records about the scope or its memories (the chain keeps its hash)."""
-    wanted = scope.as_dict()
-    seqs = [
-        seq
-        for seq, user, agent, run, memory_ids in conn.execute(
-            "SELECT seq, user_id, agent_id, run_id, memory_ids FROM audit WHERE content IS NOT NULL"
-        )
-        if all({"user_id": user, "agent_id": agent, "run_id": run}[k] == v for k, v in wanted.items())
-        or ids.intersection(json.loads(memory_ids))
-    ]
+    seqs = erasable(conn.execute(f"SELECT {CONTENT_OWNERS} FROM audit WHERE content IS NOT NULL"), scope, ids)
     conn.executemany("UPDATE audit SET content = NULL WHERE seq = ?", [(s,) for s in seqs])
     return len(seqs)
 

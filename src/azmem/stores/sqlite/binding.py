@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from azmem.errors import EmbedderMismatchError
+from azmem.stores.prepare import embedder_mismatch as mismatch
 
 __all__ = ["is_empty", "mismatch", "record", "recorded"]
 
@@ -30,14 +30,4 @@ def record(conn: sqlite3.Connection, embedder_name: str, dimension: int) -> None
     conn.executemany(
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
         [("embedder_name", embedder_name), ("dimension", str(dimension))],
-    )
-
-
-def mismatch(path: str, stored: tuple[str, int], wanted: tuple[str, int]) -> EmbedderMismatchError:
-    return EmbedderMismatchError(
-        f"store {path} holds vectors from embedder {stored[0]!r} (dimension {stored[1]}), "
-        f"but it is being used with {wanted[0]!r} (dimension {wanted[1]})",
-        details={"store": path, "stored": list(stored), "requested": list(wanted)},
-        suggestion="run `azmem reindex` to re-embed every memory with the new embedder, "
-        "or configure the embedder the store was built with",
     )

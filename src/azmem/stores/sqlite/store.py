@@ -402,7 +402,7 @@ class SQLiteStore:
         query, terms = search_inputs(mode, query_text, query_vector, lambda: self._require_open()[1])
         compiled = compile_sqlite(parse_filters(filters))
         where, params = where_clause(scope, compiled)
-        depth = limit if mode != "hybrid" else max(4 * limit, 40)
+        depth = ranking.depth(mode, limit)
 
         with self._read("search") as conn:
             dense_hits: ranking.Ranked = []
