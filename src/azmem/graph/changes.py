@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from azmem.graph.errors import GraphConflictError
 from azmem.graph.model import Entity, Episode, Fact
 
 __all__ = ["Changes", "EntityUpdate", "Invalidation", "NewEntity", "NewFact", "Vector"]
@@ -75,3 +76,11 @@ class Changes:
     confirmations: list[tuple[str, str]] = field(default_factory=list)
     """(fact id, episode id): an existing fact the episode stated again."""
     invalidations: list[Invalidation] = field(default_factory=list)
+
+    def check_version(self, found: int) -> None:
+        """Refuse (`GraphConflictError`) if the group's version ``found`` is not the expected one."""
+        if self.expected_version is not None and found != self.expected_version:
+            raise GraphConflictError(
+                f"group {self.group_id!r} changed while the episode was being resolved",
+                details={"expected": self.expected_version, "found": found},
+            )

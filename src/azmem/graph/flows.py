@@ -18,7 +18,7 @@ from azmem.errors import InvalidInputError
 from azmem.graph import inputs
 from azmem.graph.errors import GraphItemNotFoundError
 from azmem.graph.export import to_graphml, to_json
-from azmem.graph.model import Entity, Episode, Fact
+from azmem.graph.model import Entity, Episode, Fact, world_order
 from azmem.graph.names import normalize, tokens
 from azmem.graph.queries import EntityQuery, FactQuery, SearchFilters, TimeView, parse_search_filters
 from azmem.graph.ranking import Reranker, mmr, rrf
@@ -219,7 +219,7 @@ def list_facts_flow(
     view = _view(state, as_of, known_at, history=bool(include_invalid))
     dump = yield StoreCall(lambda s: s.dump(groups))
     seen = [_as_believed(f, view.known_at) for f in dump.facts if view.sees(f)]
-    return sorted(seen, key=lambda f: (f.valid_at or f.created_at, f.created_at, f.id))[:n]
+    return sorted(seen, key=world_order)[:n]
 
 
 def _as_believed(fact: Fact, known_at: datetime | None) -> Fact:

@@ -83,6 +83,4 @@ def check_limit(value: object, what: str = "limit") -> int:
 
 
 def check_time(value: object, what: str) -> datetime | None:
-    if value is not None and not isinstance(value, datetime):
-        raise InvalidInputError(f"{what} must be a datetime, not {type(value).__name__}")
     return to_utc(value, what)

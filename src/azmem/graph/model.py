@@ -31,6 +31,7 @@ __all__ = [
     "believed_invalid_at",
     "new_id",
     "utcnow",
+    "world_order",
 ]
 
 EpisodeSource: TypeAlias = Literal["message", "text", "json"]
@@ -148,3 +149,8 @@ def believed_invalid_at(fact: Fact, known_at: datetime | None) -> datetime | Non
     if known_at is None or (fact.expired_at is not None and fact.expired_at <= known_at):
         return fact.invalid_at
     return None
+
+
+def world_order(fact: Fact) -> tuple[datetime, datetime, str]:
+    """The sort key of world-time order: when it became true (else learned), then learned, then id."""
+    return (fact.valid_at or fact.created_at, fact.created_at, fact.id)

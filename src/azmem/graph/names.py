@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from difflib import SequenceMatcher
 
-__all__ = ["normalize", "related", "spelling_similarity", "tokens"]
+__all__ = ["name_keys", "normalize", "related", "spelling_similarity", "tokens"]
 
 _NON_WORD = re.compile(r"[^\w]+")
 
@@ -29,6 +30,11 @@ def normalize(name: str) -> str:
     decomposed = unicodedata.normalize("NFKD", name.casefold())
     plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(_NON_WORD.sub(" ", plain).replace("_", " ").split())
+
+
+def name_keys(name: str, aliases: Sequence[str]) -> list[str]:
+    """The distinct normalized forms of an entity's name and aliases: what a lookup by name matches."""
+    return sorted({n for n in (normalize(name), *(normalize(a) for a in aliases)) if n})
 
 
 def tokens(name: str) -> list[str]:

@@ -206,6 +206,7 @@ def plan_episode(
     names = {e.entity.id: e.entity.name for e in new_entities} | {
         w.current.id: w.current.name for w in working.values()
     }
+    confirmed = dict.fromkeys(f for f, _ in confirmations)
     result = AddEpisodeResult(
         episode=episode.model_copy(update={"entity_ids": list(dict.fromkeys(ids))}),
         entities_added=[e.entity for e in new_entities],
@@ -215,14 +216,11 @@ def plan_episode(
             for name in w.extracted
         ],
         facts_added=[_named(n.fact, names) for n in new_facts],
-        facts_confirmed=[
-            _after(changed[fid], episode.id, ends.get(fid))
-            for fid in dict.fromkeys(f for f, _ in confirmations)
-        ],
+        facts_confirmed=[_after(changed[fid], episode.id, ends.get(fid)) for fid in confirmed],
         facts_invalidated=[
             _after(changed[fid], None, inv)
             for fid, inv in ends.items()
-            if fid in changed and fid not in {f for f, _ in confirmations}
+            if fid in changed and fid not in confirmed
         ],
         llm_calls=llm_calls,
     )

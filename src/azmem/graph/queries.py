@@ -171,7 +171,7 @@ class EntityCandidates:
     dense: list[tuple[Entity, float]] = field(default_factory=list)
 
 
-def to_utc(value: datetime | None, what: str) -> datetime | None:
+def to_utc(value: object, what: str) -> datetime | None:
     """Aware datetimes to UTC; a naive one is taken as UTC (Graphiti's callers often pass them)."""
     if value is None:
         return None

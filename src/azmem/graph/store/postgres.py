@@ -21,8 +21,7 @@ import psycopg
 
 from azmem.errors import EmbedderMismatchError, InvalidInputError, SchemaVersionError, StoreError
 from azmem.graph.changes import Changes, EntityUpdate, NewEntity, NewFact, Vector
-from azmem.graph.errors import GraphConflictError
-from azmem.graph.names import normalize
+from azmem.graph.names import name_keys
 from azmem.graph.results import DeleteEpisodeResult, GraphCounts, GraphErasure
 from azmem.graph.store import postgres_schema as schema
 from azmem.graph.store.postgres_reads import PostgresReads
@@ -36,10 +35,6 @@ __all__ = ["PostgresGraphStore"]
 T = TypeVar("T")
 
 _WORDS = f"to_tsvector('{schema.TEXT_CONFIG}', %s)"
-
-
-def _names(name: str, aliases: list[str]) -> list[str]:
-    return sorted({n for n in (normalize(name), *(normalize(a) for a in aliases)) if n})
 
 
 class PostgresGraphStore(PostgresReads):
@@ -188,12 +183,7 @@ class PostgresGraphStore(PostgresReads):
         dim = self._dim()
 
         def write(conn: Conn) -> None:
-            version = self._bump(conn, changes.group_id)
-            if changes.expected_version is not None and version != changes.expected_version:
-                raise GraphConflictError(
-                    f"group {changes.group_id!r} changed while the episode was being resolved",
-                    details={"expected": changes.expected_version, "found": version},
-                )
+            changes.check_version(self._bump(conn, changes.group_id))
             ep = changes.episode
             if ep is not None:
                 conn.execute(
@@ -238,7 +228,7 @@ class PostgresGraphStore(PostgresReads):
             (e.id, e.group_id, e.name, e.summary, e.labels, json.dumps(e.attributes), e.aliases, e.created_at,
              self._vector(new.vector, dim), " ".join([e.name, *e.aliases, e.summary])),
         )  # fmt: skip
-        self._write_names(conn, e.group_id, e.id, _names(e.name, e.aliases))
+        self._write_names(conn, e.group_id, e.id, name_keys(e.name, e.aliases))
 
     @staticmethod
     def _write_names(conn: Conn, group_id: str, entity_id: str, names: list[str]) -> None:
@@ -277,7 +267,7 @@ class PostgresGraphStore(PostgresReads):
             f"UPDATE azmem_graph_entities SET lexemes = {_WORDS} WHERE id = %s",
             (" ".join([name, *aliases, summary]), up.id),
         )
-        self._write_names(conn, group_id, up.id, _names(name, list(aliases)))
+        self._write_names(conn, group_id, up.id, name_keys(name, aliases))
 
     def _insert_fact(self, conn: Conn, new: NewFact, dim: int) -> None:
         f = new.fact
@@ -372,12 +362,16 @@ class PostgresGraphStore(PostgresReads):
     def clear(self, group_id: str) -> GraphCounts:
         def clear(conn: Conn) -> GraphCounts:
             self._bump(conn, group_id)
-            counts = self._counts(conn, [group_id])
-            for table in ("azmem_graph_facts", "azmem_graph_entities", "azmem_graph_episodes"):
-                conn.execute(f"DELETE FROM {table} WHERE group_id = %s", (group_id,))
-            return counts
+            return self._delete_group(conn, group_id)
 
         return self._run("clear", clear, write=True)
+
+    def _delete_group(self, conn: Conn, group_id: str) -> GraphCounts:
+        """Delete a group's facts, entities and episodes; returns how many there were."""
+        counts = self._counts(conn, [group_id])
+        for table in ("azmem_graph_facts", "azmem_graph_entities", "azmem_graph_episodes"):
+            conn.execute(f"DELETE FROM {table} WHERE group_id = %s", (group_id,))
+        return counts
 
     def forget(self, group_id: str, *, compact: bool = True) -> GraphErasure:
         """`clear`, for good: the version row goes too (its id is the user's), and ``version_floor``
@@ -389,9 +383,7 @@ class PostgresGraphStore(PostgresReads):
             row = conn.execute(
                 "SELECT version FROM azmem_graph_groups WHERE group_id = %s FOR UPDATE", (group_id,)
             ).fetchone()
-            counts = self._counts(conn, [group_id])
-            for table in ("azmem_graph_facts", "azmem_graph_entities", "azmem_graph_episodes"):
-                conn.execute(f"DELETE FROM {table} WHERE group_id = %s", (group_id,))
+            counts = self._delete_group(conn, group_id)
             if row is not None:
                 conn.execute(
                     "INSERT INTO azmem_graph_meta AS m (key, value) VALUES ('version_floor', %s) "

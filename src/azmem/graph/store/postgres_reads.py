@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from azmem.graph.changes import Vector
-from azmem.graph.model import Entity, Episode, Fact
+from azmem.graph.model import Entity, Episode, Fact, world_order
 from azmem.graph.queries import EntityCandidates, EntityQuery, FactCandidates, FactQuery
 from azmem.graph.results import GraphCounts
 from azmem.graph.store.dump import Dump
@@ -160,7 +160,7 @@ class PostgresReads:
             return self._facts_where(conn, "rid", rids)
 
         found = self._run("read", read)
-        return sorted(found.values(), key=lambda f: (f.valid_at or f.created_at, f.created_at, f.id))
+        return sorted(found.values(), key=world_order)
 
     def entities_by_names(self, group_id: str, names: Sequence[str]) -> dict[str, list[Entity]]:
         def read(conn: Conn) -> tuple[list[Any], dict[Any, Entity]]:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from azmem.graph.model import Entity, Episode, Fact
+from azmem.stores.filters import format_time  # the memory store's text form of a time (SQLite)
 
 __all__ = [
     "ENTITY_COLUMNS",
@@ -34,11 +35,6 @@ FACT_COLUMNS = (
     "f.invalid_at, f.created_at, f.expired_at, f.invalidated_by, s.name, t.name"
 )
 FACT_JOINS = "JOIN {entities} s ON s.id = f.source_id JOIN {entities} t ON t.id = f.target_id"
-
-
-def format_time(value: datetime) -> str:
-    """Fixed-width ISO 8601 UTC: sorts and compares as text (SQLite stores times this way)."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _time(value: Any) -> datetime | None:

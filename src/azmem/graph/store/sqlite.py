@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
 
 from azmem.errors import EmbedderMismatchError, StoreError
 from azmem.graph.changes import Changes, EntityUpdate, NewEntity, NewFact
-from azmem.graph.errors import GraphConflictError
-from azmem.graph.names import normalize
+from azmem.graph.names import name_keys
 from azmem.graph.results import DeleteEpisodeResult, GraphCounts, GraphErasure
 from azmem.graph.store.rows import format_time
 from azmem.graph.store.sqlite_connection import SQLiteConnection
@@ -37,10 +35,6 @@ def _blob(vector: object, dim: int) -> bytes:
     if arr.shape[0] != dim:
         raise StoreError(f"vector of dimension {arr.shape[0]} given to a graph bound to dimension {dim}")
     return arr.tobytes()
-
-
-def _names(entity_name: str, aliases: Sequence[str]) -> list[str]:
-    return sorted({n for n in (normalize(entity_name), *(normalize(a) for a in aliases)) if n})
 
 
 class SQLiteGraphStore(SQLiteConnection, SQLiteReads):
@@ -86,12 +80,7 @@ class SQLiteGraphStore(SQLiteConnection, SQLiteReads):
             row = conn.execute(
                 "SELECT version FROM graph_groups WHERE group_id = ?", (changes.group_id,)
             ).fetchone()
-            version = row[0] if row else 0
-            if changes.expected_version is not None and version != changes.expected_version:
-                raise GraphConflictError(
-                    f"group {changes.group_id!r} changed while the episode was being resolved",
-                    details={"expected": changes.expected_version, "found": version},
-                )
+            changes.check_version(row[0] if row else 0)
             ep = changes.episode
             if ep is not None:
                 conn.execute(
@@ -151,7 +140,7 @@ class SQLiteGraphStore(SQLiteConnection, SQLiteReads):
         )
         conn.executemany(
             "INSERT OR IGNORE INTO graph_entity_names (group_id, norm, entity_id) VALUES (?, ?, ?)",
-            [(e.group_id, n, e.id) for n in _names(e.name, e.aliases)],
+            [(e.group_id, n, e.id) for n in name_keys(e.name, e.aliases)],
         )
 
     @staticmethod
@@ -179,7 +168,7 @@ class SQLiteGraphStore(SQLiteConnection, SQLiteReads):
             conn.execute("DELETE FROM graph_entity_names WHERE entity_id = ?", (up.id,))
             conn.executemany(
                 "INSERT OR IGNORE INTO graph_entity_names (group_id, norm, entity_id) VALUES (?, ?, ?)",
-                [(group_id, n, up.id) for n in _names(name, json.loads(aliases))],
+                [(group_id, n, up.id) for n in name_keys(name, json.loads(aliases))],
             )
 
     @staticmethod
@@ -271,9 +260,13 @@ class SQLiteGraphStore(SQLiteConnection, SQLiteReads):
 
     def clear(self, group_id: str) -> GraphCounts:
         with self._write("clear", group_id) as conn:
-            counts = self._counts(conn, [group_id])
-            for table in ("graph_facts", "graph_entities", "graph_episodes"):
-                conn.execute(f"DELETE FROM {table} WHERE group_id = ?", (group_id,))
+            return self._delete_group(conn, group_id)
+
+    def _delete_group(self, conn: sqlite3.Connection, group_id: str) -> GraphCounts:
+        """Delete a group's facts, entities and episodes; returns how many there were."""
+        counts = self._counts(conn, [group_id])
+        for table in ("graph_facts", "graph_entities", "graph_episodes"):
+            conn.execute(f"DELETE FROM {table} WHERE group_id = ?", (group_id,))
         return counts
 
     def forget(self, group_id: str, *, compact: bool = True) -> GraphErasure:
@@ -285,9 +278,7 @@ class SQLiteGraphStore(SQLiteConnection, SQLiteReads):
             conn.execute("PRAGMA secure_delete = ON")
             try:
                 with self._write("forget", group_id, bump=False) as conn:
-                    counts = self._counts(conn, [group_id])
-                    for table in ("graph_facts", "graph_entities", "graph_episodes"):
-                        conn.execute(f"DELETE FROM {table} WHERE group_id = ?", (group_id,))
+                    counts = self._delete_group(conn, group_id)
                     conn.execute(
                         "INSERT INTO graph_meta (key, value) "
                         "SELECT 'version_floor', CAST(version + 1 AS TEXT) FROM graph_groups "

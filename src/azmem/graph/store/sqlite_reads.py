@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from azmem.graph.changes import Vector
-from azmem.graph.model import Entity, Episode, Fact
+from azmem.graph.model import Entity, Episode, Fact, world_order
 from azmem.graph.queries import EntityCandidates, EntityQuery, FactCandidates, FactQuery
 from azmem.graph.results import GraphCounts
 from azmem.graph.store.dump import Dump
@@ -202,7 +202,7 @@ class SQLiteReads:
                 )
             ]
             found = self._facts_where(conn, "rid", rids)
-        return sorted(found.values(), key=lambda f: (f.valid_at or f.created_at, f.created_at, f.id))
+        return sorted(found.values(), key=world_order)
 
     def entities_by_names(self, group_id: str, names: Sequence[str]) -> dict[str, list[Entity]]:
         with self._read() as conn:
