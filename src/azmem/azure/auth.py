@@ -35,6 +35,7 @@ __all__ = [
     "AuthPlan",
     "is_placeholder_key",
     "plan_auth",
+    "postgres_password",
     "postgres_token_provider",
     "wants_entra_for_postgres",
 ]
@@ -397,6 +398,15 @@ def wants_entra_for_postgres(url: str, auth: str) -> bool:
 
     parts = urlsplit(url)
     return parts.password is None and (parts.hostname or "").endswith(".postgres.database.azure.com")
+
+
+def postgres_password(settings: AzmemSettings, url: str) -> TokenProvider | None:
+    """The password callable for a PostgreSQL store at ``url``: Entra ID tokens when the settings
+    ask for them (``store.auth``, or an Azure host with no password in the URL), else None (the
+    URL's own password). One rule for every place that opens the store."""
+    if not wants_entra_for_postgres(url, settings.store.auth):
+        return None
+    return postgres_token_provider(settings)
 
 
 def postgres_token_provider(settings: AzmemSettings) -> TokenProvider:

@@ -115,10 +115,9 @@ def _open(st: CliState, *, write: bool) -> Iterator[MemoryStore]:
         )
     password = None
     if backend_of(url) != "sqlite":
-        from azmem.azure.auth import postgres_token_provider, wants_entra_for_postgres
+        from azmem.azure.auth import postgres_password
 
-        if wants_entra_for_postgres(url, settings.store.auth):
-            password = postgres_token_provider(settings)
+        password = postgres_password(settings, url)
     store = open_store(url, read_only=not write, password=password)
     try:
         yield store

@@ -223,15 +223,13 @@ class GraphBase:
         read_only = self.settings.store.read_only
         if backend_of(target) == "sqlite":
             return open_graph_store(target, read_only=read_only)
-        from azmem.azure.auth import postgres_token_provider, wants_entra_for_postgres
+        from azmem.azure.auth import postgres_password
 
-        password = (
-            postgres_token_provider(self.settings)
-            if wants_entra_for_postgres(target, self.settings.store.auth)
-            else None
-        )
         return open_graph_store(
-            target, read_only=read_only, pool_size=self.settings.store.pool_size, password=password
+            target,
+            read_only=read_only,
+            pool_size=self.settings.store.pool_size,
+            password=postgres_password(self.settings, target),
         )
 
     @property

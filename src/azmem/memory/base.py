@@ -190,11 +190,9 @@ class MemoryBase:
 
     def _store_password(self, url: str) -> Callable[[], str] | None:
         """A Microsoft Entra ID token provider for Azure Database for PostgreSQL, when asked for."""
-        from azmem.azure.auth import postgres_token_provider, wants_entra_for_postgres
+        from azmem.azure.auth import postgres_password
 
-        if not wants_entra_for_postgres(url, self.settings.store.auth):
-            return None
-        return postgres_token_provider(self.settings)
+        return postgres_password(self.settings, url)
 
     @property
     def prompts(self) -> Prompts:

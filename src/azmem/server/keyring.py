@@ -56,12 +56,10 @@ def open_key_ring(url: str, *, read_only: bool = False, password: Callable[[], s
 
 def key_ring_for(settings: AzmemSettings) -> KeyRing:
     """The key ring of the store the settings name, signing in to PostgreSQL as the store would."""
-    from azmem.azure.auth import postgres_token_provider, wants_entra_for_postgres
+    from azmem.azure.auth import postgres_password
 
     url = settings.store_url
-    password = None
-    if backend_of(url) == "postgres" and wants_entra_for_postgres(url, settings.store.auth):
-        password = postgres_token_provider(settings)
+    password = postgres_password(settings, url) if backend_of(url) == "postgres" else None
     return open_key_ring(url, read_only=settings.store.read_only, password=password)
 
 
