@@ -602,3 +602,14 @@ def test_words_match_across_case_punctuation_and_scripts(store: MemoryStore) -> 
     ]:
         hits = store.search(query, None, Scope(user_id="alice"), mode="bm25")
         assert [h.record.id for h in hits] == [recs[key].id], query
+
+
+def test_possessive_and_contraction_fragments_are_not_search_words(store: MemoryStore) -> None:
+    """"Jon's" and "didn't" leave "s" and "t" after the split; both are stop words, so a
+    question holding them ranks by its real words only and matches no memory through them
+    alone, on both backends (a query of nothing but stop words still searches them all)."""
+    studio = add(store, "Jon opened a dance studio downtown")
+    other = add(store, "Gina's store sells hats; she didn't open it on Sundays")
+    hits = store.search("What does Jon's dance studio offer?", None, Scope(user_id="alice"), mode="bm25")
+    assert [h.record.id for h in hits] == [studio.id]
+    assert store.search("didn't", None, Scope(user_id="alice"), mode="bm25")[0].record.id == other.id
