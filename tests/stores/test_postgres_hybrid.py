@@ -53,7 +53,7 @@ def _expected(
     threshold: float | None,
 ) -> list[tuple[str, float]]:
     """The hybrid hits fused here from the store's dense and BM25 searches."""
-    depth = max(4 * limit, 40)
+    depth = max(2 * limit, 20)  # ranking.depth for hybrid
     dense = s.search(None, vector, scope, filters=filters, mode="dense", limit=depth)
     lex = s.search(text, None, scope, filters=filters, mode="bm25", limit=depth)
     every_cos = {

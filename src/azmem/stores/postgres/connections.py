@@ -8,7 +8,9 @@
 * **Configured.** Autocommit (every transaction is explicit), pgvector's types
   registered, for a read-only store `default_transaction_read_only = on`, and the
   store's `session` settings (HNSW search breadth): set once per connection, not per
-  search, which saves a round trip on every search.
+  search, which saves a round trip on every search. The store may change them while
+  open (the breadth follows the store's size): each connection then catches up, in one
+  statement, the next time a call takes it.
 * **Typed, fast failure.** A pool hides why it cannot connect: its workers retry in the
   background, with backoff, while callers wait. So every connection attempt records its
   outcome; while the last one failed, a call connects directly instead of waiting, and
@@ -98,8 +100,8 @@ class Connections:
         self._closed = False
         self._pool: ConnectionPool[Conn] | None = None
         self._class = self._connection_class()
-        #: (name, value) set for the session on every new connection (`configure`).
-        self.session: list[tuple[str, str]] = []
+        self._session: list[tuple[str, str]] = []
+        self._session_version = 0
 
     # -- making connections --------------------------------------------------------------------
     def _connection_class(self) -> type[Conn]:
@@ -125,17 +127,38 @@ class Connections:
 
         return StoreConnection
 
-    def configure(self, conn: Conn) -> None:
-        """Session setup for every new connection (pool's `configure`)."""
-        settings = list(self.session)
-        if self.read_only:
-            settings.append(("default_transaction_read_only", "on"))
+    @property
+    def session(self) -> list[tuple[str, str]]:
+        """(name, value) set for the session on every connection (`configure`, `_catch_up`)."""
+        return self._session
+
+    @session.setter
+    def session(self, settings: list[tuple[str, str]]) -> None:
+        if settings != self._session:
+            self._session, self._session_version = list(settings), self._session_version + 1
+
+    @staticmethod
+    def _set(conn: Conn, settings: list[tuple[str, str]]) -> None:
         if settings:
             conn.execute(
                 "SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
                 [x for pair in settings for x in pair],
             )
+
+    def configure(self, conn: Conn) -> None:
+        """Session setup for every new connection (pool's `configure`)."""
+        version, settings = self._session_version, list(self._session)
+        self._set(conn, settings + ([("default_transaction_read_only", "on")] if self.read_only else []))
+        conn.azmem_session = version  # type: ignore[attr-defined]
         self.register(conn)
+
+    def _catch_up(self, conn: Conn) -> None:
+        """Bring a connection configured before the last change of `session` up to date; outside
+        any transaction, so that a rollback cannot undo it."""
+        version = self._session_version
+        if getattr(conn, "azmem_session", version) != version:
+            self._set(conn, list(self._session))
+            conn.azmem_session = version  # type: ignore[attr-defined]
 
     @staticmethod
     def register(conn: Conn) -> None:
@@ -264,6 +287,7 @@ class Connections:
             conn, pool = self._acquire(action)
             committing = False
             try:
+                self._catch_up(conn)
                 if snapshot:
                     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # client side only
                 with conn.transaction() if atomic else contextlib.nullcontext():

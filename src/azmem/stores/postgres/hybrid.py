@@ -98,20 +98,21 @@ def statement(
         "(SELECT CASE WHEN docs > 0 AND tokens > 0 THEN tokens::float8 / docs::float8 "
         "ELSE 1.0::float8 END FROM g) AS avgdl)"
     )
+    # Every in-scope match's BM25 once: the top, and the BM25 of the dense candidates (which
+    # are in scope too) that match a word, are both read from it.
     top, top_params = lexical.top_sql(words, bm25, scope, filtered)
-    ctes.append(f"top AS MATERIALIZED ({top} ORDER BY score DESC, rid LIMIT {int(depth)})")
+    ctes.append(f"agg AS MATERIALIZED ({top})")
+    ctes.append(f"top AS MATERIALIZED (SELECT * FROM agg ORDER BY score DESC, rid LIMIT {int(depth)})")
     params += top_params
-    ctes.append(
-        f"extra AS (SELECT p.rid, sum({bm25}) AS score FROM {words} JOIN azmem_postings p "
-        "ON p.term = t.term WHERE p.rid = ANY(ARRAY(SELECT rid FROM dn)) GROUP BY p.rid)"
-    )
-    # The cosine of a BM25-only candidate, gated like the dense scans on the recorded dimension
-    # (another one would fail the comparison before the store could say why).
+    ctes.append("extra AS (SELECT agg.rid, agg.score FROM agg WHERE agg.rid IN (SELECT rid FROM dn))")
+    # The cosine of a BM25-only candidate (its row read for it alone), gated like the dense
+    # scans on the recorded dimension (another one would fail the comparison before the store
+    # could say why).
     ctes.append(
         "c AS MATERIALIZED (SELECT x.rid, dn.cos AS dcos, top.score AS ts, extra.score AS es, "
         "CASE WHEN dn.rid IS NULL AND (SELECT value FROM azmem_meta WHERE key = 'dimension') = %s "
-        "THEN 1 - (m.embedding <=> %s) END AS lcos "
-        "FROM (SELECT rid FROM top UNION SELECT rid FROM dn) AS x JOIN azmem_memories m ON m.rid = x.rid "
+        "THEN (SELECT 1 - (m.embedding <=> %s) FROM azmem_memories m WHERE m.rid = x.rid) END AS lcos "
+        "FROM (SELECT rid FROM top UNION SELECT rid FROM dn) AS x "
         "LEFT JOIN dn ON dn.rid = x.rid LEFT JOIN top ON top.rid = x.rid "
         "LEFT JOIN extra ON extra.rid = x.rid)"
     )
@@ -135,8 +136,10 @@ def statement(
         "ARRAY(SELECT df FROM w ORDER BY i), "
         + ("(SELECT n FROM n)" if probed else "NULL::bigint")
         + f", lp.terms, lp.idfs, lp.avgdl, {_nulls(_CANDIDATE + 12)} FROM st, lp "
-        f"UNION ALL SELECT 1, {_nulls(_HEADER - 1)}, f.rid, f.dcos, f.ts, f.es, f.lcos, {codec.COLS} "
-        "FROM f LEFT JOIN azmem_memories m ON m.rid = f.rid AND f.k <= %s"
+        f"UNION ALL SELECT 1, {_nulls(_HEADER - 1)}, f.rid, f.dcos, f.ts, f.es, f.lcos, r.* "
+        # LATERAL: the condition on f.k gates the row's lookup, rather than filtering after it.
+        f"FROM f LEFT JOIN LATERAL (SELECT {codec.COLS} FROM azmem_memories m "
+        "WHERE m.rid = f.rid AND f.k <= %s) AS r ON true"
     )
     params.append(limit)
     return sql, params

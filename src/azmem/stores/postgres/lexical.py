@@ -37,7 +37,17 @@ from azmem.stores.postgres import rows as codec
 from azmem.stores.postgres.connections import Conn
 from azmem.stores.ranking import Ranked
 
-__all__ = ["BM25", "LexicalPlan", "create_postings", "idf", "plan", "score", "stats_sql", "top_sql"]
+__all__ = [
+    "BM25",
+    "N_SQL",
+    "LexicalPlan",
+    "create_postings",
+    "idf",
+    "plan",
+    "score",
+    "stats_sql",
+    "top_sql",
+]
 
 RARE_DOCS, RARE_BUDGET, COMMON_SCAN = ranking.RARE_DOCS, ranking.RARE_BUDGET, ranking.COMMON_SCAN
 
@@ -125,12 +135,14 @@ def idf(n_docs: int, df: int) -> float:
     return value if value > 0.0 else 1e-6
 
 
+N_SQL = "SELECT coalesce(sum(docs), 0) FROM azmem_lexical_stats"  # BM25's N: the memories
+
+
 def stats_sql() -> str:
     """Three columns of the search's first statement (one %s: the capped count, then one: the
     words as text[]): N, total length, and each word's document count capped at RARE_DOCS + 1."""
     return (
-        "(SELECT coalesce(sum(docs), 0) FROM azmem_lexical_stats), "
-        "(SELECT coalesce(sum(tokens), 0) FROM azmem_lexical_stats), "
+        f"({N_SQL}), (SELECT coalesce(sum(tokens), 0) FROM azmem_lexical_stats), "
         "ARRAY(SELECT (SELECT count(*) FROM (SELECT 1 FROM azmem_postings p WHERE p.term = q.t "
         "LIMIT %s) AS x) "
         "FROM unnest(%s::text[]) WITH ORDINALITY AS q(t, i) ORDER BY q.i)"

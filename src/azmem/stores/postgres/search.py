@@ -23,7 +23,8 @@ filters are SQL conditions on the same query, so they apply before ranking:
   scan of those memories (the HNSW index is kept out of the plan), so small scopes and
   selective filters are exact; the count and both scans are one statement whose two
   branches are gated on the count (``One-Time Filter``: only one of them runs);
-* otherwise the HNSW index (cosine) is used with ``hnsw.ef_search`` 200 (at least the
+* otherwise the HNSW index (cosine) is used with ``hnsw.ef_search`` following the
+  store's size unless set (`breadth.py`: 64 at 10k memories, 200 from 100k; at least the
   depth) and, on pgvector >= 0.8, ``hnsw.iterative_scan = relaxed_order``, so a filtered
   scan keeps walking the graph until it has enough rows; up to 100 candidates are fetched
   and re-ranked by exact cosine. If it still returns fewer than wanted (pgvector's
@@ -61,12 +62,21 @@ from azmem.stores import ranking
 from azmem.stores.models import Scope, SearchHit, SearchMode
 from azmem.stores.postgres import hybrid, lexical
 from azmem.stores.postgres import rows as codec
+from azmem.stores.postgres.breadth import Breadth
 from azmem.stores.postgres.connections import Conn
 from azmem.stores.postgres.filters import CompiledFilter, where_clause
 from azmem.stores.postgres.schema import VectorIndex
 from azmem.stores.ranking import Ranked
 
-__all__ = ["LargeScopes", "Query", "VectorPlan", "fetch", "needs_transaction", "run", "session_settings"]
+__all__ = [
+    "LargeScopes",
+    "Query",
+    "VectorPlan",
+    "fetch",
+    "needs_transaction",
+    "run",
+    "session_settings",
+]
 
 CANDIDATES = 100  # HNSW candidates fetched for re-ranking (at most ef_search)
 MAX_EF_SEARCH = 1000  # pgvector's limit
@@ -109,6 +119,7 @@ class VectorPlan:
     exact_rows: int
     session: bool = False  # ef_search / iterative_scan already set on every connection
     large: LargeScopes | None = None
+    breadth: Breadth | None = None  # told the memory count each search reads
 
     def distance(self) -> str:
         """The ORDER BY expression the HNSW index serves (one %s: the query vector)."""
@@ -292,6 +303,8 @@ def run(
             "(SELECT value FROM azmem_meta WHERE key = 'embedder_name')",
             "(SELECT value FROM azmem_meta WHERE key = 'dimension')",
         ]
+        if not q.terms:  # the memory count, for the breadth (with words, the statistics hold it)
+            head.append(f"({lexical.N_SQL})")
     if q.terms:
         head.append(lexical.stats_sql())
         head_params += [lexical.RARE_DOCS + 1, q.terms]
@@ -328,7 +341,9 @@ def run(
         name, dimension = first[0], first[1]
         if not check(None if name is None else (str(name), int(dimension))):
             return []
-        at = 5 if q.terms else 2  # the probe's count: after the embedder and the 3 statistics
+        if plan.breadth is not None:
+            plan.breadth.observe(int(first[2]))  # N: the statistics' first column, or alone
+        at = 5 if q.terms else 3  # the probe's count: after the embedder and the 3 statistics (or N)
         for r in found:
             if r[at + 1] is not None:
                 dense_hits.append((int(r[at + 1]), float(r[at + 2])))
@@ -432,6 +447,8 @@ def _hybrid(
     )
     if not check(found.embedder):
         return []
+    if plan.breadth is not None:
+        plan.breadth.observe(found.n_docs)
     dense_hits, rows = found.dense, found.rows
     rescanned = _rescan(conn, q, plan, d, depth, key, found.probe, dense_hits)
     if rescanned is not None:

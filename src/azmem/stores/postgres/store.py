@@ -58,8 +58,9 @@ from azmem.stores.models import (
     utcnow,
 )
 from azmem.stores.postgres import audit as trail
-from azmem.stores.postgres import binding, diagnostics, schema, search, server, transfer, writes
+from azmem.stores.postgres import binding, diagnostics, lexical, schema, search, server, transfer, writes
 from azmem.stores.postgres import rows as codec
+from azmem.stores.postgres.breadth import Breadth
 from azmem.stores.postgres.connections import Conn, Connections, check_option, normalise_url
 from azmem.stores.postgres.errors import Where, translate
 from azmem.stores.postgres.filters import CASEFOLD, CompiledFilter, compile_postgres, where_clause
@@ -88,7 +89,7 @@ class PostgresStore:
         connect_timeout: float = 10.0,
         max_lifetime: float = 1800.0,
         max_idle: float = 600.0,
-        ef_search: int = 200,
+        ef_search: int | None = None,
         exact_scan_rows: int = 2000,
         prepare_threshold: int | None = 5,
     ) -> None:
@@ -99,14 +100,17 @@ class PostgresStore:
         over a password in the URL; connections are recycled after `max_lifetime` seconds
         (default 30 min, well inside a token's lifetime). `timeout` is how long a call
         waits for a free connection, `connect_timeout` how long a connection attempt may
-        take. `ef_search` is HNSW's search breadth; scopes/filters leaving at most
+        take. `ef_search` is HNSW's search breadth (None: it follows the store's size,
+        `breadth.py`); scopes/filters leaving at most
         `exact_scan_rows` memories are searched exactly. `prepare_threshold=None` turns
         off prepared statements (for PgBouncer in transaction mode).
         """
         if not isinstance(url, str) or not url:
             raise InvalidInputError("the store URL must be a non-empty string")
         size = 10 if pool_size is None else check_option(pool_size, "pool_size", minimum=1, integer=True)
-        self._ef_search = check_option(ef_search, "ef_search", minimum=1, integer=True)
+        self._breadth = Breadth(
+            None if ef_search is None else check_option(ef_search, "ef_search", minimum=1, integer=True)
+        )
         self._exact_rows = check_option(exact_scan_rows, "exact_scan_rows", minimum=0, integer=True)
         conninfo = normalise_url(url)
         self.where = Where.of(conninfo)
@@ -136,14 +140,18 @@ class PostgresStore:
             else:
                 schema.migrate(conn, lambda c: server.ensure_vector(c, self._server, self.where))
                 self._conns.register(conn)
+            if not self._pending:  # the breadth's first count, before the pool's connections
+                row = conn.execute(lexical.N_SQL).fetchone()
+                self._breadth.observe(int(row[0]) if row else 0)
         except schema.SchemaTooNew as exc:
             raise SchemaVersionError(f"store {self.url} was written by a newer azmem: {exc}") from exc
         except psycopg.Error as exc:
             raise translate(exc, self.where, "open") from exc
         finally:
             conn.close()
-        if prepare_threshold is not None:  # not behind a transaction pooler: session settings stick
-            self._conns.session = search.session_settings(self._ef_search, self._server.pgvector >= (0, 8))
+        # Not behind a transaction pooler: session settings stick (`_plan` keeps them current).
+        self._session = prepare_threshold is not None
+        self._breadth_now()
         self._conns.start()
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -296,6 +304,7 @@ class PostgresStore:
             trail.append(conn, (audit or AuditContext()).entries("reset", details=details))
 
         self._run("reset", body, write=True)
+        self._breadth.forget()
 
     def forget(
         self, scope: Scope, *, audit: AuditContext | None = None, compact: bool = True
@@ -396,15 +405,23 @@ class PostgresStore:
             yield [codec.record(r) for r in rows]
 
     # -- search -------------------------------------------------------------------------------
+    def _breadth_now(self) -> int:
+        """The HNSW breadth now, made the connections' session setting (a no-op when unchanged)."""
+        ef = self._breadth.current()
+        if self._session:
+            self._conns.session = search.session_settings(ef, self._server.pgvector >= (0, 8))
+        return ef
+
     def _plan(self, dimension: int) -> search.VectorPlan:
         return search.VectorPlan(
             dimension=dimension,
             index=schema.vector_index(dimension, self._server.pgvector),
             iterative_scan=self._server.pgvector >= (0, 8),
-            ef_search=self._ef_search,
+            ef_search=self._breadth_now(),
             exact_rows=self._exact_rows,
-            session=bool(self._conns.session),
+            session=self._session,
             large=self._large,
+            breadth=self._breadth,
         )
 
     def search(
@@ -495,7 +512,7 @@ class PostgresStore:
             url=self.url,
             read_only=self.read_only,
             pool_size=self._conns.pool_size,
-            ef_search=self._ef_search,
+            ef_search=self._breadth.fixed if self._breadth.fixed is not None else "auto",
             exact_scan_rows=self._exact_rows,
             icontains_folding="casefold" if self._server.fold is CASEFOLD else "lower",
         )
