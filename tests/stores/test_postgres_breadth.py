@@ -1,7 +1,8 @@
 """HNSW's search breadth (``hnsw.ef_search``) follows the store's size unless it was given:
 the rule's values, a store whose count crosses a step changing the setting of the pooled
 connections it already holds (one statement each, once), and a fixed breadth never moving.
-Real PostgreSQL; the setting is read back from the server with SHOW."""
+A count that moves the breadth by less than a tenth leaves it. Real PostgreSQL; the setting
+is read back from the server with SHOW."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ else:
 
 from azmem.stores import AddOp, MemoryRecord, Scope
 from azmem.stores.postgres import PostgresStore
-from azmem.stores.postgres.breadth import auto_ef_search
+from azmem.stores.postgres.breadth import Breadth, auto_ef_search
 
 from .store_helpers import DIM, EMBEDDER, fake_embed
 
@@ -68,7 +69,6 @@ def test_a_store_that_grows_past_a_step_widens_the_breadth_of_the_connections_it
     with PostgresStore(pg_url, pool_size=1, exact_scan_rows=0) as s:
         s.open(EMBEDDER, DIM)
         assert _shown(s) == ["40"]
-        s._breadth.ttl = 0.0  # choose again at every search (60 s in use)
         records = [MemoryRecord.new(f"memory number {i}", Scope(user_id="u")) for i in range(6_000)]
         s.apply([AddOp(r, fake_embed(r.memory)) for r in records])
         assert _statements(s, "memory") == 1  # reads the count; the breadth is still 40 for it
@@ -82,10 +82,23 @@ def test_a_store_that_grows_past_a_step_widens_the_breadth_of_the_connections_it
         assert _shown(again) == ["50"]
 
 
+def test_the_breadth_moves_only_for_a_change_of_more_than_a_tenth() -> None:
+    b = Breadth(None)
+    b.observe(10_000)
+    assert b.current() == 64
+    for n in (11_000, 9_000, 12_000, 8_200):  # 67, 61, 70, 58: within 10 % of 64
+        b.observe(n)
+        assert b.current() == 64
+    b.observe(12_500)  # 72
+    assert b.current() == 72
+    b.forget()
+    assert b.current() == 40
+    assert Breadth(300).current() == 300
+
+
 def test_a_given_breadth_is_kept_whatever_the_size(pg_url: str) -> None:
     with PostgresStore(pg_url, pool_size=1, ef_search=123) as s:
         s.open(EMBEDDER, DIM)
-        s._breadth.ttl = 0.0
         s.apply([AddOp(r, fake_embed(r.memory)) for r in [MemoryRecord.new("x y", Scope(user_id="u"))]])
         s.search("x", fake_embed("x"), Scope(user_id="u"), mode="dense")
         assert _shown(s) == ["123"]

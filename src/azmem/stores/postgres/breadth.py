@@ -17,16 +17,17 @@ store past 100k memories that needs more recall sets `ef_search` itself.
 
 **The size** is the memory count BM25 keeps (``azmem_lexical_stats``), read when the store
 opens and then by every dense or hybrid search in its own statement (a sum over a table of
-a few rows: no round trip of its own). The breadth is chosen again from the latest count at
-most every `ttl` seconds, so a store near a boundary does not flip back and forth, and
-each change costs each pooled connection one statement (`Connections.session`). Every
-instance of a shared store converges on the same breadth without talking to the others.
+a few rows: no round trip of its own), so the search after a bulk load already uses the
+breadth of the new size. The breadth changes only when the count calls for one more than
+`step` (10 %) away from the current one (a count about 20 % larger or smaller), so a store
+near a boundary does not flip back and forth; each change costs each pooled connection
+one statement (`Connections.session`). Every instance of a shared store converges on the
+same breadth without talking to the others.
 """
 
 from __future__ import annotations
 
 import math
-from time import monotonic
 
 __all__ = ["AUTO", "Breadth", "auto_ef_search"]
 
@@ -40,28 +41,23 @@ def auto_ef_search(memories: int) -> int:
 
 
 class Breadth:
-    """The store's ``hnsw.ef_search``: `fixed`, or `auto_ef_search` of the memory count last
-    observed, chosen again at most every `ttl` seconds."""
+    """The store's ``hnsw.ef_search``: `fixed`, or `auto_ef_search` of the memory count
+    observed, kept until the count calls for a breadth more than `step` away."""
 
-    def __init__(self, fixed: int | None, ttl: float = 60.0) -> None:
+    def __init__(self, fixed: int | None, step: float = 0.1) -> None:
         self.fixed = fixed
-        self.ttl = ttl
-        self._memories = 0
-        self._chosen: tuple[int, float] | None = None  # (breadth, when chosen)
+        self.step = step
+        self._auto = auto_ef_search(0)
 
     def observe(self, memories: int) -> None:
         """The store's memory count, as a statement just read it."""
-        self._memories = memories
+        ef = auto_ef_search(memories)
+        if abs(ef - self._auto) > self.step * self._auto:
+            self._auto = ef
 
     def current(self) -> int:
-        if self.fixed is not None:
-            return self.fixed
-        chosen = self._chosen
-        if chosen is None or monotonic() - chosen[1] > self.ttl:
-            chosen = (auto_ef_search(self._memories), monotonic())
-            self._chosen = chosen
-        return chosen[0]
+        return self.fixed if self.fixed is not None else self._auto
 
     def forget(self) -> None:
         """Start again from an empty store (after a reset)."""
-        self._memories, self._chosen = 0, None
+        self._auto = auto_ef_search(0)
