@@ -66,13 +66,13 @@ def store_threads(store: MemoryStore) -> int:
     """How many store calls one `AsyncMemory` runs at once: 1, or a PostgreSQL store's pool size.
 
     Only a store that holds a pool of connections and is safe to share between threads
-    gains from more: the PostgreSQL store (its ``_conns.pool_size``; no thread then waits
+    gains from more: the PostgreSQL store (its ``pool_size``; no thread then waits
     for a connection, which would fail with ``store_busy`` after the pool's timeout).
     Anything else, SQLite and stores of other packages included, keeps one thread.
     """
     if not type(store).__module__.startswith("azmem.stores.postgres"):
         return 1
-    size = getattr(getattr(store, "_conns", None), "pool_size", None)
+    size = getattr(store, "pool_size", None)
     if isinstance(size, int) and not isinstance(size, bool) and size > 1:
         return min(size, MAX_STORE_THREADS)
     return 1

@@ -25,6 +25,7 @@ from azmem.stores.models import Scope
 MAX_MEMORY_BYTES = 64 * 1024
 MAX_METADATA_BYTES = 64 * 1024
 MAX_ID_CHARS = 256
+MAX_LIST_LIMIT = 10_000  # a page of list(), a batch of iter_all() or of an export
 
 
 def check_text(value: object, what: str, *, max_bytes: int | None = None, allow_blank: bool = False) -> str:

@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
 
 from azmem.errors import InvalidInputError, SchemaVersionError, StoreError
-from azmem.stores import cursors
 from azmem.stores import validate as v
 from azmem.stores.audit import AuditContext, ForgetReport, import_entries, ops_entries
 from azmem.stores.audit_log import AuditLog
@@ -46,9 +45,7 @@ from azmem.stores.models import (
     AddOp,
     DeleteOp,
     HistoryEvent,
-    MemoryRecord,
     Op,
-    Page,
     Scope,
     SearchHit,
     SearchMode,
@@ -59,11 +56,11 @@ from azmem.stores.models import (
 )
 from azmem.stores.postgres import audit as trail
 from azmem.stores.postgres import binding, diagnostics, lexical, schema, search, server, transfer, writes
-from azmem.stores.postgres import rows as codec
 from azmem.stores.postgres.breadth import Breadth
 from azmem.stores.postgres.connections import Conn, Connections, check_option, normalise_url
 from azmem.stores.postgres.errors import Where, translate
-from azmem.stores.postgres.filters import CASEFOLD, CompiledFilter, compile_postgres, where_clause
+from azmem.stores.postgres.filters import CASEFOLD, compile_postgres
+from azmem.stores.postgres.reads import Reads
 from azmem.stores.prepare import check_search, search_inputs
 from azmem.stores.protocol import Filters
 
@@ -71,11 +68,10 @@ __all__ = ["PostgresStore"]
 
 T = TypeVar("T")
 
-MAX_LIST_LIMIT = 10_000
 MAX_DIMENSION = 16_000  # pgvector's vector type
 
 
-class PostgresStore:
+class PostgresStore(Reads):
     """`MemoryStore` on PostgreSQL with pgvector. `url` is a libpq URL (``postgresql://...``)."""
 
     def __init__(
@@ -333,77 +329,6 @@ class PostgresStore:
         """The audit trail, in this store's database (see `azmem.stores.audit`)."""
         return AuditLog(trail.PostgresAuditTable(self._run))
 
-    # -- reads --------------------------------------------------------------------------------
-    def _where(
-        self, scope: Scope, filters: Filters | CompiledFilter | None
-    ) -> tuple[str, builtins.list[Any]]:
-        if not isinstance(filters, CompiledFilter):
-            filters = compile_postgres(parse_filters(filters), self._server.fold)
-        return where_clause(scope, filters)
-
-    def _read(self, action: str, sql: str, params: Sequence[Any]) -> builtins.list[Any]:
-        return self._run(action, lambda conn: conn.execute(sql, params).fetchall())
-
-    def get(self, memory_id: str, scope: Scope | None = None) -> MemoryRecord | None:
-        v.check_text(memory_id, "memory id")
-        where, params = self._where(v.check_scope(scope or Scope(), for_write=False), None)
-        rows = self._read(
-            "read",
-            f"SELECT {codec.COLS} FROM azmem_memories m WHERE m.id = %s AND {where}",
-            [memory_id, *params],
-        )
-        return codec.record(rows[0]) if rows else None
-
-    def list(
-        self,
-        scope: Scope,
-        filters: Filters | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> Page:
-        v.check_scope(scope, for_write=False)
-        limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
-        where, params = self._where(scope, filters)
-        if cursor is not None:
-            created, rid = codec.decode_cursor(cursor)
-            where += " AND (m.created_at, m.rid) < (%s, %s)"
-            params += [created, rid]
-        rows = self._read(
-            "read",
-            f"SELECT {codec.COLS} FROM azmem_memories m WHERE {where} "
-            "ORDER BY m.created_at DESC, m.rid DESC LIMIT %s",
-            [*params, limit + 1],
-        )
-        return cursors.page(rows, limit, cursor=codec.encode_cursor, record=codec.record)
-
-    def count(self, scope: Scope | None = None, filters: Filters | None = None) -> int:
-        scope = v.check_scope(scope or Scope(), for_write=False)
-        where, params = self._where(scope, filters)
-        return int(self._read("read", f"SELECT count(*) FROM azmem_memories m WHERE {where}", params)[0][0])
-
-    def history(self, memory_id: str) -> builtins.list[HistoryEvent]:
-        v.check_text(memory_id, "memory id")
-        rows = self._read(
-            "read",
-            f"SELECT {codec.HISTORY_COLS} FROM azmem_history WHERE memory_id = %s ORDER BY seq",
-            [memory_id],
-        )
-        return [codec.event(r) for r in rows]
-
-    def iter_all(self, batch_size: int = 256) -> Iterator[builtins.list[MemoryRecord]]:
-        batch_size = v.check_limit(batch_size, "batch_size", maximum=MAX_LIST_LIMIT)
-        last = 0
-        while True:
-            rows = self._read(
-                "read",
-                f"SELECT {codec.COLS} FROM azmem_memories m WHERE m.rid > %s ORDER BY m.rid LIMIT %s",
-                [last, batch_size],
-            )
-            if not rows:
-                return
-            last = rows[-1][11]
-            yield [codec.record(r) for r in rows]
-
     # -- search -------------------------------------------------------------------------------
     def _breadth_now(self) -> int:
         """The HNSW breadth now, made the connections' session setting (a no-op when unchanged)."""
@@ -471,11 +396,11 @@ class PostgresStore:
         return written
 
     def export_memories(self, after_id: str | None, limit: int) -> builtins.list[StoredMemory]:
-        limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
+        limit = v.check_limit(limit, "limit", maximum=v.MAX_LIST_LIMIT)
         return self._run("read", lambda conn: transfer.export_memories(conn, after_id, limit))
 
     def export_history(self, after_id: str | None, limit: int) -> builtins.list[HistoryEvent]:
-        limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
+        limit = v.check_limit(limit, "limit", maximum=v.MAX_LIST_LIMIT)
         return self._run("read", lambda conn: transfer.export_history(conn, after_id, limit))
 
     def import_memories(self, items: Sequence[StoredMemory], *, audit: AuditContext | None = None) -> int:
@@ -504,6 +429,11 @@ class PostgresStore:
         return KeyRing(PostgresKeyTable(self._run))
 
     # -- diagnostics ----------------------------------------------------------------------------
+    @property
+    def pool_size(self) -> int:
+        """The most connections this store opens: `AsyncMemory` runs as many store threads."""
+        return self._conns.pool_size
+
     def describe(self) -> dict[str, Any]:
         """What `azmem doctor` shows: server and pgvector versions, migrations applied vs known,
         indexes present and missing, the embedder, the connection settings."""
@@ -511,7 +441,7 @@ class PostgresStore:
         info.update(
             url=self.url,
             read_only=self.read_only,
-            pool_size=self._conns.pool_size,
+            pool_size=self.pool_size,
             ef_search=self._breadth.fixed if self._breadth.fixed is not None else "auto",
             exact_scan_rows=self._exact_rows,
             icontains_folding="casefold" if self._server.fold is CASEFOLD else "lower",

@@ -71,7 +71,6 @@ from azmem.stores.sqlite.vectors import IndexMode
 
 __all__ = ["SQLiteStore"]
 
-MAX_LIST_LIMIT = 10_000
 _CHANGES_KEEP = 10_000
 _CHANGES_PRUNE_AT = 20_000
 
@@ -321,7 +320,7 @@ class SQLiteStore:
         cursor: str | None = None,
     ) -> Page:
         v.check_scope(scope, for_write=False)
-        limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
+        limit = v.check_limit(limit, "limit", maximum=v.MAX_LIST_LIMIT)
         where, params = where_clause(scope, filters)
         if cursor is not None:
             created, rid = codec.decode_cursor(cursor)
@@ -350,7 +349,7 @@ class SQLiteStore:
         return [codec.event(r) for r in rows]
 
     def iter_all(self, batch_size: int = 256) -> Iterator[builtins.list[MemoryRecord]]:
-        batch_size = v.check_limit(batch_size, "batch_size", maximum=MAX_LIST_LIMIT)
+        batch_size = v.check_limit(batch_size, "batch_size", maximum=v.MAX_LIST_LIMIT)
         last = 0
         while True:
             with self._read("read") as conn:
@@ -365,12 +364,12 @@ class SQLiteStore:
 
     # -- copy -----------------------------------------------------------------------------------
     def export_memories(self, after_id: str | None, limit: int) -> builtins.list[StoredMemory]:
-        limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
+        limit = v.check_limit(limit, "limit", maximum=v.MAX_LIST_LIMIT)
         with self._read("read") as conn:
             return transfer.export_memories(conn, after_id, limit)
 
     def export_history(self, after_id: str | None, limit: int) -> builtins.list[HistoryEvent]:
-        limit = v.check_limit(limit, "limit", maximum=MAX_LIST_LIMIT)
+        limit = v.check_limit(limit, "limit", maximum=v.MAX_LIST_LIMIT)
         with self._read("read") as conn:
             return transfer.export_history(conn, after_id, limit)
 
