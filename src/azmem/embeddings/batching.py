@@ -34,12 +34,12 @@ import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from azmem.embeddings.protocol import Embedder, check_texts
+from azmem.embeddings.rows import check_rows
 from azmem.errors import ConfigurationError
 
 __all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_WAIT", "AsyncBatchingEmbedder", "BatchingStats", "length_groups"]
@@ -259,7 +259,7 @@ class AsyncBatchingEmbedder:
     # -- on the worker thread -------------------------------------------------------------
 
     def _embed_one(self, texts: list[str]) -> Vectors:
-        return _rows(self.inner.embed(texts), len(texts))
+        return check_rows(self.inner.embed(texts), len(texts))
 
     def _embed_many(self, requests: list[list[str]]) -> tuple[list[Vectors | BaseException], bool]:
         """``embed`` over every caller's texts (a call per length run), split back per caller;
@@ -271,7 +271,7 @@ class AsyncBatchingEmbedder:
         try:
             vectors = np.empty((len(flat), self.dimension), dtype=np.float32)
             for group in length_groups(flat):
-                vectors[group] = _rows(self.inner.embed([flat[i] for i in group]), len(group))
+                vectors[group] = check_rows(self.inner.embed([flat[i] for i in group]), len(group))
         except Exception as exc:
             if len(requests) == 1:
                 return [exc], False
@@ -344,10 +344,3 @@ def length_groups(texts: Sequence[str]) -> list[list[int]]:
         else:
             groups.append([i])
     return [sorted(group) for group in groups]  # each call in arrival order
-
-
-def _rows(value: Any, n: int) -> Vectors:
-    arr = np.asarray(value, dtype=np.float32)
-    if arr.ndim != 2 or arr.shape[0] != n:
-        raise RuntimeError(f"embedder returned shape {arr.shape} for {n} texts")
-    return arr

@@ -27,6 +27,7 @@ from functools import partial
 import numpy as np
 import numpy.typing as npt
 
+from azmem.embeddings.rows import check_rows
 from azmem.errors import InvalidInputError
 from azmem.graph import inputs
 from azmem.graph.changes import Changes, Invalidation, NewEntity, NewFact
@@ -53,13 +54,6 @@ MAX_ATTEMPTS = 3
 ENTITY_LOOKUP, FACT_LOOKUP = 8, 20
 
 Vectors = npt.NDArray[np.float32]
-
-
-def _vectors(value: object, n: int) -> Vectors:
-    arr = np.asarray(value, dtype=np.float32)
-    if arr.ndim != 2 or arr.shape[0] != n:
-        raise RuntimeError(f"embedder returned shape {arr.shape} for {n} texts")
-    return arr
 
 
 def _entity_context(
@@ -160,7 +154,7 @@ def add_episode_flow(
     assert isinstance(extraction, Extraction)
     entities, facts = clean_extraction(extraction, types=types, reference_time=episode.reference_time)
     texts = [e.name for e in entities] + [f.fact for f in facts]
-    all_vectors = _vectors((yield Embed(texts)), len(texts)) if texts else np.zeros((0, 0), np.float32)
+    all_vectors = check_rows((yield Embed(texts)), len(texts)) if texts else np.zeros((0, 0), np.float32)
     entity_vectors, fact_vectors = all_vectors[: len(entities)], all_vectors[len(entities) :]
 
     calls = 1
@@ -234,7 +228,7 @@ def add_fact_flow(
     end = inputs.check_time(invalid_at, "invalid_at")
     ended = [inputs.check_id(i, "invalidates") for i in invalidates]
     now = state.now()
-    vectors = _vectors((yield Embed([src, dst, text])), 3)
+    vectors = check_rows((yield Embed([src, dst, text])), 3)
     yield OpenStore()
     for attempt in range(MAX_ATTEMPTS):
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from azmem.embeddings.rows import check_rows
 from azmem.errors import EmbedderMismatchError, InvalidInputError, MemoryNotFoundError
 from azmem.memory.inputs import (
     InputMessage,
@@ -78,13 +79,6 @@ from azmem.stores.models import (
 from azmem.stores.protocol import MemoryStore
 
 
-def _vectors(value: object, n: int) -> npt.NDArray[np.float32]:
-    arr = np.asarray(value, dtype=np.float32)
-    if arr.ndim != 2 or arr.shape[0] != n:
-        raise RuntimeError(f"embedder returned shape {arr.shape} for {n} texts")
-    return arr
-
-
 def add_flow(
     state: EngineState,
     messages: object,
@@ -114,7 +108,7 @@ def _add_verbatim(msgs: list[InputMessage], scope: Scope, md: dict[str, Any]) ->
         if m.timestamp is not None:
             meta["timestamp"] = m.timestamp.isoformat()
         records.append(MemoryRecord.new(m.content, scope, metadata=meta, role=m.role, actor_id=m.name))
-    vectors = _vectors((yield Embed([r.memory for r in records])), len(records))
+    vectors = check_rows((yield Embed([r.memory for r in records])), len(records))
     yield OpenStore()
     ops: list[Op] = [AddOp(r, v) for r, v in zip(records, vectors, strict=True)]
     yield StoreCall(lambda s: s.apply(ops))
@@ -140,7 +134,7 @@ def _add_inferred(
     if not facts:
         return AddResult()
 
-    fact_vectors = _vectors((yield Embed([f.text for f in facts])), len(facts))
+    fact_vectors = check_rows((yield Embed([f.text for f in facts])), len(facts))
     yield OpenStore()
 
     def neighbours(store: MemoryStore) -> list[list[SearchHit]]:
@@ -165,7 +159,7 @@ def _add_inferred(
 
     # Vectors: reuse the fact's own when the text is unchanged, embed the rest in one batch.
     fresh = [c.text for c in changes if c.event in ("ADD", "UPDATE") and c.text != facts[c.fact].text]
-    fresh_vectors = _vectors((yield Embed(fresh)), len(fresh)) if fresh else None
+    fresh_vectors = check_rows((yield Embed(fresh)), len(fresh)) if fresh else None
     fresh_index = {t: i for i, t in enumerate(fresh)}
 
     def vector_for(c: Change) -> npt.NDArray[np.float32]:
@@ -235,7 +229,7 @@ def _search(
     n = check_limit(limit)
     minimum = check_threshold(threshold)
     how = check_mode(mode)
-    vector = None if how == "bm25" else _vectors((yield Embed([text])), 1)[0]
+    vector = None if how == "bm25" else check_rows((yield Embed([text])), 1)[0]
     yield OpenStore()
     hits: list[SearchHit] = yield StoreCall(
         lambda s: s.search(text, vector, scope, flt, limit=n, mode=how, threshold=minimum)
@@ -329,7 +323,7 @@ def update_flow(
         return MemoryItem.from_record(current)
     if new_text == current.memory:
         new_text = None
-    vector = None if new_text is None else _vectors((yield Embed([new_text])), 1)[0]
+    vector = None if new_text is None else check_rows((yield Embed([new_text])), 1)[0]
     yield OpenStore()
     op = UpdateOp(mid, memory=new_text, vector=vector, metadata=md)
     yield StoreCall(lambda s: s.apply([op]))
@@ -397,7 +391,7 @@ def reindex_flow(
         batch: list[MemoryRecord] | None = yield StoreCall(lambda s: next(batches, None))
         if batch is None:
             break
-        vectors = _vectors((yield Embed([r.memory for r in batch])), len(batch))
+        vectors = check_rows((yield Embed([r.memory for r in batch])), len(batch))
         pairs.extend((r.id, v) for r, v in zip(batch, vectors, strict=True))
     dim = dimension()
     count: int = yield StoreCall(lambda s: s.replace_vectors(embedder_name, dim, pairs))

@@ -34,7 +34,8 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from azmem.memory.flows import _vectors, add_flow
+from azmem.embeddings.rows import check_rows
+from azmem.memory.flows import add_flow
 from azmem.memory.inputs import InputMessage, check_filters, check_metadata, make_scope, normalize_messages
 from azmem.memory.results import AddResult, MemoryEvent
 from azmem.memory.steps import MAX_ADD_BYTES, Embed, EngineState, Flow, OpenStore, StoreCall
@@ -161,7 +162,7 @@ def import_verbatim_flow(
     skipped = len(kept) - len(records)
     if not records:
         return ImportOutcome(AddResult(), skipped)
-    vectors = _vectors((yield Embed([r.memory for r in records])), len(records))
+    vectors = check_rows((yield Embed([r.memory for r in records])), len(records))
     yield OpenStore()
     ops: list[Op] = [AddOp(r, v) for r, v in zip(records, vectors, strict=True)]
     yield StoreCall(lambda s: s.apply(ops))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -18,7 +19,7 @@ from azmem.config import sqlite_path
 from azmem.errors import ConfigurationError
 from azmem.stores.protocol import MemoryStore
 
-__all__ = ["backend_of", "open_store", "redact_url"]
+__all__ = ["backend_of", "open_store", "redact_url", "sqlite_target"]
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
@@ -37,6 +38,18 @@ def backend_of(url: str) -> str:
         error_code="unknown_store_scheme",
         suggestion="Use sqlite:///path/to/memory.db or postgresql://user@host:5432/dbname.",
     )
+
+
+def sqlite_target(url: str) -> tuple[str | Path, bool]:
+    """The file a SQLite store URL names (``":memory:"`` kept as such) and whether it says ``?mode=ro``.
+
+    For a URL `backend_of` calls "sqlite". The memories and the graph share the database
+    a URL names; reading it here, once, keeps them opening the same file in the same mode.
+    """
+    query = dict(parse_qsl(url.split("?", 1)[1])) if "?" in url else {}
+    path = sqlite_path(url)
+    assert path is not None
+    return ":memory:" if str(path) == ":memory:" else path, query.get("mode") == "ro"
 
 
 def redact_url(url: str) -> str:
@@ -64,16 +77,10 @@ def open_store(
     """
     text = os.fspath(url)
     if backend_of(text) == "sqlite":
-        query = dict(parse_qsl(text.split("?", 1)[1])) if "?" in text else {}
-        path = sqlite_path(text)
-        assert path is not None
+        path, ro = sqlite_target(text)
         from azmem.stores.sqlite import SQLiteStore
 
-        return SQLiteStore(
-            ":memory:" if str(path) == ":memory:" else path,
-            read_only=read_only or query.get("mode") == "ro",
-            **options,
-        )
+        return SQLiteStore(path, read_only=read_only or ro, **options)
     try:
         postgres = importlib.import_module("azmem.stores.postgres")
     except ImportError as exc:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
-from urllib.parse import parse_qsl
 
-from azmem.config import sqlite_path
 from azmem.errors import ConfigurationError
 from azmem.graph.store.protocol import Dump, GraphStore
-from azmem.stores.factory import backend_of
+from azmem.stores.factory import backend_of, sqlite_target
 
 __all__ = ["Dump", "GraphStore", "open_graph_store"]
 
@@ -29,14 +27,10 @@ def open_graph_store(
 ) -> GraphStore:
     text = os.fspath(url)
     if backend_of(text) == "sqlite":
-        query = dict(parse_qsl(text.split("?", 1)[1])) if "?" in text else {}
-        path = sqlite_path(text)
-        assert path is not None
+        path, ro = sqlite_target(text)
         from azmem.graph.store.sqlite import SQLiteGraphStore
 
-        return SQLiteGraphStore(
-            ":memory:" if str(path) == ":memory:" else path, read_only=read_only or query.get("mode") == "ro"
-        )
+        return SQLiteGraphStore(path, read_only=read_only or ro)
     try:
         module = importlib.import_module("azmem.graph.store.postgres")
     except ImportError as exc:
