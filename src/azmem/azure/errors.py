@@ -305,12 +305,13 @@ def _map_status(exc: Any, ctx: RequestContext, info: dict[str, Any], where: str)
                 ),
                 **common,
             )
-        limit = _OUTPUT_LIMIT.search(service_message)
-        if limit:
-            common["details"] = {**common["details"], "output_token_limit": int(limit.group(1))}
+        found = _OUTPUT_LIMIT.search(service_message)
+        output_limit = int(found.group(1)) if found else None
+        if output_limit is not None:
+            common["details"] = {**common["details"], "output_token_limit": output_limit}
         return InvalidRequestError(
             f"Azure OpenAI rejected the {ctx.operation} request to {where}: {service_message}",
-            suggestion=_invalid_request_hint(body, service_message, ctx),
+            suggestion=_invalid_request_hint(body, service_message, ctx, output_limit),
             **common,
         )
     if status == 401:
@@ -422,23 +423,26 @@ def _refused_param(body: Mapping[str, Any], message: str) -> str | None:
     return named.group(1) if named else None
 
 
-def _invalid_request_hint(body: Mapping[str, Any], message: str, ctx: RequestContext) -> str:
+def _invalid_request_hint(
+    body: Mapping[str, Any], message: str, ctx: RequestContext, output_limit: int | None
+) -> str:
     """Advice for a 400 that is not a content filter, context length or json_schema refusal.
 
     Each hint must be true of the error it answers: a budget over the model's output limit is
     not a sign of a reasoning model (the old catch-all on "max_tokens" said it was), and a
-    refused ``reasoning_effort`` means the opposite of a refused ``max_tokens``.
+    refused ``reasoning_effort`` means the opposite of a refused ``max_tokens``. The caller
+    has already read ``output_limit`` out of ``message`` for the error's details, so the
+    hint and the details cannot disagree.
     """
     param = _refused_param(body, message)
     code = body.get("code")
     if "json" in message.lower() and "json_object" in message:
         return "With JSON mode, mention the word 'json' in the messages (azmem does this for you)."
-    limit = _OUTPUT_LIMIT.search(message)
-    if limit:
+    if output_limit is not None:
         return (
-            f"Deployment '{ctx.deployment}' accepts at most {int(limit.group(1)):,} output tokens per call: "
+            f"Deployment '{ctx.deployment}' accepts at most {output_limit:,} output tokens per call: "
             f"lower max_tokens (the max_tokens= argument, or the role's max_tokens setting) to "
-            f"{int(limit.group(1)):,} or less."
+            f"{output_limit:,} or less."
         )
     unsupported = code in {"unsupported_parameter", "unsupported_value"} or bool(
         re.search(r"unsupported|unrecognized|not supported|does not support", message, re.I)

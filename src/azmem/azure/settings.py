@@ -72,6 +72,7 @@ __all__ = [
     "CapabilityOverrides",
     "Role",
     "default_capabilities",
+    "single_deployments",
 ]
 
 logger = logging.getLogger("azmem.azure.settings")
@@ -235,6 +236,19 @@ class AzmemSettings(BaseSettings):
             return cls(**merged)
         except ValidationError as exc:
             raise _config_error(exc) from None
+
+
+def single_deployments(settings: AzmemSettings) -> list[dict[str, Any]]:
+    """The roles with a deployment configured: what is used when there is no routing.
+
+    ``azmem status`` and the server's ``/v1/status`` both list these; one source keeps the
+    CLI and REST answers the same.
+    """
+    return [
+        {"role": role, "deployment": cfg.deployment, "endpoint": cfg.endpoint}
+        for role in ("chat", "small_chat", "embedding")
+        if (cfg := getattr(settings, role)) is not None and cfg.deployment
+    ]
 
 
 def _register_nested_secrets(value: Any) -> None:

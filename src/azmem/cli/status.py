@@ -2,10 +2,11 @@
 
 With a ``routing:`` section, ``status`` prints one line per deployment of each pool
 (:meth:`Router.status_lines`; ``--json`` gives :meth:`Router.snapshot`). Without one it
-lists the single configured deployments. The usage figures (:func:`azmem.azure.usage.usage_status`)
-follow once this process made LLM calls. The router is the process-wide one for the
-settings, so what the status shows is what this process (and, through the SQLite limiter,
-every process on the machine) knows about each deployment.
+lists the single configured deployments (:func:`azmem.azure.settings.single_deployments`,
+shared with the server's ``/v1/status`` so both answer alike). The usage figures
+(:func:`azmem.azure.usage.usage_status`) follow once this process made LLM calls. The router
+is the process-wide one for the settings, so what the status shows is what this process
+(and, through the SQLite limiter, every process on the machine) knows about each deployment.
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ from azmem.cli.output import out_console, print_json
 if TYPE_CHECKING:
     from azmem.azure.settings import AzmemSettings
 
-__all__ = ["pool_checks", "single_deployments", "status"]
-
-_ROLES = ("chat", "small_chat", "embedding")
+__all__ = ["pool_checks", "status"]
 
 #: check_deployments' verdict -> doctor's status.
 _STATUS = {
@@ -35,16 +34,6 @@ _STATUS = {
     "unreachable": "fail",
     "error": "fail",
 }
-
-
-def single_deployments(settings: AzmemSettings) -> list[dict[str, Any]]:
-    """The roles with a deployment configured: what is used when there is no routing."""
-    rows = []
-    for role in _ROLES:
-        cfg = getattr(settings, role)
-        if cfg is not None and cfg.deployment:
-            rows.append({"role": role, "deployment": cfg.deployment, "endpoint": cfg.endpoint})
-    return rows
 
 
 def _capabilities(caps: dict[str, Any]) -> str:
@@ -121,7 +110,7 @@ def status(
     deployment and group), as a server's status route shows them.
     """
     from azmem.azure.routing.router import Router
-    from azmem.azure.settings import AzmemSettings
+    from azmem.azure.settings import AzmemSettings, single_deployments
     from azmem.azure.usage import usage_lines, usage_status
 
     st = state(ctx, config)

@@ -147,18 +147,12 @@ def health_router() -> APIRouter:
 def build_status(svc: Services, who: Principal) -> StatusReport:
     """The status as this principal may see it (REST ``/v1/status`` and the MCP ``get_status`` tool)."""
     from azmem.azure.routing.router import Router
+    from azmem.azure.settings import single_deployments
 
     s = svc.settings
     memory = svc.memory
     router = Router.from_settings(s)
-    if router is not None:
-        deployments = router.snapshot()
-    else:
-        deployments = [
-            {"role": role, "deployment": cfg.deployment, "endpoint": cfg.endpoint}
-            for role in ("chat", "small_chat", "embedding")
-            if (cfg := getattr(s, role)) is not None and cfg.deployment
-        ]
+    deployments = router.snapshot() if router is not None else single_deployments(s)
     usage = svc.usage.summary() if svc.usage is not None else None
     if usage is not None and not who.unbound:
         usage = {"total": usage["total"]}
