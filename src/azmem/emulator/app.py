@@ -2,7 +2,9 @@
 
 Order of checks for a model call: api-version (dated routes) -> auth -> deployment -> operation fits
 the deployment's model -> outage -> injected fault -> request validation -> quota -> latency ->
-scripted or generated reply. Every answer carries Azure's tracing and rate-limit headers.
+scripted or generated reply. Every answer carries Azure's tracing and rate-limit headers. The call
+object and the ways a call ends early (error answers, faults acted out, dropped connections) are in
+`call.py`.
 """
 
 from __future__ import annotations
@@ -13,16 +15,16 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
 from . import chat, embeddings, identity, protocol, responses
+from .call import TRANSPORT_KEY, Call, Dropped, Operation, Reply, apply_fault, json_response
 from .config import Deployment, Fault
 from .state import EmulatorState, RecordedRequest, retry_seconds
 
-Operation = Literal["chat", "embeddings", "responses"]
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -30,75 +32,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 logger = logging.getLogger("azmem.emulator")
-
-TRANSPORT_KEY = "azmem.emulator.transport"
-_SLEEP_STEP = 0.02
-
-
-class _Reply(Exception):
-    """Ends the pipeline with a finished response (an error, or a fault's answer)."""
-
-    def __init__(self, response: Response | None) -> None:
-        super().__init__("reply")
-        self.response = response
-
-
-class _Dropped(Exception):
-    """The connection was closed on purpose; nothing is to be sent."""
-
-
-def _json(status: int, body: Any, headers: dict[str, str]) -> Response:
-    return Response(
-        content=json.dumps(body),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
-
-
-class _Call:
-    """One model call moving through the pipeline; collects the headers every answer carries."""
-
-    def __init__(self, state: EmulatorState, request: Request, operation: Operation, dated: bool) -> None:
-        self.state = state
-        self.request = request
-        self.operation = operation
-        self.dated = dated
-        self.request_id = protocol.new_request_id()
-        self.api_version: str | None = request.query_params.get("api-version")
-        self.deployment: Deployment | None = None
-        self.headers: dict[str, str] = protocol.trace_headers(
-            self.request_id, state.region, request.headers.get("x-ms-client-request-id")
-        )
-        self.body: dict[str, Any] = {}
-        self.record: RecordedRequest | None = None
-        self.stream_fault: str | None = None
-
-    def error(self, status: int, body: protocol.ErrorBody, extra: dict[str, str] | None = None) -> _Reply:
-        headers = dict(self.headers)
-        headers.update(extra or {})
-        return _Reply(_json(status, body, headers))
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep in small steps so a stopping server or a departed client ends the wait early."""
-        deadline = time.monotonic() + seconds
-        transport = self.request.scope.get(TRANSPORT_KEY)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or self.state.stopping.is_set():
-                return
-            if transport is not None and transport.is_closing():
-                raise _Dropped()
-            await asyncio.sleep(min(left, _SLEEP_STEP))
-
-    def drop(self) -> _Dropped:
-        transport = self.request.scope.get(TRANSPORT_KEY)
-        if transport is None:
-            raise RuntimeError("cannot drop the connection: the server did not expose its transport")
-        if self.record is not None:
-            self.record.status = 0  # before the abort: the client may look at the log as soon as it fails
-        transport.abort()
-        return _Dropped()
 
 
 def _check_auth(state: EmulatorState, request: Request) -> protocol.ErrorBody | None:
@@ -123,50 +56,7 @@ def _check_auth(state: EmulatorState, request: Request) -> protocol.ErrorBody | 
     return protocol.permission_denied() if status == "forbidden" else protocol.token_rejected()
 
 
-async def _apply_fault(call: _Call, fault: Fault) -> chat.ChatReply | None:
-    """Act out a fault: raise the answer it produces, or return an output-filter reply to send."""
-    if fault.latency and fault.kind not in ("timeout",):
-        await call.sleep(fault.latency)
-    if fault.kind == "latency":
-        return None
-    if fault.kind in ("stream_error", "stream_drop"):
-        if call.body.get("stream"):
-            call.stream_fault = fault.kind
-            return None
-        if fault.kind == "stream_drop":
-            raise call.drop()
-        raise call.error(500, protocol.server_error(500))
-    if fault.kind == "timeout":
-        await call.sleep(fault.latency)
-        raise call.error(408, protocol.server_error(408))
-    if fault.kind == "drop":
-        raise call.drop()
-    if fault.kind == "malformed":
-        text = '{"id": "chatcmpl-emulated", "object": "chat.completion", "choices": [{"index": 0, "mess'
-        raise _Reply(
-            Response(content=text, status_code=200, media_type="application/json", headers=call.headers)
-        )
-    if fault.kind == "prompt_filter":
-        raise call.error(400, protocol.prompt_filtered(fault.categories, jailbreak=fault.jailbreak))
-    if fault.kind == "output_filter":
-        return chat.ChatReply(content=None, finish_reason="content_filter", filtered=dict(fault.categories))
-    status = fault.status or 500
-    extra = dict(fault.headers)
-    if status == 429:
-        extra.update(protocol.retry_headers(fault.retry_after, fault.retry_after_ms))
-    if fault.body is not None:
-        body = fault.body
-    elif status == 429 and fault.message is None:
-        wait = retry_seconds(fault.retry_after or ((fault.retry_after_ms or 1000) / 1000))
-        body = protocol.rate_limited(call.operation, call.api_version, wait, limit=fault.limit)
-    elif fault.code is not None or fault.message is not None:
-        body = protocol.error(fault.code or str(status), fault.message or f"Emulated error {status}.")
-    else:
-        body = protocol.server_error(status)
-    raise call.error(status, body, extra)
-
-
-async def _pipeline(call: _Call, dep_name: str | None) -> Response:
+async def _pipeline(call: Call, dep_name: str | None) -> Response:
     state = call.state
     request = call.request
     raw = await request.body()
@@ -232,7 +122,7 @@ async def _pipeline(call: _Call, dep_name: str | None) -> Response:
     filtered: chat.ChatReply | None = None
     fault = state.take_fault(dep.name)
     if fault is not None:
-        filtered = await _apply_fault(call, fault)
+        filtered = await apply_fault(call, fault)
 
     if call.operation == "chat":
         return await _chat(call, dep, filtered)
@@ -241,7 +131,7 @@ async def _pipeline(call: _Call, dep_name: str | None) -> Response:
     return await _embeddings(call, dep)
 
 
-async def _admit(call: _Call, dep: Deployment, tokens: int) -> None:
+async def _admit(call: Call, dep: Deployment, tokens: int) -> None:
     decision = call.state.admit(dep, tokens)
     call.headers.update(decision.headers)
     if not decision.allowed:
@@ -259,20 +149,20 @@ async def _admit(call: _Call, dep: Deployment, tokens: int) -> None:
         await call.sleep(latency)
 
 
-async def _scripted(call: _Call, dep: Deployment) -> tuple[bool, Any]:
+async def _scripted(call: Call, dep: Deployment) -> tuple[bool, Any]:
     found, reply = call.state.next_reply(dep.name)
     if found and callable(reply) and not isinstance(reply, Fault):
         reply = reply(call.body)
         if asyncio.iscoroutine(reply):
             reply = await reply
     if found and isinstance(reply, Fault):
-        out = await _apply_fault(call, reply)
+        out = await apply_fault(call, reply)
         return out is not None, out
     return found, reply
 
 
 async def _reply(
-    call: _Call, dep: Deployment, filtered: chat.ChatReply | None, view: dict[str, Any]
+    call: Call, dep: Deployment, filtered: chat.ChatReply | None, view: dict[str, Any]
 ) -> chat.ChatReply | Response:
     """The chat reply (filtered, scripted or generated) within the deployment's limits, or a
     scripted raw body already sent back as it is."""
@@ -282,11 +172,11 @@ async def _reply(
         found, scripted = await _scripted(call, dep)
         reply = chat.coerce_reply(scripted, view) if found else chat.default_reply(view, dep)
     if isinstance(reply, dict):
-        return _json(200, reply, call.headers)
+        return json_response(200, reply, call.headers)
     return chat.apply_limits(reply, view, dep)
 
 
-async def _chat(call: _Call, dep: Deployment, filtered: chat.ChatReply | None) -> Response:
+async def _chat(call: Call, dep: Deployment, filtered: chat.ChatReply | None) -> Response:
     body = call.body
     try:
         prompt_tokens = chat.validate(body, dep, call.api_version)
@@ -300,20 +190,20 @@ async def _chat(call: _Call, dep: Deployment, filtered: chat.ChatReply | None) -
         return _stream(call, reply, prompt_tokens, dep)
     n = body.get("n") or 1
     replies = [reply] * (n if isinstance(n, int) and n > 0 else 1)
-    return _json(200, chat.completion_body(replies, prompt_tokens, dep, body), call.headers)
+    return json_response(200, chat.completion_body(replies, prompt_tokens, dep, body), call.headers)
 
 
 _STREAM_FAULT_AFTER = 3  # chunks sent before a mid-stream fault: the filter chunk, role, one delta
 
 
-def _stream(call: _Call, reply: chat.ChatReply, prompt_tokens: int, dep: Deployment) -> Response:
+def _stream(call: Call, reply: chat.ChatReply, prompt_tokens: int, dep: Deployment) -> Response:
     chunks = map(chat.sse, chat.stream_chunks(reply, prompt_tokens, dep, call.body))
     error = lambda _: chat.sse(protocol.server_error(500))  # noqa: E731
     return _event_stream(call, chunks, _STREAM_FAULT_AFTER, error, done=chat.sse("[DONE]"))
 
 
 def _event_stream(
-    call: _Call,
+    call: Call,
     events: Iterable[str],
     fault_after: int,
     error: Callable[[int], str],
@@ -343,7 +233,7 @@ def _event_stream(
     return StreamingResponse(sending(), media_type="text/event-stream; charset=utf-8", headers=headers)
 
 
-async def _responses(call: _Call, dep: Deployment, filtered: chat.ChatReply | None) -> Response:
+async def _responses(call: Call, dep: Deployment, filtered: chat.ChatReply | None) -> Response:
     """The Responses API: the chat pipeline's reply (scripted, generated, filtered), its own rendering."""
     body = call.body
     try:
@@ -359,13 +249,13 @@ async def _responses(call: _Call, dep: Deployment, filtered: chat.ChatReply | No
         return _event_stream(
             call, events, _EVENT_FAULT_AFTER, lambda n: responses.sse(responses.error_event(n))
         )
-    return _json(200, responses.response_body(reply, input_tokens, dep, body), call.headers)
+    return json_response(200, responses.response_body(reply, input_tokens, dep, body), call.headers)
 
 
 _EVENT_FAULT_AFTER = 5  # events before a mid-stream fault: created, in_progress, an item, a part, a delta
 
 
-async def _embeddings(call: _Call, dep: Deployment) -> Response:
+async def _embeddings(call: Call, dep: Deployment) -> Response:
     body = call.body
     try:
         items, dimensions = embeddings.parse_inputs(body, dep)
@@ -375,12 +265,12 @@ async def _embeddings(call: _Call, dep: Deployment) -> Response:
     found, scripted = await _scripted(call, dep)
     encoding = body.get("encoding_format") or "float"
     if found and isinstance(scripted, dict):
-        return _json(200, scripted, call.headers)
+        return json_response(200, scripted, call.headers)
     vectors = scripted if found and isinstance(scripted, list) else None
     if vectors is not None and len(vectors) != len(items):
         raise RuntimeError(f"scripted embeddings have {len(vectors)} vectors for {len(items)} inputs")
     result = await asyncio.to_thread(embeddings.response_body, items, dep, dimensions, encoding, vectors)
-    return _json(200, result, call.headers)
+    return json_response(200, result, call.headers)
 
 
 def create_app(state: EmulatorState) -> ASGIApp:
@@ -388,21 +278,21 @@ def create_app(state: EmulatorState) -> ASGIApp:
     api = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
     async def run(request: Request, operation: Operation, dep: str | None, dated: bool) -> Response:
-        call = _Call(state, request, operation, dated)
+        call = Call(state, request, operation, dated)
         try:
             response = await _pipeline(call, dep)
-        except _Reply as reply:
+        except Reply as reply:
             if reply.response is None:
                 raise
             response = reply.response
-        except _Dropped:
+        except Dropped:
             if call.record is not None:
                 call.record.status = 0
             return Response(status_code=599)  # never written: the transport is closed
         except Exception as exc:
             # A bad script entry or an emulator bug: say so in the answer, where the test sees it.
             logger.exception("azmem emulator failed to answer %s %s", request.method, request.url.path)
-            response = _json(
+            response = json_response(
                 500,
                 protocol.error("EmulatorError", f"azmem emulator could not answer: {exc!r}"),
                 call.headers,
@@ -466,7 +356,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
             )
         )
         rid = protocol.new_request_id()
-        return _json(404, protocol.resource_not_found(), protocol.trace_headers(rid, state.region))
+        return json_response(404, protocol.resource_not_found(), protocol.trace_headers(rid, state.region))
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -493,11 +383,11 @@ def _models(state: EmulatorState, request: Request, *, dated: bool) -> Response:
     state.record(record)
     if dated and chat.api_version_date(request.query_params.get("api-version") or "") is None:
         record.status = 404
-        return _json(404, protocol.resource_not_found(), headers)
+        return json_response(404, protocol.resource_not_found(), headers)
     problem = _check_auth(state, request)
     if problem is not None:
         record.status = 401
-        return _json(401, problem, headers)
+        return json_response(401, problem, headers)
     record.status = 200
     created = int(time.time())
     data = [
@@ -514,4 +404,4 @@ def _models(state: EmulatorState, request: Request, *, dated: bool) -> Response:
         }
         for dep in list(state.deployments.values())
     ]
-    return _json(200, {"object": "list", "data": data}, headers)
+    return json_response(200, {"object": "list", "data": data}, headers)
