@@ -605,7 +605,7 @@ def test_words_match_across_case_punctuation_and_scripts(store: MemoryStore) -> 
 
 
 def test_possessive_and_contraction_fragments_are_not_search_words(store: MemoryStore) -> None:
-    """"Jon's" and "didn't" leave "s" and "t" after the split; both are stop words, so a
+    """ "Jon's" and "didn't" leave "s" and "t" after the split; both are stop words, so a
     question holding them ranks by its real words only and matches no memory through them
     alone, on both backends (a query of nothing but stop words still searches them all)."""
     studio = add(store, "Jon opened a dance studio downtown")
