@@ -7,7 +7,6 @@ is read back from the server with SHOW."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import pytest
 
@@ -20,6 +19,7 @@ from azmem.stores import AddOp, MemoryRecord, Scope
 from azmem.stores.postgres import PostgresStore
 from azmem.stores.postgres.breadth import Breadth, auto_ef_search
 
+from .pg_statements import sent
 from .store_helpers import DIM, EMBEDDER, fake_embed
 
 
@@ -49,20 +49,9 @@ def _shown(store: PostgresStore) -> list[str]:
 
 
 def _statements(store: PostgresStore, query: str) -> int:
-    count = 0
-    execute = psycopg.Cursor.execute
-
-    def spy(self: Any, *a: Any, **k: Any) -> Any:
-        nonlocal count
-        count += 1
-        return execute(self, *a, **k)
-
-    psycopg.Cursor.execute = spy  # type: ignore[method-assign]
-    try:
+    with sent() as statements:
         store.search(query, fake_embed(query), Scope(user_id="u"), mode="dense", limit=3)
-    finally:
-        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
-    return count
+    return len(statements)
 
 
 def test_a_store_that_grows_past_a_step_widens_the_breadth_of_the_connections_it_holds(pg_url: str) -> None:

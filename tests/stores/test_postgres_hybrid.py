@@ -23,6 +23,7 @@ from azmem.stores import AddOp, MemoryRecord, Scope, SearchHit
 from azmem.stores.postgres import PostgresStore, lexical
 from azmem.stores.ranking import fuse
 
+from .pg_statements import sent
 from .store_helpers import DIM, EMBEDDER, fake_embed
 
 VOCAB = ["apple", "banana", "cherry", "grape", "lemon", "mango", "olive", "peach", "plum", "melon", "kiwi"]
@@ -74,19 +75,9 @@ def _expected(
 
 
 def _counted(s: PostgresStore, *args: Any, **kwargs: Any) -> tuple[list[SearchHit], int]:
-    statements = 0
-    execute = psycopg.Cursor.execute
-
-    def spy(self: Any, *a: Any, **k: Any) -> Any:
-        nonlocal statements
-        statements += 1
-        return execute(self, *a, **k)
-
-    psycopg.Cursor.execute = spy  # type: ignore[method-assign]
-    try:
-        return s.search(*args, **kwargs), statements
-    finally:
-        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+    with sent() as statements:
+        hits = s.search(*args, **kwargs)
+    return hits, len(statements)
 
 
 @pytest.mark.parametrize("query", QUERIES)

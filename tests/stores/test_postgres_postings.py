@@ -25,6 +25,7 @@ from azmem.stores.copy import copy_store
 from azmem.stores.postgres import PostgresStore, schema
 from azmem.stores.postgres import rows as codec
 
+from .pg_statements import sent
 from .store_helpers import DIM, EMBEDDER, fake_embed
 
 # Words whose porter stems are all distinct, so SQLite's stemming FTS5 and PostgreSQL's exact
@@ -200,13 +201,6 @@ def test_check_reports_postings_out_of_step(pg_url: str) -> None:
 def test_scope_size_probe_is_skipped_only_while_the_scope_is_known_large(pg_url: str) -> None:
     """The exact-scan probe is skipped for a scope just found large, and runs again after this
     store writes (a delete may have made the scope small: it must be searched exactly again)."""
-    statements: list[str] = []
-    execute = psycopg.Cursor.execute
-
-    def spy(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        statements.append(str(query))
-        return execute(self, query, *args, **kwargs)
-
     rng = random.Random(11)
     with PostgresStore(pg_url, exact_scan_rows=20) as s:
         s.open(EMBEDDER, DIM)
@@ -215,12 +209,8 @@ def test_scope_size_probe_is_skipped_only_while_the_scope_is_known_large(pg_url:
         query = fake_embed("apple plum")
 
         def probes() -> int:
-            statements.clear()
-            psycopg.Cursor.execute = spy  # type: ignore[method-assign]
-            try:
+            with sent() as statements:
                 hits = s.search(None, query, Scope(user_id="u1"), mode="dense", limit=5)
-            finally:
-                psycopg.Cursor.execute = execute  # type: ignore[method-assign]
             assert hits
             return sum("(SELECT n FROM n) >" in q for q in statements)
 
