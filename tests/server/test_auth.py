@@ -64,6 +64,7 @@ ROUTES = {
     ),
     "v1 delete": Route("DELETE", "/v1/memories/{mid}", {"params": {"user_id": "U"}}, write=True),
     "v1 delete all": Route("DELETE", "/v1/memories", {"params": {"user_id": "U"}}, write=True),
+    "v1 forget": Route("POST", "/v1/forget", {"json": {"user_id": "U"}}, write=True),
     "v1 history": Route("GET", "/v1/memories/{mid}/history", {"params": {"user_id": "U"}}),
     "v1 search": Route("POST", "/v1/search", {"json": {"query": "x", "user_id": "U"}}),
     "v1 query": Route("POST", "/v1/query", {"json": {"question": "x", "user_id": "U"}}),

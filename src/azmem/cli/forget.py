@@ -1,9 +1,9 @@
 """``azmem forget --user U``: erase a user's (agent's, run's) data for good (docs/compliance.md).
 
-A user's erasure also erases the knowledge-graph group named like the user (``group_id``
-= user id, as the server binds keys to groups): `Memory.forget` cannot reach the graph
-(the memory layer sits below it), so this command, which may import both, does both.
-An agent or run scope leaves the graph alone: a group is a whole user's graph.
+A user's erasure also erases the knowledge-graph group named like the user; that rule is
+`azmem.graph.erasure`'s (shared with ``POST /v1/forget``). This command only opens the
+two halves: the memory first, closed before the graph's VACUUM, and the graph only when
+the store holds one.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import typer
 
 from azmem.cli.options import AgentOpt, ConfigOpt, JsonOpt, RunOpt, Scope, StoreOpt, UserOpt, state
 from azmem.cli.output import ExitCode, fail, out_console, print_json
-from azmem.cli.runtime import open_memory, store_path
+from azmem.cli.runtime import open_memory, store_url
 
 if TYPE_CHECKING:
     from azmem.cli.options import CliState
     from azmem.graph import GraphErasure
+    from azmem.memory.erasure import ForgetResult
 
 __all__ = ["forget"]
 
@@ -55,12 +56,21 @@ def forget(
     if not yes:
         what = " ".join(f"{k}={v}" for k, v in scope.kwargs().items())
         typer.confirm(f"Erase every trace of {what}? This cannot be undone.", abort=True, err=True)
+    from azmem.graph.erasure import forget_everywhere
+
     st = state(ctx, config, store)
-    with open_memory(st) as memory:
-        result = memory.forget(**scope.kwargs(), compact=not no_compact)
-    graph = _forget_graph(st, user, compact=not no_compact) if user and not (agent or run) else None
+
+    def forget_memories() -> ForgetResult:
+        with open_memory(st) as memory:
+            return memory.forget(**scope.kwargs(), compact=not no_compact)
+
+    def forget_group(group: str) -> GraphErasure | None:
+        return _forget_graph(st, group, compact=not no_compact)
+
+    result = forget_everywhere(forget_memories, forget_group)
+    graph = result.graph
     if json_:
-        print_json({**result.model_dump(), "graph": None if graph is None else graph.model_dump()})
+        print_json(result.model_dump())
         return
     who = " ".join(f"{k}={v}" for k, v in result.scope.items())
     lines = [
@@ -83,13 +93,12 @@ def forget(
     out_console().print("\n".join(lines))
 
 
-def _forget_graph(st: CliState, user: str, *, compact: bool) -> GraphErasure | None:
-    """Erase graph group ``user``; None when the SQLite file has no graph (never creates one)."""
+def _forget_graph(st: CliState, group: str, *, compact: bool) -> GraphErasure | None:
+    """Erase graph group ``group``; None when the store has no graph (never creates one)."""
     from azmem.cli.graph import open_graph
-    from azmem.graph.store.sqlite_connection import holds_graph
+    from azmem.graph.erasure import may_hold_graph
 
-    path = store_path(st)
-    if path is not None and (str(path) == ":memory:" or not holds_graph(path)):
+    if not may_hold_graph(store_url(st)):
         return None
     with open_graph(st) as graph:
-        return graph.forget(user, compact=compact)
+        return graph.forget(group, compact=compact)

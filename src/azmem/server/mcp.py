@@ -3,8 +3,9 @@
 Tool names and arguments follow mem0's hosted MCP server (``add_memory`` takes
 ``text`` or ``messages``, ``user_id`` / ``agent_id`` / ``run_id``, ``metadata``,
 ``infer``; ``search_memories`` takes ``query``, the scope, ``limit``, ``filters``), so
-prompts and agent configs written for it keep working. Results are the library's own
-models, returned as structured content with an output schema.
+prompts and agent configs written for it keep working; ``forget`` (erasure, as
+``POST /v1/forget``) is azmem's own. Results are the library's own models, returned as
+structured content with an output schema.
 
 Who is calling decides what a call may reach, exactly as on REST: over HTTP the key
 the gate admitted (read from the HTTP request that carried the call), over stdio the
@@ -30,8 +31,10 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from azmem import __version__
+from azmem.graph.erasure import Erasure
 from azmem.memory.audit import set_principal
 from azmem.memory.results import AddResult, MemoryEvent, MemoryItem, MemoryList, SearchResult
+from azmem.server.erasure import forget_scope
 from azmem.server.gate import principal_of
 from azmem.server.graph_tools import GRAPH_INSTRUCTIONS, add_graph_tools
 from azmem.server.health import StatusReport, build_status
@@ -56,7 +59,9 @@ itself: do not pre-summarise.
 - user_id / agent_id / run_id default to the identity this server was configured or \
 keyed for; pass them only to pick among several you were given.
 - Prefer update_memory over delete+add to correct a fact; delete_all_memories erases a \
-whole scope and needs it named explicitly."""
+whole scope and needs it named explicitly.
+- forget erases a scope for good (history and, for a user, their graph too): only when \
+the user asks to be forgotten."""
 
 User = Annotated[
     str | None,
@@ -225,6 +230,25 @@ def build_mcp(services: Services) -> MCPServer:
         p = who(ctx)
         p.require_write()
         return DeleteAllResult(deleted=await memory.delete_all(**p.explicit_scope(user_id, agent_id, run_id)))
+
+    @server.tool(
+        annotations=ToolAnnotations(
+            title="Erase a scope for good", destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        )
+    )
+    @tool_errors
+    async def forget(
+        ctx: Context,
+        user_id: Annotated[str | None, Field(description="Erase this user (alone: their graph too).")] = None,
+        agent_id: Annotated[str | None, Field(description="Erase this agent's data.")] = None,
+        run_id: Annotated[str | None, Field(description="Erase this run's data.")] = None,
+    ) -> Erasure:
+        """Erase every trace of a scope: memories, history text, cached answers; a user alone, their graph.
+
+        Irreversible, unlike delete_all_memories (which keeps history). Name the scope
+        explicitly (no default applies); only when the user asks to be forgotten.
+        """
+        return await forget_scope(services, who(ctx), user_id, agent_id, run_id)
 
     @server.tool(annotations=_READ.model_copy(update={"title": "Memory history"}))
     @tool_errors

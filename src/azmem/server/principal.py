@@ -121,18 +121,24 @@ class Principal:
         return out
 
     def explicit_scope(
-        self, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None
+        self,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        *,
+        action: str = "Deleting all memories",
+        verb: str = "delete",
     ) -> ScopeArgs:
-        """Like :meth:`scope`, but the caller must name at least one id itself (bulk deletes).
+        """Like :meth:`scope`, but the caller must name at least one id itself (bulk deletes, erasure).
 
-        Deleting a whole scope is the one call where a default would be dangerous: the
-        caller has to say whose memories go.
+        Deleting or erasing a whole scope is where a default would be dangerous: the
+        caller has to say whose memories go. ``action`` and ``verb`` name the call in the refusal.
         """
         if user_id is None and agent_id is None and run_id is None:
             raise InvalidInputError(
-                "Deleting all memories needs an explicit scope: user_id, agent_id or run_id.",
+                f"{action} needs an explicit scope: user_id, agent_id or run_id.",
                 error_code="missing_scope",
-                suggestion="Name whose memories to delete, e.g. user_id=...; no default applies here.",
+                suggestion=f"Name whose memories to {verb}, e.g. user_id=...; no default applies here.",
             )
         return self.scope(user_id, agent_id, run_id)
 

@@ -1,4 +1,4 @@
-"""The REST API under /v1: memories, search, query, import jobs.
+"""The REST API under /v1: memories, search, query, erasure, import jobs.
 
 Each handler is the same three steps: check the principal (write? which scope?), call
 one `AsyncMemory` method, return its result. Calls by memory id look the memory up
@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Security
 from fastapi.responses import JSONResponse
 
+from azmem.graph.erasure import Erasure
 from azmem.memory.imports import DEFAULT_CHUNK_MESSAGES
 from azmem.memory.results import (
     AddResult,
@@ -26,6 +27,7 @@ from azmem.memory.results import (
     SearchResult,
 )
 from azmem.server.deps import Svc, Who, bearer, json_query
+from azmem.server.erasure import forget_scope
 from azmem.server.imports import ImportReport, Job, parse_jsonl, run_import
 from azmem.server.principal import Principal, ScopeArgs
 from azmem.server.problems import COMMON, error_responses
@@ -33,6 +35,7 @@ from azmem.server.runtime import Services
 from azmem.server.schemas import (
     AddRequest,
     DeleteAllResult,
+    ForgetRequest,
     HistoryList,
     QueryRequest,
     SearchRequest,
@@ -210,6 +213,17 @@ def v1_router(*, auth: bool) -> APIRouter:
         return DeleteAllResult(
             deleted=await svc.memory.delete_all(**who.explicit_scope(user_id, agent_id, run_id))
         )
+
+    @router.post("/forget", tags=["memories"], responses=_WRITE, summary="Erase a scope's data for good")
+    async def forget(body: ForgetRequest, svc: Svc, who: Who) -> Erasure:
+        """What ``azmem forget`` does: memories, history text, cached answers, kept audit content.
+
+        A user alone also loses their graph group (group_id = user id). Unlike
+        ``DELETE /v1/memories`` nothing is kept, and the store is compacted so no byte of
+        the text remains. The audit trail records the erasure (who, when, how many), never
+        the text. The scope must be named and inside the key's binding; read-only keys get 403.
+        """
+        return await forget_scope(svc, who, body.user_id, body.agent_id, body.run_id)
 
     @router.get(
         "/memories/{memory_id}/history", tags=["memories"], responses=_BY_ID, summary="A memory's changes"

@@ -20,6 +20,7 @@ __all__ = [
     "AddRequest",
     "ChatMessage",
     "DeleteAllResult",
+    "ForgetRequest",
     "HistoryList",
     "QueryRequest",
     "ScopeFields",
@@ -110,6 +111,18 @@ class UpdateRequest(BaseModel):
 
     text: str | None = Field(None, description="The memory's new text (re-embedded).")
     metadata: dict[str, Any] | None = Field(None, description="The memory's new metadata (replaces it).")
+
+
+class ForgetRequest(BaseModel):
+    """Whose data to erase: at least one id, named explicitly (no default applies)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None = Field(
+        None, description="Erase this user's data; alone, also their graph group.", examples=["alice"]
+    )
+    agent_id: str | None = Field(None, description="Erase this agent's data (with user_id: that user's).")
+    run_id: str | None = Field(None, description="Erase this run's data (narrows the scope like agent_id).")
 
 
 class DeleteAllResult(BaseModel):
