@@ -5,10 +5,13 @@ each on the target. An interrupted copy leaves whole batches behind, and running
 again skips what is already there (the stores' imports ignore known ids), so it
 resumes where it stopped. At the end both stores are read again and compared by
 counts and by a checksum over every memory (fields and vector) and history event.
+A target that can load in bulk (`SupportsBulkLoad`: PostgreSQL builds its vector index once
+after the memories when it starts empty) is told so around the memories' import.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
@@ -19,7 +22,7 @@ import numpy as np
 from azmem.errors import StoreError
 from azmem.stores.audit import AuditContext
 from azmem.stores.filters import format_time
-from azmem.stores.protocol import MemoryStore
+from azmem.stores.protocol import MemoryStore, SupportsBulkLoad
 
 __all__ = ["CopyResult", "Progress", "copy_store", "store_checksum"]
 
@@ -63,11 +66,13 @@ def copy_store(
     total = source.count()
     done, after = 0, None
     report("memories", 0, total)
-    while batch := source.export_memories(after, batch_size):
-        inserted += target.import_memories(batch, audit=_COPY)
-        after = batch[-1].record.id
-        done += len(batch)
-        report("memories", done, total)
+    loading = target.bulk_load() if isinstance(target, SupportsBulkLoad) else contextlib.nullcontext()
+    with loading:
+        while batch := source.export_memories(after, batch_size):
+            inserted += target.import_memories(batch, audit=_COPY)
+            after = batch[-1].record.id
+            done += len(batch)
+            report("memories", done, total)
     done, after_h = 0, None
     report("history", 0, None)
     while events := source.export_history(after_h, batch_size):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from azmem.stores.audit import AuditContext, ForgetReport
@@ -43,7 +44,7 @@ from azmem.stores.models import (
     Vector,
 )
 
-__all__ = ["Filters", "MemoryStore", "SupportsKeys"]
+__all__ = ["Filters", "MemoryStore", "SupportsBulkLoad", "SupportsKeys"]
 
 Filters = Mapping[str, Any] | Filter
 """A filter dict (mem0's language, ``azmem.stores.filters``) or its parsed tree."""
@@ -212,4 +213,20 @@ class SupportsKeys(Protocol):
     @property
     def keys(self) -> KeyRing:
         """The key ring on this store's database; closing the store closes it too."""
+        ...
+
+
+@runtime_checkable
+class SupportsBulkLoad(Protocol):
+    """A store that loads a whole copy faster when told one is coming (``azmem copy``).
+
+    Optional: `copy_store` wraps the memories' import in `bulk_load()` when the target has it
+    (``isinstance(store, SupportsBulkLoad)``) and imports them plainly otherwise.
+    """
+
+    def bulk_load(self) -> AbstractContextManager[object]:
+        """A context for `import_memories` calls. A store empty on entry may defer upkeep (an
+        index) to the normal exit; one holding memories must keep serving searches as before.
+        After an exception the store must still work, and the next normal exit (a resumed
+        copy) must finish the deferred upkeep."""
         ...

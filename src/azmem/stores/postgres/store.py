@@ -31,6 +31,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import psycopg
@@ -410,6 +411,11 @@ class PostgresStore(Reads):
             return inserted
 
         return self._run("copy", body, write=True)
+
+    def bulk_load(self) -> AbstractContextManager[bool]:
+        """`SupportsBulkLoad`: into an empty store, memories imported inside load without the HNSW
+        index, built once at the end (`transfer.bulk_load`)."""
+        return transfer.bulk_load(lambda action, fn: self._run(action, fn, write=True), self._server.pgvector)
 
     def import_history(self, events: Sequence[HistoryEvent], *, audit: AuditContext | None = None) -> int:
         def body(conn: Conn) -> int:

@@ -4,22 +4,40 @@ Rows go in as they came out (ids, times, hashes, vector values, never re-normali
 a copy is checksum-equal to its source; a batch repeated after an interruption inserts
 nothing twice (``ON CONFLICT (id) DO NOTHING``). Ids are ``COLLATE "C"``, so id order is
 byte order, as in SQLite: both sides page and checksum in the same order.
+
+Into an empty store the memories load without the HNSW index, built once after the last
+batch (`bulk_load`): pgvector inserting 100k memories one graph update at a time took 169 s,
+against 21 s of inserts and a 20 s build. A store holding memories keeps its index (other
+instances may be searching it). A copy that dies mid-way leaves the store without the index:
+searches still work, as exact scans (the HNSW query is then a plain sort), `azmem doctor` says
+the index is missing, and the run that resumes the copy builds it at its end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from azmem.stores.models import HistoryEvent, StoredMemory
 from azmem.stores.postgres import rows as codec
+from azmem.stores.postgres import schema
+from azmem.stores.postgres.binding import is_empty
 from azmem.stores.postgres.connections import Conn
 from azmem.stores.postgres.schema import vector_dimension
 from azmem.stores.validate import check_vector
 
-__all__ = ["export_history", "export_memories", "import_history", "import_memories"]
+__all__ = [
+    "bulk_load",
+    "drop_index_if_empty",
+    "ensure_vector_index",
+    "export_history",
+    "export_memories",
+    "import_history",
+    "import_memories",
+]
 
 _CHUNK = 500
 
@@ -98,3 +116,45 @@ def import_history(conn: Conn, events: Sequence[HistoryEvent]) -> int:
         )
         inserted += max(cur.rowcount, 0)
     return inserted
+
+
+# -- bulk load (`copy_store` through `PostgresStore.bulk_load`) ---------------------------------------
+
+Write = Callable[[str, Callable[[Conn], Any]], Any]
+"""The store's `_run` for a write: (action, fn) -> fn's result, in one transaction."""
+
+
+def drop_index_if_empty(conn: Conn) -> bool:
+    """Drop the HNSW index when the store holds no memories; True when it did.
+
+    The table lock (which the DROP would take anyway) comes first, so no other instance can
+    insert between the look and the drop."""
+    conn.execute("LOCK TABLE azmem_memories IN ACCESS EXCLUSIVE MODE")
+    if not is_empty(conn):
+        return False
+    schema.drop_vector_index(conn)
+    return True
+
+
+def ensure_vector_index(conn: Conn, pgvector: tuple[int, ...]) -> bool:
+    """Build the HNSW index if the column should have one and it is missing (True when built).
+
+    Looked up first: CREATE INDEX IF NOT EXISTS would lock out writers even when it is there."""
+    dimension = vector_dimension(conn)
+    kind = None if dimension is None else schema.vector_index(dimension, pgvector)
+    if dimension is None or kind is None:
+        return False
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [schema.VECTOR_INDEX]).fetchone()
+    if row and row[0]:
+        return False
+    schema.create_vector_index(conn, dimension, kind)
+    return True
+
+
+@contextmanager
+def bulk_load(write: Write, pgvector: tuple[int, ...]) -> Iterator[bool]:
+    """Memories imported inside load without the HNSW index if the store was empty on entry
+    (yields whether it was dropped); on a normal exit the index is built if it is missing,
+    dropped by this load or by an earlier one that died. On an exception nothing is built."""
+    yield write("copy", drop_index_if_empty)
+    write("copy", lambda conn: ensure_vector_index(conn, pgvector))
