@@ -35,10 +35,10 @@ from azmem.errors import (
     redact_value,
 )
 
+from .error_hints import EMBEDDING_INPUT_TOO_LONG_HINT, auth_hint, invalid_request_hint, not_found_hint
 from .headers import debug_headers, parse_retry_after
 
 __all__ = [
-    "EMBEDDING_INPUT_TOO_LONG_HINT",
     "RequestContext",
     "is_credential_error",
     "is_sdk_auth_setup_error",
@@ -93,6 +93,7 @@ def _body_dict(body: object) -> dict[str, Any]:
 _STATED_WAIT = re.compile(r"retry after (\d+(?:\.\d+)?) seconds?", re.I)
 _CONTEXT_LENGTH = re.compile(r"maximum context length|context_length_exceeded|too many tokens", re.I)
 _JSON_SCHEMA = re.compile(r"json_schema.*(api version|not supported|enabled only)", re.I | re.S)
+_OUTPUT_LIMIT = re.compile(r"supports at most (\d+) completion tokens", re.I)
 
 
 def map_sdk_error(exc: BaseException, ctx: RequestContext) -> AzmemError:
@@ -311,34 +312,27 @@ def _map_status(exc: Any, ctx: RequestContext, info: dict[str, Any], where: str)
             common["details"] = {**common["details"], "output_token_limit": output_limit}
         return InvalidRequestError(
             f"Azure OpenAI rejected the {ctx.operation} request to {where}: {service_message}",
-            suggestion=_invalid_request_hint(body, service_message, ctx, output_limit),
+            suggestion=invalid_request_hint(
+                body,
+                service_message,
+                deployment=ctx.deployment,
+                api_version=ctx.api_version,
+                output_limit=output_limit,
+            ),
             **common,
         )
     if status == 401:
         return AuthenticationError(
             f"Azure OpenAI refused the credentials for {where}: {service_message}",
-            suggestion=_auth_hint(ctx, service_message),
+            suggestion=auth_hint(ctx.auth, _strip_query(ctx.endpoint), service_message),
             **common,
         )
     if status == 403:
         return PermissionDeniedError(f"Access to {where} is forbidden: {service_message}", **common)
     if status == 404:
-        if code == "DeploymentNotFound":
-            hint = (
-                f"No deployment named '{ctx.deployment}' exists on {_strip_query(ctx.endpoint)}. Check the "
-                "deployment name (Azure AI Foundry > Deployments; it is the name you chose, not the model "
-                "name) and that the endpoint is the right resource. A deployment created in the last "
-                "5 minutes may not be ready yet."
-            )
-        else:
-            hint = (
-                f"{_strip_query(ctx.endpoint)} answered 404 for deployment '{ctx.deployment}'. Check the "
-                "endpoint (https://<resource>.openai.azure.com), the api_version "
-                f"({ctx.api_version or 'v1'}) and the api_mode ('dated' or 'v1')."
-            )
         return DeploymentNotFoundError(
             f"Deployment '{ctx.deployment}' not found at {_strip_query(ctx.endpoint)}: {service_message}",
-            suggestion=hint,
+            suggestion=not_found_hint(code, ctx.deployment, _strip_query(ctx.endpoint), ctx.api_version),
             **common,
         )
     if status == 408:
@@ -383,85 +377,6 @@ def _map_status(exc: Any, ctx: RequestContext, info: dict[str, Any], where: str)
         f"Azure OpenAI rejected the {ctx.operation} request to {where} (HTTP {status}): {service_message}",
         **common,
     )
-
-
-def _auth_hint(ctx: RequestContext, message: str) -> str:
-    if ctx.auth == "entra" or "token" in message.lower() or "principal" in message.lower():
-        return (
-            "The Entra ID token was rejected: check that the token scope is "
-            "https://cognitiveservices.azure.com/.default (token_scope), that the identity has the "
-            "'Cognitive Services OpenAI User' role on this resource, and that a token provider (not a "
-            "fixed token) is used so tokens refresh."
-        )
-    return (
-        f"The API key was rejected by {_strip_query(ctx.endpoint)}: copy key 1 or key 2 from Azure portal "
-        "> your resource > Keys and Endpoint for THIS resource (set AZURE_OPENAI_API_KEY or api_key), or "
-        "remove the key to use Microsoft Entra ID."
-    )
-
-
-_OUTPUT_LIMIT = re.compile(r"supports at most (\d+) completion tokens", re.I)
-_NAMED_PARAM = re.compile(r"(?:parameter|argument supplied|value):?\s*'?(\w+)'?", re.I)
-_REASONING_REFUSED = frozenset({"max_tokens", "temperature", "top_p"})
-"""What a reasoning model refuses: sent when azmem took the deployment for a chat model."""
-_CHAT_REFUSED = frozenset({"reasoning_effort", "max_completion_tokens"})
-"""What a chat model (or an old api-version) refuses: sent when azmem took it for a reasoning model."""
-
-EMBEDDING_INPUT_TOO_LONG_HINT = (
-    "One input is over the embedding model's per-input token limit (8,191 for Azure's embedding "
-    "models). Shorten it, or set long_input on the embedding role: 'truncate' embeds the part that "
-    "fits, 'chunk' embeds it in pieces and averages the vectors."
-)
-
-
-def _refused_param(body: Mapping[str, Any], message: str) -> str | None:
-    """The request parameter the service refused: ``param`` when it says, else the one the message names."""
-    param = body.get("param")
-    if isinstance(param, str) and param:
-        return param
-    named = _NAMED_PARAM.search(message)
-    return named.group(1) if named else None
-
-
-def _invalid_request_hint(
-    body: Mapping[str, Any], message: str, ctx: RequestContext, output_limit: int | None
-) -> str:
-    """Advice for a 400 that is not a content filter, context length or json_schema refusal.
-
-    Each hint must be true of the error it answers: a budget over the model's output limit is
-    not a sign of a reasoning model (the old catch-all on "max_tokens" said it was), and a
-    refused ``reasoning_effort`` means the opposite of a refused ``max_tokens``. The caller
-    has already read ``output_limit`` out of ``message`` for the error's details, so the
-    hint and the details cannot disagree.
-    """
-    param = _refused_param(body, message)
-    code = body.get("code")
-    if "json" in message.lower() and "json_object" in message:
-        return "With JSON mode, mention the word 'json' in the messages (azmem does this for you)."
-    if output_limit is not None:
-        return (
-            f"Deployment '{ctx.deployment}' accepts at most {output_limit:,} output tokens per call: "
-            f"lower max_tokens (the max_tokens= argument, or the role's max_tokens setting) to "
-            f"{output_limit:,} or less."
-        )
-    unsupported = code in {"unsupported_parameter", "unsupported_value"} or bool(
-        re.search(r"unsupported|unrecognized|not supported|does not support", message, re.I)
-    )
-    if unsupported and param in _CHAT_REFUSED:
-        return (
-            f"Deployment '{ctx.deployment}' refused {param}, which only reasoning models take: if it is "
-            "not a reasoning model, set capabilities.reasoning=false for it (or model: to its real model "
-            "name) so azmem sends max_tokens and temperature; if it is one, use an api_version of "
-            f"2024-12-01-preview or later (now {ctx.api_version or 'v1'})."
-        )
-    if unsupported and param in _REASONING_REFUSED:
-        return (
-            "This looks like a reasoning model: set capabilities.reasoning=true for the deployment so "
-            "azmem sends max_completion_tokens and no temperature."
-        )
-    if body.get("param"):
-        return f"Check the '{body['param']}' parameter of the request."
-    return "Check the request parameters against the deployment's model and api_version."
 
 
 # --------------------------------------------------------------------------- connections
