@@ -7,7 +7,7 @@ store's own dense search (candidates re-ranked by exact cosine; the bench corpus
 384-d, HNSW m 16 / ef_construction 64), recall@10 against exact search at ef_search
 40 / 64 / 100 / 150 / 200:
 
-* 10k memories: 0.992 / 0.997 / 0.997 / - / 0.998 (store.search p50 1.3 / 1.5 / 1.8 / - / 2.7 ms)
+* 10k memories: 0.992 / 0.997 / 0.997 / - / 0.998 (dense store.search p50 1.3 / 1.5 / 1.8 / - / 2.7 ms)
 * 30k: 0.984 / 0.991 / 0.994 / 0.995 / 0.996
 * 100k: 0.970 / 0.980 / 0.983 / 0.990 / 0.991
 
